@@ -1,0 +1,82 @@
+//! How a running kernel is told to stop, and how it reports progress.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why a kernel stopped before finishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Cancelled,
+    TimeBudgetExceeded,
+}
+
+type ProgressFn = dyn Fn(f64) + Send + Sync;
+
+/// Handed to a kernel: it calls [`Control::check`] at its checkpoints (at least
+/// every few milliseconds of work) and [`Control::progress`] when it knows how far
+/// it has come.
+#[derive(Clone, Default)]
+pub struct Control {
+    cancelled: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+    progress: Option<Arc<ProgressFn>>,
+}
+
+impl Control {
+    /// A control that never stops and reports nowhere.
+    pub fn unlimited() -> Self {
+        Self::default()
+    }
+
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancelled = flag;
+        self
+    }
+
+    pub fn with_progress(mut self, f: impl Fn(f64) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The flag that [`Control::cancel`] sets, for another thread to hold.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancelled)
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// `Err` once the kernel must stop.
+    pub fn check(&self) -> Result<(), Stop> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(Stop::Cancelled);
+        }
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(Stop::TimeBudgetExceeded),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reports progress in 0..=1.
+    pub fn progress(&self, fraction: f64) {
+        if let Some(f) = &self.progress {
+            f(fraction.clamp(0.0, 1.0));
+        }
+    }
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("cancelled", &self.cancelled.load(Ordering::Relaxed))
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,261 @@
+//! Factorization of arbitrary-precision integers.
+
+use std::sync::OnceLock;
+
+use num_bigint::BigUint;
+use num_prime::nt_funcs::is_prime;
+use num_prime::PrimalityTestConfig;
+use num_traits::{One, ToPrimitive, Zero};
+use rand::Rng;
+
+use super::mont::Mont128;
+use super::rho::{brent, Rho};
+use super::small::{self, primes_below, sprp_u128};
+use super::{Factorization, Method};
+use crate::control::{Control, Stop};
+
+/// Above 64 bits, trial division covers the primes below this bound.
+const BIG_TRIAL_LIMIT: u64 = 1 << 16;
+/// Random Miller-Rabin rounds run after BPSW (belt and braces).
+const EXTRA_MR_ROUNDS: usize = 5;
+
+fn big_trial_primes() -> &'static [u64] {
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    TABLE.get_or_init(|| primes_below(BIG_TRIAL_LIMIT))
+}
+
+/// Primality of an integer above 2^64: BPSW (strong base-2 probable-prime test
+/// and strong Lucas test; no counterexample is known) followed by Miller-Rabin
+/// to random bases.
+pub fn is_prime_big(n: &BigUint) -> bool {
+    if let Some(v) = n.to_u64() {
+        return small::is_prime_u64(v);
+    }
+    if let Some(v) = n.to_u128() {
+        if v & 1 == 0 || !sprp_u128(v, &[2]) {
+            return false;
+        }
+    }
+    if !is_prime(n, Some(PrimalityTestConfig::bpsw())).probably() {
+        return false;
+    }
+    let mut rng = rand::thread_rng();
+    let n_minus_1 = n - 1u32;
+    let s = n_minus_1.trailing_zeros().unwrap_or(0);
+    let d = &n_minus_1 >> s;
+    (0..EXTRA_MR_ROUNDS).all(|_| {
+        let a = BigUint::from(rng.gen_range(3u64..u64::MAX)) % n;
+        if a < BigUint::from(2u32) {
+            return true;
+        }
+        let mut x = a.modpow(&d, n);
+        if x.is_one() || x == n_minus_1 {
+            return true;
+        }
+        for _ in 1..s {
+            x = (&x * &x) % n;
+            if x == n_minus_1 {
+                return true;
+            }
+        }
+        false
+    })
+}
+
+/// `Some((root, k))` with `root^k == n`, `k >= 2` and `k` as large as possible.
+fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
+    let bits = n.bits() as u32;
+    // After trial division to 2^16, a root is at least 2^16: k <= bits / 16.
+    let mut best = None;
+    for k in primes_below((bits / 16 + 2) as u64) {
+        let k = k as u32;
+        let r = n.nth_root(k);
+        if r.pow(k) == *n {
+            best = Some((r, k));
+        }
+    }
+    best
+}
+
+/// Finds a non-trivial factor of the odd composite `n` (not a perfect power).
+/// The splitters are tried in order; ECM and SIQS join this list for large
+/// inputs (the factorization-engine issue).
+pub fn split(n: &BigUint, ctl: &Control) -> Result<BigUint, Stop> {
+    if let Some(v) = n.to_u128() {
+        let m = Mont128::new(v);
+        for c in 1u64.. {
+            match brent(&m, c, Some(ctl)) {
+                Rho::Found(d) => return Ok(BigUint::from(d)),
+                Rho::Failed => continue,
+                Rho::Stopped(s) => return Err(s),
+            }
+        }
+    }
+    for c in 1u64.. {
+        if let Some(d) = brent_big(n, c, ctl)? {
+            return Ok(d);
+        }
+    }
+    unreachable!("the loop over c only ends by returning")
+}
+
+/// Pollard-Brent on arbitrary precision (no Montgomery form).
+fn brent_big(n: &BigUint, c: u64, ctl: &Control) -> Result<Option<BigUint>, Stop> {
+    let c = BigUint::from(c);
+    let f = |x: &BigUint| (x * x + &c) % n;
+    let gcd = |a: &BigUint| num_integer::Integer::gcd(a, n);
+    let diff = |a: &BigUint, b: &BigUint| if a > b { a - b } else { b - a };
+    let mut y = BigUint::from(2u32);
+    let mut q = BigUint::one();
+    let mut g = BigUint::one();
+    let mut ys = y.clone();
+    let mut x = y.clone();
+    let mut r: u64 = 1;
+    while g.is_one() {
+        x = y.clone();
+        for _ in 0..r {
+            y = f(&y);
+        }
+        let mut k = 0;
+        while k < r && g.is_one() {
+            ys = y.clone();
+            let steps = 64.min(r - k);
+            for _ in 0..steps {
+                y = f(&y);
+                q = (q * diff(&x, &y)) % n;
+            }
+            g = gcd(&q);
+            k += steps;
+            ctl.check()?;
+        }
+        r *= 2;
+    }
+    if g == *n {
+        loop {
+            ys = f(&ys);
+            g = gcd(&diff(&x, &ys));
+            if !g.is_one() {
+                break;
+            }
+        }
+    }
+    Ok(if g == *n { None } else { Some(g) })
+}
+
+pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
+    let mut primes: Vec<(BigUint, Method)> = Vec::new();
+    if n.is_zero() {
+        return Factorization::default();
+    }
+    let push_small = |v: u64, primes: &mut Vec<(BigUint, Method)>| {
+        let mut raw = Vec::new();
+        small::factor_u64(v, &mut raw);
+        primes.extend(raw.into_iter().map(|(p, m)| (BigUint::from(p), m)));
+    };
+    if let Some(v) = n.to_u64() {
+        push_small(v, &mut primes);
+        return Factorization::from_primes(primes);
+    }
+    let mut rest = n.clone();
+    for &p in big_trial_primes() {
+        if BigUint::from(p * p) > rest {
+            break;
+        }
+        while (&rest % p).is_zero() {
+            rest /= p;
+            primes.push((BigUint::from(p), Method::TrialDivision));
+        }
+    }
+    let total_bits = n.bits().max(1) as f64;
+    // (cofactor, method to credit if it turns out prime)
+    let mut stack: Vec<(BigUint, Method)> = vec![(rest, Method::PrimalityProof)];
+    let mut stopped = None;
+    while let Some((m, credit)) = stack.pop() {
+        if m.is_one() {
+            continue;
+        }
+        if let Some(v) = m.to_u64() {
+            let mark = primes.len();
+            push_small(v, &mut primes);
+            if credit != Method::PrimalityProof {
+                for f in &mut primes[mark..] {
+                    f.1 = f.1.max(credit);
+                }
+            }
+        } else if is_prime_big(&m) {
+            primes.push((m, credit));
+        } else if let Some((root, k)) = perfect_power(&m) {
+            for _ in 0..k {
+                stack.push((root.clone(), Method::PerfectPower));
+            }
+        } else {
+            match split(&m, ctl) {
+                Ok(d) => {
+                    let other = &m / &d;
+                    stack.push((d, Method::PollardBrent));
+                    stack.push((other, Method::PollardBrent));
+                }
+                Err(stop) => {
+                    stopped = Some(stop);
+                    stack.push((m, credit));
+                    break;
+                }
+            }
+        }
+        let left: f64 = stack.iter().map(|(c, _)| c.bits() as f64).sum();
+        ctl.progress(1.0 - left / total_bits);
+    }
+    let mut out = Factorization::from_primes(primes);
+    out.unfactored = stack.into_iter().map(|(c, _)| c).filter(|c| !c.is_one()).collect();
+    out.unfactored.sort();
+    out.stopped = stopped;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn mersenne_127_is_prime_and_2_128_plus_1_is_not() {
+        let m127 = (BigUint::one() << 127u32) - 1u32;
+        assert!(is_prime_big(&m127));
+        let f7 = (BigUint::one() << 128u32) + 1u32; // Fermat F7, composite
+        assert!(!is_prime_big(&f7));
+    }
+
+    #[test]
+    fn factors_a_128_bit_product_of_three_primes() {
+        // 1099511627689 * 1099511627791 * 274877906899 (two ~2^40 and one ~2^38 prime)
+        let n = BigUint::from(1_099_511_627_689u64) * 1_099_511_627_791u64 * 274_877_906_899u64;
+        let f = factorize(&n, &Control::unlimited());
+        assert!(f.is_complete());
+        let product: BigUint = f.factors.iter().map(|p| p.p.pow(p.e)).product();
+        assert_eq!(product, n);
+    }
+
+    #[test]
+    fn perfect_powers_of_large_primes_are_found() {
+        let p = BigUint::from_str("1000000000000000003").expect("literal"); // prime
+        let n = p.pow(3);
+        let f = factorize(&n, &Control::unlimited());
+        assert_eq!(f.factors.len(), 1);
+        assert_eq!(f.factors[0].p, p);
+        assert_eq!(f.factors[0].e, 3);
+    }
+
+    #[test]
+    fn a_cancelled_run_reports_partial_results() {
+        // 2^3 * a product of two ~100-bit primes: rho cannot finish.
+        let p = (BigUint::one() << 107u32) - 1u32; // M107, prime
+        let q = (BigUint::one() << 127u32) - 1u32; // M127, prime
+        let n = BigUint::from(8u32) * &p * &q;
+        let ctl = Control::unlimited();
+        ctl.cancel();
+        let f = factorize(&n, &ctl);
+        assert_eq!(f.stopped, Some(Stop::Cancelled));
+        assert_eq!(f.factors[0].p, BigUint::from(2u32));
+        assert_eq!(f.unfactored, vec![p * q]);
+    }
+}

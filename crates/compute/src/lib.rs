@@ -1,0 +1,14 @@
+//! Crunch's CPU kernels. Pure functions of their input: no I/O, no async.
+//! Long kernels take a [`Control`] and stop at their next checkpoint when it
+//! says so (cancel or time budget), reporting what they had found.
+//!
+//! # Layout
+//! - [`control`]: cancellation, deadline and progress reporting for kernels.
+//! - [`factor`]: integer factorization (trial division, Pollard-Brent with
+//!   Montgomery arithmetic on 64- and 128-bit words, BPSW-proven primes); the
+//!   place where ECM and SIQS plug in is [`factor::big`]'s splitter list.
+
+pub mod control;
+pub mod factor;
+
+pub use control::{Control, Stop};

@@ -1,0 +1,64 @@
+//! Job events: published by the gateway (queued) and the worker (the rest) on
+//! the events exchange, and delivered by every gateway replica to the WebSocket
+//! clients of the job's owner.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::job::{JobId, JobKind, JobStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Queued,
+    Started,
+    Progress,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl EventType {
+    /// Terminal events end a job's life; each is emitted exactly once per job.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn for_status(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Running => Self::Started,
+            JobStatus::Succeeded => Self::Succeeded,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// One event of a job's life, as sent over `/api/v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobEvent {
+    /// `queued`, `started`, `progress`, `succeeded`, `failed` or `cancelled`.
+    #[serde(rename = "type")]
+    pub event: EventType,
+    #[schema(value_type = String, format = Uuid)]
+    pub job_id: JobId,
+    pub kind: JobKind,
+    /// The API key that owns the job; events are delivered to it only.
+    pub owner_id: Uuid,
+    pub status: JobStatus,
+    /// 0..1
+    pub progress: f64,
+    /// The result (on `succeeded`), or `{code, message}` (on `failed`), or
+    /// kind-specific progress facts (on `progress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// Unique per terminal event (the outbox row id), so a consumer can drop a
+    /// re-sent duplicate; absent on `queued`, `started` and `progress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<i64>,
+    pub at: DateTime<Utc>,
+}

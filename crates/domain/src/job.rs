@@ -1,0 +1,335 @@
+//! Jobs: kinds, statuses, parsed specs and the API's view of a job.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use num_bigint::BigUint;
+use num_traits::Zero;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::limits::Limits;
+
+/// A job's id: a random (v4) UUID.
+pub type JobId = Uuid;
+
+/// The kinds of job Crunch runs. New kinds are added here and nowhere else is
+/// a list of them kept by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Integer factorization: `{"n": "<decimal>"}`.
+    Factorize,
+}
+
+impl JobKind {
+    pub const ALL: &'static [JobKind] = &[JobKind::Factorize];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Factorize => "factorize",
+        }
+    }
+
+    /// The names of every kind, for error messages.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|k| k.as_str()).collect()
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| SpecError::UnknownKind(s.chars().take(64).collect()))
+    }
+}
+
+/// The life of a job: `queued -> running -> succeeded | failed`, or
+/// `cancelled` from `queued` or `running`. A message redelivered while the row
+/// is `running` (the worker that had it died) runs it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: &'static [JobStatus] = &[
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s).ok_or_else(|| {
+            let valid: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown status '{}': valid statuses are {}", s.chars().take(64).collect::<String>(), valid.join(", "))
+        })
+    }
+}
+
+/// Why a submission's kind or parameters were refused. Each variant names the
+/// rule it broke; the gateway turns it into a 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("unknown job kind '{0}'")]
+    UnknownKind(String),
+    #[error("{field}: {message}")]
+    InvalidParam { field: &'static str, message: String },
+}
+
+impl SpecError {
+    fn param(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidParam { field, message: message.into() }
+    }
+
+    /// The machine-readable code of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SpecError::UnknownKind(_) => "unknown_kind",
+            SpecError::InvalidParam { .. } => "invalid_params",
+        }
+    }
+
+    /// The offending field, e.g. `params.n`.
+    pub fn field(&self) -> String {
+        match self {
+            SpecError::UnknownKind(_) => "kind".to_owned(),
+            SpecError::InvalidParam { field, .. } => format!("params.{field}"),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            SpecError::UnknownKind(k) => {
+                format!("unknown job kind '{k}': valid kinds are {}", JobKind::names().join(", "))
+            }
+            SpecError::InvalidParam { field, message } => format!("params.{field} {message}"),
+        }
+    }
+}
+
+/// Parameters of a `factorize` job. `n` is at least 1 and has at most
+/// `Limits::factorize_max_digits` digits: an instance cannot hold anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorizeParams {
+    pub n: BigUint,
+}
+
+impl FactorizeParams {
+    pub fn parse(params: &serde_json::Value, limits: &Limits) -> Result<Self, SpecError> {
+        let obj = params
+            .as_object()
+            .ok_or_else(|| SpecError::param("n", "is required: params must be an object like {\"n\": \"360\"}"))?;
+        if let Some(extra) = obj.keys().find(|k| k.as_str() != "n") {
+            return Err(SpecError::InvalidParam {
+                field: "n",
+                message: format!("is the only parameter of factorize; unexpected field '{}'", extra.chars().take(64).collect::<String>()),
+            });
+        }
+        let text = match obj.get("n") {
+            None | Some(serde_json::Value::Null) => {
+                return Err(SpecError::param("n", "is required (a positive decimal integer as a string)"))
+            }
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(num)) if num.is_u64() => num.to_string(),
+            Some(_) => {
+                return Err(SpecError::param("n", "must be a positive decimal integer written as a string, e.g. \"360\""))
+            }
+        };
+        let max = limits.factorize_max_digits;
+        if text.len() > max + 64 || text.trim_start_matches('0').len() > max {
+            return Err(SpecError::param("n", format!("has more than {max} digits (the limit is {max} digits)")));
+        }
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SpecError::param("n", "must be a positive decimal integer (digits 0-9 only, no sign, spaces or exponent)"));
+        }
+        let n = BigUint::parse_bytes(text.as_bytes(), 10)
+            .ok_or_else(|| SpecError::param("n", "must be a positive decimal integer"))?;
+        if n.is_zero() {
+            return Err(SpecError::param("n", "must be at least 1 (0 has no factorization)"));
+        }
+        Ok(Self { n })
+    }
+
+    pub fn canonical(&self) -> serde_json::Value {
+        serde_json::json!({ "n": self.n.to_str_radix(10) })
+    }
+}
+
+/// A job's kind with its parsed parameters: built only by [`JobSpec::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSpec {
+    Factorize(FactorizeParams),
+}
+
+impl JobSpec {
+    /// Parses a kind name and its JSON parameters against the limits.
+    pub fn parse(kind: &str, params: &serde_json::Value, limits: &Limits) -> Result<Self, SpecError> {
+        match kind.parse::<JobKind>()? {
+            JobKind::Factorize => FactorizeParams::parse(params, limits).map(JobSpec::Factorize),
+        }
+    }
+
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobSpec::Factorize(_) => JobKind::Factorize,
+        }
+    }
+
+    /// The parameters in canonical form: what is stored and what identical
+    /// submissions are recognised by.
+    pub fn canonical_params(&self) -> serde_json::Value {
+        match self {
+            JobSpec::Factorize(p) => p.canonical(),
+        }
+    }
+
+    /// SHA-256 of owner, kind and canonical parameters: two submissions with the
+    /// same key are the same request (the 003 seed's result cache, per owner).
+    pub fn dedup_key(&self, owner: Uuid) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(owner.as_bytes());
+        h.update(self.kind().as_str().as_bytes());
+        h.update([0]);
+        // serde_json writes object keys sorted (no preserve_order), so this is canonical.
+        h.update(self.canonical_params().to_string().as_bytes());
+        h.finalize().to_vec()
+    }
+}
+
+/// The error of a failed job: `{code, message}` plus optional details (e.g.
+/// the partial factorization found before a time budget ran out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobError {
+    #[schema(example = "time_budget_exceeded")]
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: JobId,
+    pub kind: JobKind,
+    #[schema(value_type = Object, example = json!({"n": "1000"}))]
+    pub params: serde_json::Value,
+    pub status: JobStatus,
+    /// 0..1
+    pub progress: f64,
+    /// Null until the job has succeeded.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// Null unless the job failed.
+    pub error: Option<JobError>,
+    /// How many times a worker has started the job.
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(params: serde_json::Value) -> Result<JobSpec, SpecError> {
+        JobSpec::parse("factorize", &params, &Limits::default())
+    }
+
+    #[test]
+    fn factorize_accepts_decimal_strings_and_canonicalises_leading_zeros() {
+        let spec = parse(json!({"n": "000360"})).expect("valid");
+        assert_eq!(spec.canonical_params(), json!({"n": "360"}));
+    }
+
+    #[test]
+    fn factorize_accepts_small_json_integers() {
+        assert_eq!(parse(json!({"n": 97})).expect("valid").canonical_params(), json!({"n": "97"}));
+    }
+
+    #[test]
+    fn factorize_refuses_zero_negative_fractions_and_junk() {
+        for bad in [json!({"n": "0"}), json!({"n": "-5"}), json!({"n": "1.5"}), json!({"n": "12a"}),
+                    json!({"n": ""}), json!({"n": " 12"}), json!({"n": 1.5}), json!({"n": -3}),
+                    json!({}), json!([1]), json!({"n": "1e9"}), json!({"n": "5", "m": 1})] {
+            let err = parse(bad.clone()).expect_err(&bad.to_string());
+            assert_eq!(err.code(), "invalid_params", "{bad}");
+            assert_eq!(err.field(), "params.n");
+        }
+    }
+
+    #[test]
+    fn factorize_limit_names_the_limit() {
+        let limits = Limits { factorize_max_digits: 10 };
+        let err = JobSpec::parse("factorize", &json!({"n": "12345678901"}), &limits).expect_err("too long");
+        assert!(err.message().contains("10 digits"), "{}", err.message());
+        // Leading zeros do not count against the limit.
+        JobSpec::parse("factorize", &json!({"n": "0001234567890"}), &limits).expect("ten digits");
+    }
+
+    #[test]
+    fn unknown_kind_lists_the_valid_ones() {
+        let err = JobSpec::parse("mine_bitcoin", &json!({}), &Limits::default()).expect_err("unknown");
+        assert_eq!(err.code(), "unknown_kind");
+        assert!(err.message().contains("factorize"));
+    }
+
+    #[test]
+    fn dedup_key_depends_on_owner_and_canonical_params() {
+        let a = parse(json!({"n": "360"})).expect("valid");
+        let b = parse(json!({"n": "0360"})).expect("valid");
+        let (o1, o2) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(a.dedup_key(o1), b.dedup_key(o1));
+        assert_ne!(a.dedup_key(o1), a.dedup_key(o2));
+    }
+}

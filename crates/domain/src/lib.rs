@@ -1,0 +1,29 @@
+//! Crunch's shared vocabulary: what a job is, which kinds exist, how their
+//! parameters are parsed (once, at the edge), the events that describe a job's
+//! life and the error body every service answers with.
+//!
+//! # Layout
+//! - [`job`]: [`JobId`], [`JobKind`], [`JobStatus`], [`JobSpec`] and the parsed
+//!   parameters of each kind, plus the canonical form used to recognise identical
+//!   submissions.
+//! - [`event`]: [`JobEvent`], the message that travels on the events exchange and
+//!   over the WebSocket.
+//! - [`message`]: [`JobMessage`], the envelope of a job on the jobs queue.
+//! - [`error`]: [`ErrorBody`], the one JSON error shape of the API.
+//! - [`limits`]: the configurable input limits every kind is checked against.
+//!
+//! This crate performs no I/O and depends on no web, database or broker crate.
+
+pub mod error;
+pub mod event;
+pub mod job;
+pub mod limits;
+pub mod message;
+
+pub use error::{ErrorBody, ErrorDetail};
+pub use event::{EventType, JobEvent};
+pub use job::{
+    FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, SpecError,
+};
+pub use limits::Limits;
+pub use message::JobMessage;
