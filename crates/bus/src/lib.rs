@@ -1,0 +1,241 @@
+//! Crunch's RabbitMQ adapter.
+//!
+//! # Topology (names prefixed with the configured namespace, default `crunch`)
+//! - exchange `{ns}.jobs` (direct): routing key `cpu` -> quorum queue
+//!   `{ns}.jobs.cpu`, which dead-letters to `{ns}.dlx` after
+//!   `delivery_limit` deliveries (a message that keeps killing workers).
+//! - exchange `{ns}.dlx` (fanout) -> queue `{ns}.jobs.dead`: messages that can
+//!   never succeed, each with an `x-crunch-reason` header.
+//! - exchange `{ns}.events` (fanout): job events; each gateway replica binds its
+//!   own exclusive queue, so every replica sees every event.
+//!
+//! Publishing waits for the broker's confirm, bounded by a timeout.
+
+use std::time::Duration;
+
+use crunch_domain::{JobEvent, JobMessage};
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+
+pub use lapin;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("message broker unavailable: {0}")]
+    Unavailable(String),
+    #[error("the broker did not confirm the message within {0:?}")]
+    ConfirmTimeout(Duration),
+    #[error("the broker refused the message")]
+    Nacked,
+    #[error("AMQP error: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+pub type Result<T> = std::result::Result<T, BusError>;
+
+/// Where and how to talk to RabbitMQ.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub url: String,
+    /// Prefix of every exchange and queue (tests use a random one).
+    pub namespace: String,
+    /// Deliveries of one message before the broker dead-letters it.
+    pub delivery_limit: i64,
+    /// Longest wait for a publisher confirm.
+    pub confirm_timeout: Duration,
+    /// Delete idle queues after this long (tests only; `None` in production).
+    pub queue_expires: Option<Duration>,
+}
+
+impl BusConfig {
+    pub fn jobs_exchange(&self) -> String {
+        format!("{}.jobs", self.namespace)
+    }
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+    pub fn dlx_exchange(&self) -> String {
+        format!("{}.dlx", self.namespace)
+    }
+    pub fn cpu_queue(&self) -> String {
+        format!("{}.jobs.cpu", self.namespace)
+    }
+    pub fn dead_queue(&self) -> String {
+        format!("{}.jobs.dead", self.namespace)
+    }
+}
+
+/// Routing key of CPU-bound jobs.
+pub const CPU_ROUTE: &str = "cpu";
+/// Header carrying why a message was dead-lettered.
+pub const REASON_HEADER: &str = "x-crunch-reason";
+
+fn s(v: impl Into<String>) -> ShortString {
+    ShortString::from(v.into())
+}
+
+/// One connection with a confirming publisher channel.
+#[derive(Clone)]
+pub struct Bus {
+    cfg: BusConfig,
+    conn: std::sync::Arc<Connection>,
+    publisher: Channel,
+}
+
+impl Bus {
+    /// Connects, opens a confirming channel and declares the topology.
+    pub async fn connect(cfg: &BusConfig, name: &str) -> Result<Self> {
+        let props = ConnectionProperties::default().with_connection_name(LongString::from(name.to_owned()));
+        let conn = tokio::time::timeout(Duration::from_secs(5), Connection::connect(&cfg.url, props))
+            .await
+            .map_err(|_| BusError::Unavailable("connection timed out".into()))??;
+        let publisher = conn.create_channel().await?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+        let bus = Self { cfg: cfg.clone(), conn: std::sync::Arc::new(conn), publisher };
+        bus.declare_topology().await?;
+        Ok(bus)
+    }
+
+    pub fn config(&self) -> &BusConfig {
+        &self.cfg
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected() && self.publisher.status().connected()
+    }
+
+    async fn declare_topology(&self) -> Result<()> {
+        let ch = &self.publisher;
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        ch.exchange_declare(s(self.cfg.jobs_exchange()), ExchangeKind::Direct, durable, FieldTable::default()).await?;
+        ch.exchange_declare(s(self.cfg.dlx_exchange()), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+        ch.exchange_declare(s(self.cfg.events_exchange()), ExchangeKind::Fanout, durable, FieldTable::default())
+            .await?;
+
+        let mut args = FieldTable::default();
+        args.insert(s("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+        args.insert(s("x-dead-letter-exchange"), AMQPValue::LongString(LongString::from(self.cfg.dlx_exchange())));
+        args.insert(s("x-delivery-limit"), AMQPValue::LongLongInt(self.cfg.delivery_limit));
+        if let Some(exp) = self.cfg.queue_expires {
+            args.insert(s("x-expires"), AMQPValue::LongLongInt(exp.as_millis() as i64));
+        }
+        let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(s(self.cfg.cpu_queue()), qopts, args).await?;
+        ch.queue_bind(s(self.cfg.cpu_queue()), s(self.cfg.jobs_exchange()), s(CPU_ROUTE), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+
+        let mut dargs = FieldTable::default();
+        dargs.insert(s("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+        if let Some(exp) = self.cfg.queue_expires {
+            dargs.insert(s("x-expires"), AMQPValue::LongLongInt(exp.as_millis() as i64));
+        }
+        ch.queue_declare(s(self.cfg.dead_queue()), qopts, dargs).await?;
+        ch.queue_bind(s(self.cfg.dead_queue()), s(self.cfg.dlx_exchange()), s(""), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+        Ok(())
+    }
+
+    async fn publish(&self, exchange: String, route: &str, payload: &[u8], props: BasicProperties) -> Result<()> {
+        if !self.is_connected() {
+            return Err(BusError::Unavailable("not connected".into()));
+        }
+        let timeout = self.cfg.confirm_timeout;
+        let confirm = async {
+            let pending = self
+                .publisher
+                .basic_publish(s(exchange), s(route), BasicPublishOptions::default(), payload, props)
+                .await?;
+            Ok::<_, lapin::Error>(pending.await?)
+        };
+        let confirmation = tokio::time::timeout(timeout, confirm).await.map_err(|_| BusError::ConfirmTimeout(timeout))??;
+        if confirmation.is_nack() {
+            return Err(BusError::Nacked);
+        }
+        Ok(())
+    }
+
+    /// Publishes a job (persistent) and waits for the broker's confirm.
+    pub async fn publish_job(&self, msg: &JobMessage) -> Result<()> {
+        let payload = serde_json::to_vec(msg).unwrap_or_default();
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(s("application/json"))
+            .with_message_id(s(msg.job_id.to_string()));
+        self.publish(self.cfg.jobs_exchange(), CPU_ROUTE, &payload, props).await
+    }
+
+    /// Publishes a job event to every gateway replica.
+    pub async fn publish_event(&self, ev: &JobEvent) -> Result<()> {
+        let payload = serde_json::to_vec(ev).unwrap_or_default();
+        let props = BasicProperties::default().with_content_type(s("application/json"));
+        self.publish(self.cfg.events_exchange(), "", &payload, props).await
+    }
+
+    /// Moves a message that can never succeed to the dead-letter queue, with
+    /// the reason in a header. The caller acks the original afterwards.
+    pub async fn dead_letter(&self, payload: &[u8], reason: &str) -> Result<()> {
+        let mut headers = FieldTable::default();
+        headers.insert(s(REASON_HEADER), AMQPValue::LongString(LongString::from(reason.to_owned())));
+        let props = BasicProperties::default().with_delivery_mode(2).with_headers(headers);
+        self.publish(self.cfg.dlx_exchange(), "", payload, props).await
+    }
+
+    /// A consumer of the CPU job queue on its own channel, with a bounded
+    /// prefetch and manual acks.
+    pub async fn consume_jobs(&self, prefetch: u16, tag: &str) -> Result<(Channel, Consumer)> {
+        let ch = self.conn.create_channel().await?;
+        ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let consumer = ch
+            .basic_consume(s(self.cfg.cpu_queue()), s(tag), BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        Ok((ch, consumer))
+    }
+
+    /// Binds an exclusive, server-named queue to the events exchange and
+    /// streams the events (auto-ack: events are live notifications).
+    pub async fn subscribe_events(&self) -> Result<impl futures::Stream<Item = JobEvent> + Send + 'static> {
+        let ch = self.conn.create_channel().await?;
+        let q = ch
+            .queue_declare(s(""), QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() }, FieldTable::default())
+            .await?;
+        ch.queue_bind(q.name().clone(), s(self.cfg.events_exchange()), s(""), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+        let consumer = ch
+            .basic_consume(q.name().clone(), s(""), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .await?;
+        // Keep the channel alive as long as the stream.
+        Ok(consumer.filter_map(move |d| {
+            let _keep = &ch;
+            let ev = d.ok().and_then(|d| serde_json::from_slice::<JobEvent>(&d.data).ok());
+            futures::future::ready(ev)
+        }))
+    }
+
+    /// Messages waiting in the CPU job queue (for `/metrics`).
+    pub async fn queue_depth(&self) -> Result<u32> {
+        let ch = self.conn.create_channel().await?;
+        let q = ch
+            .queue_declare(s(self.cfg.cpu_queue()), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .await?;
+        let _ = ch.close(200, s("done")).await;
+        Ok(q.message_count())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.conn.close(200, s("shutdown")).await;
+    }
+}
+
+/// Reads the reason header of a dead-lettered message.
+pub fn reason_of(props: &BasicProperties) -> Option<String> {
+    props.headers().as_ref()?.inner().get(REASON_HEADER).and_then(|v| match v {
+        AMQPValue::LongString(l) => Some(String::from_utf8_lossy(l.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    })
+}

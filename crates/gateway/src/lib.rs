@@ -1,0 +1,211 @@
+//! `crunch-gateway`: the REST API, its OpenAPI document and Swagger UI, the
+//! live WebSocket events and the dashboard page.
+//!
+//! # Layout
+//! - [`Config`]: every setting (flags, environment, `.env`).
+//! - [`Application`]: binds the listener (port 0 in tests) and runs the server.
+//! - [`routes`]: one module per resource, each with its OpenAPI annotations.
+//! - [`auth`], [`error`], [`state`], [`metrics`], [`openapi`].
+//! - [`cli`]: the `keys` and `migrate` subcommands.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Service;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use clap::Args;
+use crunch_bus::{Bus, BusConfig};
+use crunch_service::{AmqpArgs, DbArgs, LimitArgs};
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::state::{AppState, Dedup};
+
+/// Gateway settings.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CRUNCH_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "CRUNCH_HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+    /// Largest accepted JSON body, in bytes (larger: 413).
+    #[arg(long, env = "CRUNCH_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Apply database migrations at start-up.
+    #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+}
+
+impl Application {
+    /// Connects what can be connected (a missing database or broker is not
+    /// fatal: the service starts, reports not ready and keeps retrying), binds
+    /// the listener and builds the server.
+    pub async fn build(cfg: Config) -> anyhow::Result<Self> {
+        let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
+        if cfg.migrate_on_start {
+            let p = pool.clone();
+            let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+                let mut conn = p.get()?;
+                Ok(crunch_store::run_migrations(&mut conn)?)
+            })
+            .await?;
+            match migrated {
+                Ok(applied) if !applied.is_empty() => tracing::info!(?applied, "migrations applied"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "migrations not applied at start-up (database unreachable?)"),
+            }
+        }
+        let (events_tx, _) = broadcast::channel(4096);
+        let bus_rx = spawn_bus_supervisor(cfg.amqp.bus_config(), events_tx.clone());
+        let state = web::Data::new(AppState {
+            pool,
+            bus: bus_rx,
+            limits: cfg.limits.limits(),
+            events: events_tx,
+            metrics: metrics::Metrics::new(),
+        });
+
+        let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
+        let port = listener.local_addr()?.port();
+        let limit = cfg.max_body_bytes;
+        let openapi = openapi::ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            let metrics = state.metrics.clone();
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::JsonConfig::default().limit(limit).error_handler(move |e, _| error::json_error(e, limit)))
+                .app_data(web::PayloadConfig::default().limit(limit))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e)))
+                .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e)))
+                .wrap_fn(move |req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().to_string();
+                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let metrics = metrics.clone();
+                    let fut = srv.call(req);
+                    async move {
+                        let res = fut.await?;
+                        let status = res.status().as_u16().to_string();
+                        metrics.requests.with_label_values(&[&method, &route, &status]).inc();
+                        metrics.durations.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+                        Ok(res)
+                    }
+                })
+                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("crunch::http"))
+                .service(routes::jobs::submit)
+                .service(routes::jobs::list_jobs)
+                .service(routes::jobs::get_job)
+                .service(routes::jobs::cancel_job)
+                .service(routes::events::events)
+                .service(routes::health::healthz)
+                .service(routes::health::readyz)
+                .service(routes::health::metrics)
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
+                .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
+                .route("/", web::get().to(dashboard))
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(25);
+        if cfg.http_workers > 0 {
+            server = server.workers(cfg.http_workers);
+        }
+        Ok(Self { port, server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    let _ = req;
+    Err(ApiError::NotFound("route"))
+}
+
+const DASHBOARD: &str = include_str!("../assets/index.html");
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(DASHBOARD)
+}
+
+/// Keeps a broker connection up: connects (with backoff), publishes it on the
+/// watch channel, forwards the events exchange to the local broadcast, and
+/// reconnects when the connection drops.
+fn spawn_bus_supervisor(cfg: BusConfig, events: broadcast::Sender<crunch_domain::JobEvent>) -> watch::Receiver<Option<Bus>> {
+    let (tx, rx) = watch::channel(None);
+    let dedup = Arc::new(Mutex::new(Dedup::new(100_000)));
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match Bus::connect(&cfg, "crunch-gateway").await {
+                Ok(bus) => match bus.subscribe_events().await {
+                    Ok(stream) => {
+                        tracing::info!("connected to RabbitMQ");
+                        backoff = Duration::from_millis(200);
+                        let _ = tx.send(Some(bus.clone()));
+                        let mut stream = Box::pin(stream);
+                        loop {
+                            match tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+                                Ok(Some(ev)) => {
+                                    let fresh = match ev.event_id {
+                                        Some(id) => dedup.lock().map(|mut d| d.first_time(id)).unwrap_or(true),
+                                        None => true,
+                                    };
+                                    if fresh {
+                                        let _ = events.send(ev);
+                                    }
+                                }
+                                Ok(None) => break,
+                                Err(_) if !bus.is_connected() => break,
+                                Err(_) => {}
+                            }
+                        }
+                        tracing::warn!("lost the RabbitMQ connection; reconnecting");
+                        let _ = tx.send(None);
+                        bus.close().await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "subscribing to events failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "RabbitMQ unreachable"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+    rx
+}

@@ -1,1 +1,52 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use crunch_gateway::cli::{self, KeysCommand};
+use crunch_gateway::{Application, Config};
+
+/// Crunch's API gateway: REST API, Swagger UI, WebSocket events, dashboard.
+/// Every option can also be set through the environment variable shown (or in
+/// `.env`); see .env.template.
+#[derive(Parser)]
+#[command(name = "crunch-gateway", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    crunch_service::load_environment();
+    let cli = Cli::parse();
+    crunch_service::init_tracing("info,crunch::http=info");
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => cli::migrate(&cli.config.db),
+        Command::Keys(cmd) => cli::keys(&cli.config.db, cmd),
+        Command::Serve => actix_web::rt::System::new().block_on(async move {
+            let cfg = cli.config;
+            tracing::info!(
+                http_addr = %cfg.http_addr,
+                database = %crunch_service::redact_url(&cfg.db.database_url),
+                amqp = %crunch_service::redact_url(&cfg.amqp.amqp_url),
+                namespace = %cfg.amqp.amqp_namespace,
+                max_body_bytes = cfg.max_body_bytes,
+                limits = ?cfg.limits.limits(),
+                "starting crunch-gateway"
+            );
+            let app = Application::build(cfg).await?;
+            tracing::info!(port = app.port(), "listening");
+            app.run_until_stopped().await?;
+            Ok(())
+        }),
+    }
+}

@@ -1,0 +1,22 @@
+//! Crunch's PostgreSQL storage, the only crate that writes SQL.
+//!
+//! # Layout
+//! - [`schema`]: the diesel schema of `migrations/`.
+//! - [`models`]: rows (`Selectable`) and borrowed inserts.
+//! - [`pool`]: the r2d2 pool and the embedded migrations (run under an advisory
+//!   lock, so concurrent start-ups apply them exactly once).
+//! - [`keys`], [`jobs`], [`events`]: repository functions taking `&mut PgConnection`.
+//!
+//! Every function here blocks: call them from `web::block` or `spawn_blocking`.
+
+pub mod error;
+pub mod events;
+pub mod jobs;
+pub mod keys;
+pub mod models;
+pub mod pool;
+pub mod schema;
+
+pub use diesel::PgConnection;
+pub use error::StoreError;
+pub use pool::{connect, run_migrations, PgPool, PoolConfig};

@@ -1,0 +1,127 @@
+//! The gateway's one error type, one status mapping and one body shape.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use crunch_domain::{ErrorBody, SpecError};
+use crunch_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String, field: Option<String>, details: Option<serde_json::Value> },
+    #[error("a valid API key is required: send 'Authorization: Bearer <key>'")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0} is unavailable, try again shortly")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into(), field: None, details: None }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<SpecError> for ApiError {
+    fn from(e: SpecError) -> Self {
+        let details = match &e {
+            SpecError::UnknownKind(_) => Some(serde_json::json!({ "valid_kinds": crunch_domain::JobKind::names() })),
+            SpecError::InvalidParam { .. } => None,
+        };
+        ApiError::BadRequest { code: e.code(), message: e.message(), field: Some(e.field()), details }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable("the database")
+        } else {
+            ApiError::Internal(anyhow::Error::new(e))
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(anyhow::anyhow!("blocking task failed: {e}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = ErrorBody::new(self.code(), self.to_string());
+        match self {
+            ApiError::BadRequest { field, details, .. } => {
+                body.error.field = field.clone();
+                body.error.details = details.clone();
+            }
+            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            _ => {}
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized) {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            resp.insert_header(("Retry-After", "2"));
+        }
+        resp.json(body)
+    }
+}
+
+/// Turns extractor errors (bad JSON, oversized bodies, bad query strings) into
+/// the same body shape instead of actix's plain-text defaults.
+pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let api = match &err {
+        J::OverflowKnownLength { .. } | J::Overflow { .. } => ApiError::PayloadTooLarge(limit),
+        J::ContentType => ApiError::bad_request("unsupported_content_type", "the body must be JSON (Content-Type: application/json)"),
+        J::Deserialize(e) => ApiError::bad_request("invalid_json", format!("the body is not valid JSON for this endpoint: {e}")),
+        J::Payload(actix_web::error::PayloadError::Overflow) => ApiError::PayloadTooLarge(limit),
+        other => ApiError::bad_request("invalid_body", format!("the body could not be read: {other}")),
+    };
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}
+
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> actix_web::Error {
+    let api = ApiError::bad_request("invalid_query", format!("invalid query string: {err}"));
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}
+
+pub fn path_error(err: actix_web::error::PathError) -> actix_web::Error {
+    let api = ApiError::NotFound("resource");
+    actix_web::error::InternalError::from_response(err, api.error_response()).into()
+}

@@ -1,0 +1,73 @@
+//! `/api/v1/events`: a WebSocket streaming the caller's job events as JSON.
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_ws::Message;
+use futures::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Live job events (WebSocket).
+///
+/// Upgrade to a WebSocket; the server sends one JSON text message per event of
+/// the caller's jobs (`JobEvent`: `queued`, `started`, `progress`, `succeeded`,
+/// `failed`, `cancelled`). Authenticate with the `Authorization` header or,
+/// from a browser, `?access_token=<key>`.
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events",
+    params(("access_token" = Option<String>, Query, description = "API key, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; messages are JobEvent JSON", body = crunch_domain::JobEvent),
+        (status = 400, description = "Not a WebSocket upgrade request", body = crunch_domain::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/events")]
+pub async fn events(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (response, mut session, mut incoming) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::bad_request("websocket_required", format!("this endpoint needs a WebSocket upgrade: {e}")))?;
+    let mut rx = state.events.subscribe();
+    let owner = caller.key_id;
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Ok(ev) if ev.owner_id == owner => {
+                        let text = serde_json::to_string(&ev).unwrap_or_default();
+                        if session.text(text).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "a WebSocket client fell behind; events skipped");
+                        let note = serde_json::json!({"type": "lagged", "skipped": n}).to_string();
+                        if session.text(note).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                msg = incoming.next() => match msg {
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = session.close(None).await;
+    });
+    Ok(response)
+}

@@ -1,0 +1,257 @@
+//! `/api/v1/jobs`: submit, read, list, cancel.
+
+use actix_web::http::header;
+use actix_web::{delete, get, post, web, HttpResponse};
+use crunch_domain::{EventType, Job, JobEvent, JobKind, JobMessage, JobSpec, JobStatus};
+use crunch_store::jobs::{Cancelled, ListFilter, Submitted};
+use crunch_store::models::NewJob;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A job submission.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// One of the job kinds, e.g. `factorize`.
+    #[schema(example = "factorize")]
+    pub kind: String,
+    /// The kind's parameters; `factorize`: `{"n": "<decimal>"}`.
+    #[schema(value_type = Object, example = json!({"n": "1000"}))]
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// Run again even if an identical job exists (default `false`).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    pub items: Vec<Job>,
+    /// Cursor for the next (older) page: pass it as `before`; null on the last page.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs in this status.
+    pub status: Option<String>,
+    /// Page size, 1..=100 (default 10).
+    pub limit: Option<i64>,
+    /// Cursor from a previous page's `next`.
+    pub before: Option<String>,
+}
+
+pub const DEFAULT_LIMIT: i64 = 10;
+pub const MAX_LIMIT: i64 = 100;
+
+fn location(id: Uuid) -> String {
+    format!("/api/v1/jobs/{id}")
+}
+
+/// Submit a job.
+///
+/// Validates, stores the job and publishes it to RabbitMQ with a publisher
+/// confirm. An identical earlier submission of the same key (same kind and
+/// canonical parameters, not failed or cancelled) is returned with 200 instead
+/// of creating a new job, unless `fresh` is true.
+#[utoipa::path(
+    post, path = "/api/v1/jobs", tag = "jobs", request_body = SubmitRequest,
+    responses(
+        (status = 202, description = "Job accepted", body = Job, headers(("Location" = String, description = "URL of the job"))),
+        (status = 200, description = "An identical job exists: it is returned", body = Job),
+        (status = 400, description = "Invalid kind, parameters or JSON", body = crunch_domain::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 413, description = "Body larger than the limit", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Database or broker unavailable; nothing was stored", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/jobs")]
+pub async fn submit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<SubmitRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let spec = JobSpec::parse(&req.kind, &req.params, &state.limits)?;
+    let kind = spec.kind();
+    let params = spec.canonical_params();
+    let dedup = spec.dedup_key(caller.key_id);
+    // Fail fast (and write nothing) when the broker is already known to be down.
+    let bus = state.bus().ok_or(ApiError::Unavailable("the message broker"))?;
+
+    let pool = state.pool.clone();
+    let id = Uuid::new_v4();
+    let (p2, d2) = (params.clone(), dedup.clone());
+    let submitted = web::block(move || {
+        let mut conn = pool.get()?;
+        let new = NewJob { id, owner_id: caller.key_id, kind: kind.as_str(), params: &p2, dedup_key: &d2 };
+        crunch_store::jobs::submit(&mut conn, new, req.fresh)
+    })
+    .await??;
+
+    let row = match submitted {
+        Submitted::Existing(row) => {
+            state.metrics.submitted.with_label_values(&[kind.as_str(), "reused"]).inc();
+            return Ok(HttpResponse::Ok().insert_header((header::LOCATION, location(row.id))).json(row.to_job()));
+        }
+        Submitted::Created(row) => row,
+    };
+
+    let msg = JobMessage { job_id: row.id, owner_id: caller.key_id, kind: kind.as_str().to_owned(), params };
+    if let Err(e) = bus.publish_job(&msg).await {
+        tracing::warn!(job_id = %row.id, error = %e, "publishing failed; discarding the job");
+        let pool = state.pool.clone();
+        let discarded = web::block(move || {
+            let mut conn = pool.get()?;
+            crunch_store::jobs::discard_unpublished(&mut conn, id)
+        })
+        .await;
+        if !matches!(discarded, Ok(Ok(true))) {
+            // The row stays queued and unpublished: the reconciler publishes it.
+            tracing::warn!(job_id = %id, "could not discard the unpublished job; the reconciler will publish it");
+        }
+        return Err(ApiError::Unavailable("the message broker"));
+    }
+    let pool = state.pool.clone();
+    // If this fails the job is still safe: the reconciler republishes it and
+    // the worker ignores the duplicate.
+    if let Err(e) = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::jobs::mark_published(&mut conn, id)
+    })
+    .await
+    {
+        tracing::warn!(job_id = %id, error = %e, "could not record publication");
+    }
+    state.metrics.submitted.with_label_values(&[kind.as_str(), "created"]).inc();
+    let job = row.to_job();
+    let event = JobEvent {
+        event: EventType::Queued,
+        job_id: job.id,
+        kind,
+        owner_id: caller.key_id,
+        status: JobStatus::Queued,
+        progress: 0.0,
+        data: None,
+        event_id: None,
+        at: job.created_at,
+    };
+    if let Err(e) = bus.publish_event(&event).await {
+        tracing::debug!(error = %e, "queued event not published");
+    }
+    Ok(HttpResponse::Accepted().insert_header((header::LOCATION, location(job.id))).json(job))
+}
+
+/// Get a job.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = Job),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 404, description = "No such job for this key", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/jobs/{id}")]
+pub async fn get_job(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
+    let pool = state.pool.clone();
+    let row = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::jobs::get_owned(&mut conn, id, caller.key_id)
+    })
+    .await??;
+    let row = row.ok_or(ApiError::NotFound("job"))?;
+    Ok(HttpResponse::Ok().json(row.to_job()))
+}
+
+/// List jobs, newest first, with cursor pagination.
+#[utoipa::path(
+    get, path = "/api/v1/jobs", tag = "jobs", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "Invalid filter, limit or cursor", body = crunch_domain::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/jobs")]
+pub async fn list_jobs(state: web::Data<AppState>, caller: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    if let Some(kind) = &q.kind {
+        kind.parse::<JobKind>()?;
+    }
+    if let Some(status) = &q.status {
+        status.parse::<JobStatus>().map_err(|m| ApiError::bad_request("invalid_query", m))?;
+    }
+    let before = match &q.before {
+        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_query", "before must be a cursor returned as `next` by a previous page")
+        })?),
+        None => None,
+    };
+    let filter = ListFilter { kind: q.kind, status: q.status, before, limit };
+    let pool = state.pool.clone();
+    let mut rows = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::jobs::list(&mut conn, caller.key_id, &filter)
+    })
+    .await??;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.seq.to_string())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(JobPage { items: rows.iter().map(|r| r.to_job()).collect(), next }))
+}
+
+/// Cancel a queued or running job.
+///
+/// A running job stops at its worker's next checkpoint (within a second).
+#[utoipa::path(
+    delete, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled; the job is returned", body = Job),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 404, description = "No such job for this key", body = crunch_domain::ErrorBody),
+        (status = 409, description = "The job had already finished", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/api/v1/jobs/{id}")]
+pub async fn cancel_job(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
+    let pool = state.pool.clone();
+    let outcome = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::jobs::cancel(&mut conn, id, caller.key_id)
+    })
+    .await??;
+    match outcome {
+        Cancelled::Done(row) => Ok(HttpResponse::Ok().json(row.to_job())),
+        Cancelled::AlreadyFinished(row) => {
+            Err(ApiError::Conflict(format!("the job has already finished with status {}", row.status())))
+        }
+        Cancelled::NotFound => Err(ApiError::NotFound("job")),
+    }
+}

@@ -1,0 +1,58 @@
+//! What every handler shares.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+
+use crunch_bus::Bus;
+use crunch_domain::{JobEvent, Limits};
+use crunch_store::PgPool;
+use tokio::sync::{broadcast, watch};
+
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub pool: PgPool,
+    /// The current broker connection; `None` while RabbitMQ is unreachable.
+    pub bus: watch::Receiver<Option<Bus>>,
+    pub limits: Limits,
+    /// Every job event this replica receives, for its WebSocket clients.
+    pub events: broadcast::Sender<JobEvent>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn bus(&self) -> Option<Bus> {
+        self.bus.borrow().clone().filter(|b| b.is_connected())
+    }
+}
+
+/// Drops re-sent terminal events (the outbox relay may publish one twice if a
+/// worker dies between publishing and marking it), remembering the last
+/// `capacity` event ids.
+pub struct Dedup {
+    seen: HashSet<i64>,
+    order: VecDeque<i64>,
+    capacity: usize,
+}
+
+impl Dedup {
+    pub fn new(capacity: usize) -> Self {
+        Self { seen: HashSet::new(), order: VecDeque::new(), capacity }
+    }
+
+    /// `true` the first time an id is seen.
+    pub fn first_time(&mut self, id: i64) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+pub type SharedDedup = Mutex<Dedup>;

@@ -1,0 +1,155 @@
+//! Plumbing shared by `crunch-gateway`, `crunch-worker` and `crunch-persister`.
+//!
+//! Configuration is layered: built-in defaults < `.env` at the working
+//! directory (or the file named by `CRUNCH_ENV_FILE`) < process environment <
+//! command-line flags. For every variable `X` a variable `X_FILE` naming a file
+//! (a Docker secret) is read into `X` when `X` itself is not set.
+
+use std::time::Duration;
+
+use clap::Args;
+use crunch_bus::BusConfig;
+use crunch_domain::Limits;
+use crunch_store::PoolConfig;
+
+/// Loads `.env` and resolves `*_FILE` variables. Call first in `main`, before
+/// parsing flags (clap reads the environment this fills).
+pub fn load_environment() {
+    let path = std::env::var("CRUNCH_ENV_FILE").unwrap_or_else(|_| ".env".to_owned());
+    // A missing .env is normal; real variables always win over it.
+    let _ = dotenvy::from_path(&path);
+    let file_vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.ends_with("_FILE")).collect();
+    for (key, path) in file_vars {
+        let target = key.trim_end_matches("_FILE");
+        if target.is_empty() || target == "CRUNCH_ENV" || std::env::var_os(target).is_some() {
+            continue;
+        }
+        match std::fs::read_to_string(&path) {
+            // SAFETY-free: set_var is safe in edition 2021; called before any thread starts.
+            Ok(v) => std::env::set_var(target, v.trim_end_matches(['\n', '\r'])),
+            Err(e) => eprintln!("warning: {key}={path}: {e}"),
+        }
+    }
+}
+
+/// Logs as text (default) or JSON (`CRUNCH_LOG_FORMAT=json`), filtered by `RUST_LOG`.
+pub fn init_tracing(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let json = std::env::var("CRUNCH_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL URL (or DATABASE_URL_FILE naming a file that holds it).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/crunch", hide_env_values = true)]
+    pub database_url: String,
+    /// Connections in the pool.
+    #[arg(long, env = "CRUNCH_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// Longest wait for a database connection, in ms (then 503).
+    #[arg(long, env = "CRUNCH_DB_TIMEOUT_MS", default_value_t = 1500)]
+    pub db_timeout_ms: u64,
+}
+
+impl DbArgs {
+    pub fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
+            url: self.database_url.clone(),
+            max_size: self.db_pool_size,
+            connect_timeout: Duration::from_millis(self.db_timeout_ms),
+        }
+    }
+}
+
+/// RabbitMQ settings.
+#[derive(Debug, Clone, Args)]
+pub struct AmqpArgs {
+    /// RabbitMQ URL (or AMQP_URL_FILE naming a file that holds it).
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", hide_env_values = true)]
+    pub amqp_url: String,
+    /// Prefix of every exchange and queue name.
+    #[arg(long, env = "CRUNCH_AMQP_NAMESPACE", default_value = "crunch")]
+    pub amqp_namespace: String,
+    /// Deliveries of one job message before RabbitMQ dead-letters it.
+    #[arg(long, env = "CRUNCH_DELIVERY_LIMIT", default_value_t = 5)]
+    pub delivery_limit: i64,
+    /// Longest wait for a publisher confirm, in ms (then 503).
+    #[arg(long, env = "CRUNCH_CONFIRM_TIMEOUT_MS", default_value_t = 3000)]
+    pub confirm_timeout_ms: u64,
+    /// Delete idle queues after this many ms (for tests; 0 = never).
+    #[arg(long, env = "CRUNCH_QUEUE_EXPIRES_MS", default_value_t = 0)]
+    pub queue_expires_ms: u64,
+}
+
+impl AmqpArgs {
+    pub fn bus_config(&self) -> BusConfig {
+        BusConfig {
+            url: self.amqp_url.clone(),
+            namespace: self.amqp_namespace.clone(),
+            delivery_limit: self.delivery_limit,
+            confirm_timeout: Duration::from_millis(self.confirm_timeout_ms),
+            queue_expires: (self.queue_expires_ms > 0).then(|| Duration::from_millis(self.queue_expires_ms)),
+        }
+    }
+}
+
+/// Input limits (shared by the gateway, which refuses, and the worker, which
+/// dead-letters).
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Most decimal digits accepted for factorize.n.
+    #[arg(long, env = "CRUNCH_FACTORIZE_MAX_DIGITS", default_value_t = Limits::DEFAULT_FACTORIZE_MAX_DIGITS)]
+    pub factorize_max_digits: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits { factorize_max_digits: self.factorize_max_digits }
+    }
+}
+
+/// Redacts the password of a URL for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_url_hides_passwords_only() {
+        assert_eq!(super::redact_url("amqp://guest:guest@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
+        assert_eq!(super::redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
+    }
+}

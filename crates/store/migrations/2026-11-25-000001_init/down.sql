@@ -1,0 +1,3 @@
+DROP TABLE job_events;
+DROP TABLE jobs;
+DROP TABLE api_keys;

@@ -1,0 +1,46 @@
+//! The outbox of terminal job events.
+
+use crunch_domain::JobEvent;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::models::EventRow;
+use crate::schema::job_events;
+
+pub fn insert_event(conn: &mut PgConnection, job_id: Uuid, event: &JobEvent) -> Result<i64> {
+    let json = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+    Ok(diesel::insert_into(job_events::table)
+        .values((job_events::job_id.eq(job_id), job_events::event.eq(json)))
+        .returning(job_events::id)
+        .get_result(conn)?)
+}
+
+/// Unpublished events, oldest first: of one job, or (with `None`) of any job
+/// created before `older_than` seconds ago (the relay's sweep).
+pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: i64, limit: i64) -> Result<Vec<(i64, JobEvent)>> {
+    let mut q = job_events::table.filter(job_events::published.eq(false)).into_boxed();
+    match job {
+        Some(id) => q = q.filter(job_events::job_id.eq(id)),
+        None => {
+            let cutoff = chrono::Utc::now() - chrono::Duration::seconds(older_than_secs);
+            q = q.filter(job_events::created_at.lt(cutoff));
+        }
+    }
+    let rows: Vec<EventRow> = q.order(job_events::id.asc()).limit(limit).select(EventRow::as_select()).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let mut ev: JobEvent = serde_json::from_value(r.event).ok()?;
+            ev.event_id = Some(r.id);
+            Some((r.id, ev))
+        })
+        .collect())
+}
+
+pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+    diesel::update(job_events::table.filter(job_events::id.eq_any(ids)))
+        .set(job_events::published.eq(true))
+        .execute(conn)?;
+    Ok(())
+}

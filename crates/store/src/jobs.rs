@@ -1,0 +1,325 @@
+//! Jobs: submission (with identical-request reuse), reads, cancellation and
+//! the worker's state transitions. Every transition is a conditional UPDATE,
+//! so a redelivered message can never finish a job twice.
+
+use chrono::{DateTime, Utc};
+use crunch_domain::{EventType, JobEvent, JobStatus};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::events::insert_event;
+use crate::models::{JobRow, NewJob};
+use crate::schema::jobs;
+
+/// What a submission did.
+#[derive(Debug)]
+pub enum Submitted {
+    Created(JobRow),
+    /// An identical job (same owner, kind, canonical params) exists and was
+    /// not failed or cancelled: it is returned instead of a new one.
+    Existing(JobRow),
+}
+
+const REUSABLE: [&str; 3] = ["queued", "running", "succeeded"];
+
+/// Inserts a job, or returns the identical one that exists unless `fresh`.
+/// An advisory lock on the dedup key makes two identical concurrent
+/// submissions yield one job.
+pub fn submit(conn: &mut PgConnection, new: NewJob<'_>, fresh: bool) -> Result<Submitted> {
+    conn.transaction(|conn| {
+        let lock = i64::from_be_bytes(new.dedup_key[..8].try_into().unwrap_or([0; 8]));
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(lock).execute(conn)?;
+        if !fresh {
+            let existing = jobs::table
+                .filter(jobs::dedup_key.eq(new.dedup_key))
+                .filter(jobs::status.eq_any(REUSABLE))
+                .order(jobs::seq.desc())
+                .select(JobRow::as_select())
+                .first(conn)
+                .optional()?;
+            if let Some(row) = existing {
+                return Ok(Submitted::Existing(row));
+            }
+        }
+        let row = diesel::insert_into(jobs::table).values(&new).returning(JobRow::as_returning()).get_result(conn)?;
+        Ok(Submitted::Created(row))
+    })
+}
+
+/// Records that the broker confirmed the job's message.
+pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
+    diesel::update(jobs::table.find(id))
+        .set(jobs::published_at.eq(diesel::dsl::now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Removes a job whose message could not be published (the submission failed
+/// as a whole: nothing half-written stays behind). Only a never-published,
+/// still-queued row is removed.
+pub fn discard_unpublished(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    let n = diesel::delete(
+        jobs::table.find(id).filter(jobs::published_at.is_null()).filter(jobs::status.eq("queued")),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobRow>> {
+    Ok(jobs::table.find(id).select(JobRow::as_select()).first(conn).optional()?)
+}
+
+/// A job of this owner (another owner's job is invisible: `None`).
+pub fn get_owned(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Option<JobRow>> {
+    Ok(jobs::table
+        .find(id)
+        .filter(jobs::owner_id.eq(owner))
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    /// Only jobs older than this cursor (a `seq`).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// The owner's jobs, newest first; fetches `limit + 1` rows so the caller
+/// knows whether there is a next page.
+pub fn list(conn: &mut PgConnection, owner: Uuid, f: &ListFilter) -> Result<Vec<JobRow>> {
+    let mut q = jobs::table.filter(jobs::owner_id.eq(owner)).into_boxed();
+    if let Some(kind) = &f.kind {
+        q = q.filter(jobs::kind.eq(kind.clone()));
+    }
+    if let Some(status) = &f.status {
+        q = q.filter(jobs::status.eq(status.clone()));
+    }
+    if let Some(before) = f.before {
+        q = q.filter(jobs::seq.lt(before));
+    }
+    Ok(q.order(jobs::seq.desc()).limit(f.limit + 1).select(JobRow::as_select()).load(conn)?)
+}
+
+fn event_for(row: &JobRow, event: EventType, data: Option<serde_json::Value>) -> JobEvent {
+    JobEvent {
+        event,
+        job_id: row.id,
+        kind: row.kind().unwrap_or(crunch_domain::JobKind::Factorize),
+        owner_id: row.owner_id,
+        status: row.status(),
+        progress: row.progress,
+        data,
+        event_id: None,
+        at: row.finished_at.unwrap_or_else(Utc::now),
+    }
+}
+
+#[derive(Debug)]
+pub enum Cancelled {
+    /// Now cancelled; the terminal event is in the outbox.
+    Done(JobRow),
+    /// It had already ended; nothing changed.
+    AlreadyFinished(JobRow),
+    NotFound,
+}
+
+/// Cancels a queued or running job of this owner.
+pub fn cancel(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Cancelled> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(
+            jobs::table
+                .find(id)
+                .filter(jobs::owner_id.eq(owner))
+                .filter(jobs::status.eq_any(["queued", "running"])),
+        )
+        .set((
+            jobs::status.eq("cancelled"),
+            jobs::finished_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+            jobs::error.eq(Some(serde_json::json!({"code": "cancelled", "message": "cancelled by its owner"}))),
+        ))
+        .returning(JobRow::as_returning())
+        .get_result(conn)
+        .optional()?;
+        match updated {
+            Some(row) => {
+                insert_event(conn, row.id, &event_for(&row, EventType::Cancelled, row.error.clone()))?;
+                Ok(Cancelled::Done(row))
+            }
+            None => Ok(match get_owned(conn, id, owner)? {
+                Some(row) => Cancelled::AlreadyFinished(row),
+                None => Cancelled::NotFound,
+            }),
+        }
+    })
+}
+
+#[derive(Debug)]
+pub enum Started {
+    /// Marked running (attempts incremented): run it.
+    Run(JobRow),
+    /// It already ended (finished, failed or cancelled): ack and skip.
+    Ended(JobRow),
+    Missing,
+}
+
+/// The worker takes a job: `queued|running -> running`. A `running` row is
+/// taken again because its message was redelivered (the previous worker died).
+pub fn start(conn: &mut PgConnection, id: Uuid) -> Result<Started> {
+    let updated = diesel::update(jobs::table.find(id).filter(jobs::status.eq_any(["queued", "running"])))
+        .set((
+            jobs::status.eq("running"),
+            jobs::attempts.eq(jobs::attempts + 1),
+            jobs::started_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(JobRow::as_returning())
+        .get_result(conn)
+        .optional()?;
+    Ok(match updated {
+        Some(row) => Started::Run(row),
+        None => match get(conn, id)? {
+            Some(row) => Started::Ended(row),
+            None => Started::Missing,
+        },
+    })
+}
+
+/// Ends a running job as succeeded (with `result`) or failed (with `error`),
+/// writing its terminal event to the outbox in the same transaction. `None`
+/// when the job was no longer running (cancelled meanwhile, or another
+/// delivery finished it first): then nothing is written.
+pub fn finish(
+    conn: &mut PgConnection,
+    id: Uuid,
+    outcome: std::result::Result<serde_json::Value, serde_json::Value>,
+) -> Result<Option<JobRow>> {
+    conn.transaction(|conn| {
+        let (status, result, error, progress) = match &outcome {
+            Ok(r) => (JobStatus::Succeeded, Some(r.clone()), None, 1.0),
+            Err(e) => (JobStatus::Failed, None, Some(e.clone()), 0.0),
+        };
+        let target = jobs::table.find(id).filter(jobs::status.eq("running"));
+        let updated = if status == JobStatus::Succeeded {
+            diesel::update(target)
+                .set((
+                    jobs::status.eq(status.as_str()),
+                    jobs::result.eq(result),
+                    jobs::progress.eq(progress),
+                    jobs::finished_at.eq(diesel::dsl::now),
+                    jobs::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(JobRow::as_returning())
+                .get_result(conn)
+                .optional()?
+        } else {
+            diesel::update(target)
+                .set((
+                    jobs::status.eq(status.as_str()),
+                    jobs::error.eq(error),
+                    jobs::finished_at.eq(diesel::dsl::now),
+                    jobs::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(JobRow::as_returning())
+                .get_result(conn)
+                .optional()?
+        };
+        if let Some(row) = &updated {
+            let data = if status == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
+            insert_event(conn, row.id, &event_for(row, EventType::for_status(status), data))?;
+        }
+        Ok(updated)
+    })
+}
+
+/// Fails a job that can never run (malformed or over-limit message) from any
+/// non-terminal state.
+pub fn fail_unrunnable(conn: &mut PgConnection, id: Uuid, error: serde_json::Value) -> Result<Option<JobRow>> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(jobs::table.find(id).filter(jobs::status.eq_any(["queued", "running"])))
+            .set((
+                jobs::status.eq("failed"),
+                jobs::error.eq(Some(error)),
+                jobs::finished_at.eq(diesel::dsl::now),
+                jobs::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(JobRow::as_returning())
+            .get_result(conn)
+            .optional()?;
+        if let Some(row) = &updated {
+            insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
+        }
+        Ok(updated)
+    })
+}
+
+/// Records progress of a running job.
+pub fn set_progress(conn: &mut PgConnection, id: Uuid, progress: f64) -> Result<()> {
+    diesel::update(jobs::table.find(id).filter(jobs::status.eq("running")))
+        .set((jobs::progress.eq(progress.clamp(0.0, 1.0)), jobs::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The current status, for the worker's cancel watch.
+pub fn status(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobStatus>> {
+    let s: Option<String> = jobs::table.find(id).select(jobs::status).first(conn).optional()?;
+    Ok(s.and_then(|s| s.parse().ok()))
+}
+
+/// Jobs the reconciler republishes: queued rows whose message was never
+/// confirmed (older than `unpublished_grace`), and queued rows that have
+/// waited longer than `stuck_after` (their message may have been lost).
+/// Only one reconciler at a time gets rows (transaction-scoped advisory lock).
+pub fn reconcile_candidates(
+    conn: &mut PgConnection,
+    unpublished_before: DateTime<Utc>,
+    stuck_before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<JobRow>> {
+    conn.transaction(|conn| {
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind::<BigInt, _>(0x6372_756e_6368_0002_i64)
+            .get_result(conn)?;
+        if !got.locked {
+            return Ok(Vec::new());
+        }
+        let rows = jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(
+                jobs::published_at
+                    .is_null()
+                    .and(jobs::created_at.lt(unpublished_before))
+                    .or(jobs::updated_at.lt(stuck_before)),
+            )
+            .order(jobs::seq.asc())
+            .limit(limit)
+            .select(JobRow::as_select())
+            .load(conn)?;
+        // Touch them so the next pass waits another period before retrying.
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+            .set(jobs::updated_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        Ok(rows)
+    })
+}
+
+/// Counts of jobs by kind and status (for `/metrics`).
+pub fn counts(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
+    Ok(jobs::table
+        .group_by((jobs::kind, jobs::status))
+        .select((jobs::kind, jobs::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}

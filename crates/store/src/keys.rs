@@ -1,0 +1,38 @@
+//! API keys.
+
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::models::{ApiKeyRow, NewApiKey};
+use crate::schema::api_keys;
+
+pub fn insert_key(conn: &mut PgConnection, name: &str, key_hash: &[u8]) -> Result<ApiKeyRow> {
+    let row = diesel::insert_into(api_keys::table)
+        .values(NewApiKey { id: Uuid::new_v4(), name, key_hash })
+        .returning(ApiKeyRow::as_returning())
+        .get_result(conn)?;
+    Ok(row)
+}
+
+/// The active (not revoked) key with this hash.
+pub fn find_active_by_hash(conn: &mut PgConnection, key_hash: &[u8]) -> Result<Option<ApiKeyRow>> {
+    Ok(api_keys::table
+        .filter(api_keys::key_hash.eq(key_hash))
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>> {
+    Ok(api_keys::table.order(api_keys::created_at.asc()).select(ApiKeyRow::as_select()).load(conn)?)
+}
+
+/// Revokes a key by id; `false` when no active key has that id.
+pub fn revoke_key(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    let n = diesel::update(api_keys::table.filter(api_keys::id.eq(id)).filter(api_keys::revoked_at.is_null()))
+        .set(api_keys::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)?;
+    Ok(n == 1)
+}

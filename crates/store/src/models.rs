@@ -1,0 +1,93 @@
+use chrono::{DateTime, Utc};
+use crunch_domain::{Job, JobError, JobKind, JobStatus};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::schema::{api_keys, job_events, jobs};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub key_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub key_hash: &'a [u8],
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
+pub struct JobRow {
+    pub id: Uuid,
+    pub seq: i64,
+    pub owner_id: Uuid,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub dedup_key: Vec<u8>,
+    pub status: String,
+    pub progress: f64,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl JobRow {
+    pub fn status(&self) -> JobStatus {
+        // The CHECK constraint admits only valid statuses.
+        self.status.parse().unwrap_or(JobStatus::Failed)
+    }
+
+    pub fn kind(&self) -> Option<JobKind> {
+        self.kind.parse().ok()
+    }
+
+    /// The API's view of the row.
+    pub fn to_job(&self) -> Job {
+        Job {
+            id: self.id,
+            kind: self.kind().unwrap_or(JobKind::Factorize),
+            params: self.params.clone(),
+            status: self.status(),
+            progress: self.progress,
+            result: self.result.clone(),
+            error: self.error.clone().and_then(|e| serde_json::from_value::<JobError>(e).ok()),
+            attempts: self.attempts,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub kind: &'a str,
+    pub params: &'a serde_json::Value,
+    pub dedup_key: &'a [u8],
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = job_events, check_for_backend(diesel::pg::Pg))]
+pub struct EventRow {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub event: serde_json::Value,
+    pub published: bool,
+    pub created_at: DateTime<Utc>,
+}

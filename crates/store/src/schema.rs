@@ -1,0 +1,46 @@
+// The diesel schema of `migrations/` (as `diesel print-schema` writes it).
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        name -> Text,
+        key_hash -> Bytea,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        seq -> Int8,
+        owner_id -> Uuid,
+        kind -> Text,
+        params -> Jsonb,
+        dedup_key -> Bytea,
+        status -> Text,
+        progress -> Float8,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Jsonb>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        published_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    job_events (id) {
+        id -> Int8,
+        job_id -> Uuid,
+        event -> Jsonb,
+        published -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(jobs -> api_keys (owner_id));
+diesel::joinable!(job_events -> jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events);
