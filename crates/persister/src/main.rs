@@ -1,1 +1,21 @@
-fn main() {}
+use clap::Parser;
+use crunch_persister::Config;
+
+/// Crunch's persister: stores user selections from Kafka (the Kafka consumer
+/// arrives with the I/O issue). Every option can also be set through the
+/// environment variable shown (or in `.env`); see .env.template.
+#[derive(Parser)]
+#[command(name = "crunch-persister", version)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    crunch_service::load_environment();
+    let cfg = Cli::parse().config;
+    crunch_service::init_tracing("info");
+    tracing::info!(database = %crunch_service::redact_url(&cfg.db.database_url), "starting crunch-persister");
+    crunch_persister::run(cfg, crunch_service::shutdown_signal()).await
+}

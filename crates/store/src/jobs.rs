@@ -323,3 +323,34 @@ pub fn counts(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
         .select((jobs::kind, jobs::status, diesel::dsl::count_star()))
         .load(conn)?)
 }
+
+/// Fails running jobs whose attempt started before `started_before`: no
+/// attempt can run that long (the time budget ends it), so their worker died
+/// and their message was dead-lettered or lost. Returns the failed rows.
+pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, limit: i64) -> Result<Vec<JobRow>> {
+    conn.transaction(|conn| {
+        let ids: Vec<Uuid> = jobs::table
+            .filter(jobs::status.eq("running"))
+            .filter(jobs::started_at.lt(started_before))
+            .limit(limit)
+            .select(jobs::id)
+            .load(conn)?;
+        let error = serde_json::json!({
+            "code": "abandoned",
+            "message": "the job's worker stopped responding and its message can no longer be delivered"
+        });
+        let rows: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)).filter(jobs::status.eq("running")))
+            .set((
+                jobs::status.eq("failed"),
+                jobs::error.eq(Some(error)),
+                jobs::finished_at.eq(diesel::dsl::now),
+                jobs::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(JobRow::as_returning())
+            .get_results(conn)?;
+        for row in &rows {
+            insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
+        }
+        Ok(rows)
+    })
+}

@@ -1,1 +1,39 @@
-fn main() {}
+use clap::Parser;
+use crunch_worker::Config;
+
+/// Crunch's job worker: consumes jobs from RabbitMQ and runs them. Every
+/// option can also be set through the environment variable shown (or in
+/// `.env`); see .env.template.
+#[derive(Parser)]
+#[command(name = "crunch-worker", version)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    crunch_service::load_environment();
+    let cfg = Cli::parse().config;
+    crunch_service::init_tracing("info");
+    tracing::info!(
+        database = %crunch_service::redact_url(&cfg.db.database_url),
+        amqp = %crunch_service::redact_url(&cfg.amqp.amqp_url),
+        namespace = %cfg.amqp.amqp_namespace,
+        prefetch = cfg.prefetch,
+        time_budget_secs = cfg.time_budget_secs,
+        limits = ?cfg.limits.limits(),
+        "starting crunch-worker"
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let grace = std::time::Duration::from_secs(cfg.shutdown_grace_secs);
+    let worker = tokio::spawn(crunch_worker::run(cfg, rx));
+    crunch_service::shutdown_signal().await;
+    tracing::info!("shutting down: no new jobs; waiting for in-flight ones");
+    let _ = tx.send(true);
+    match tokio::time::timeout(grace, worker).await {
+        Ok(res) => res??,
+        Err(_) => tracing::warn!("in-flight jobs did not finish in time; their messages return to the queue"),
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! One delivery, start to ack.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crunch_bus::lapin::message::Delivery;
+use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
+use crunch_bus::Bus;
+use crunch_compute::Control;
+use crunch_domain::{EventType, JobEvent, JobMessage, JobSpec, JobStatus};
+use crunch_store::jobs::Started;
+use crunch_store::{PgConnection, StoreError};
+use serde_json::json;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::kinds::{self, Outcome};
+use crate::Shared;
+
+/// Runs `f` on a blocking thread with a pooled connection, retrying with
+/// backoff while the database is unreachable. Gives up (`None`) when the
+/// worker shuts down, or after a few errors that are not outages.
+pub async fn db<T, F>(shared: &Shared, what: &str, f: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut PgConnection) -> Result<T, StoreError> + Send + Sync + Clone + 'static,
+{
+    let mut backoff = Duration::from_millis(100);
+    let mut hard_failures = 0;
+    loop {
+        let pool = shared.pool.clone();
+        let g = f.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            g(&mut conn)
+        })
+        .await;
+        match res {
+            Ok(Ok(v)) => return Some(v),
+            Ok(Err(e)) if e.is_unavailable() => tracing::warn!(error = %e, what, retry_in = ?backoff, "database unavailable"),
+            Ok(Err(e)) => {
+                hard_failures += 1;
+                tracing::error!(error = ?e, what, "database error");
+                if hard_failures >= 3 {
+                    return None;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, what, "blocking task failed");
+                return None;
+            }
+        }
+        if shared.shutting_down() {
+            return None;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Publishes the job's outbox events that are not yet published, then marks
+/// them. A crash in between re-sends them later; consumers drop duplicates by
+/// `event_id`.
+pub async fn relay(shared: &Shared, bus: &Bus, job: Option<Uuid>, older_than_secs: i64) {
+    let Some(events) = db(shared, "read outbox", move |c| crunch_store::events::unpublished(c, job, older_than_secs, 500)).await
+    else {
+        return;
+    };
+    let mut done = Vec::new();
+    for (id, ev) in events {
+        match bus.publish_event(&ev).await {
+            Ok(()) => done.push(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "event not published; will retry");
+                break;
+            }
+        }
+    }
+    if !done.is_empty() {
+        let _ = db(shared, "mark events published", move |c| crunch_store::events::mark_published(c, &done)).await;
+    }
+}
+
+enum Disposition {
+    Ack,
+    /// Give the message back to the queue (the worker is stopping, or the
+    /// database could not be reached for good).
+    Requeue,
+}
+
+pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
+    let disposition = process(shared, bus, &delivery).await;
+    let res = match disposition {
+        Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+        Disposition::Requeue => delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await,
+    };
+    if let Err(e) = res {
+        // The channel is gone; the broker redelivers the message, which is harmless.
+        tracing::warn!(error = %e, "ack/nack failed");
+    }
+}
+
+async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &str, reason: String) -> Disposition {
+    tracing::warn!(job_id = ?job, code, %reason, "dead-lettering a message that can never succeed");
+    if let Some(id) = job {
+        let error = json!({"code": code, "message": reason});
+        let _ = db(shared, "fail unrunnable job", move |c| crunch_store::jobs::fail_unrunnable(c, id, error.clone())).await;
+        relay(shared, bus, Some(id), 0).await;
+    }
+    match bus.dead_letter(&delivery.data, &format!("{code}: {reason}")).await {
+        Ok(()) => Disposition::Ack,
+        Err(e) => {
+            tracing::warn!(error = %e, "dead-lettering failed; requeueing");
+            Disposition::Requeue
+        }
+    }
+}
+
+async fn process(shared: &Shared, bus: &Bus, delivery: &Delivery) -> Disposition {
+    let msg: JobMessage = match serde_json::from_slice(&delivery.data) {
+        Ok(m) => m,
+        Err(e) => {
+            let id = serde_json::from_slice::<serde_json::Value>(&delivery.data)
+                .ok()
+                .and_then(|v| v.get("job_id")?.as_str()?.parse().ok());
+            return dead_letter(shared, bus, delivery, id, "malformed_message", format!("not a job message: {e}")).await;
+        }
+    };
+    let spec = match JobSpec::parse(&msg.kind, &msg.params, &shared.limits) {
+        Ok(s) => s,
+        Err(e) => return dead_letter(shared, bus, delivery, Some(msg.job_id), e.code(), e.message()).await,
+    };
+    let span = tracing::info_span!("job", job_id = %msg.job_id, kind = %spec.kind());
+    run_job(shared, bus, msg, spec).instrument(span).await
+}
+
+async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> Disposition {
+    let id = msg.job_id;
+    let Some(started) = db(shared, "start job", move |c| crunch_store::jobs::start(c, id)).await else {
+        return Disposition::Requeue;
+    };
+    let row = match started {
+        Started::Run(row) => row,
+        Started::Ended(row) => {
+            tracing::info!(status = %row.status(), "job already ended; acknowledging the duplicate delivery");
+            relay(shared, bus, Some(id), 0).await;
+            return Disposition::Ack;
+        }
+        Started::Missing => {
+            tracing::warn!("no such job in the database; dropping its message");
+            return Disposition::Ack;
+        }
+    };
+    let kind = spec.kind();
+    let event = |event, status, progress, data| JobEvent {
+        event,
+        job_id: id,
+        kind,
+        owner_id: row.owner_id,
+        status,
+        progress,
+        data,
+        event_id: None,
+        at: Utc::now(),
+    };
+    let _ = bus.publish_event(&event(EventType::Started, JobStatus::Running, 0.0, Some(json!({"attempt": row.attempts})))).await;
+
+    // The kernel runs on rayon; this task watches for cancellation and relays progress.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    let ctl = Control::unlimited()
+        .with_cancel_flag(Arc::clone(&cancel))
+        .with_deadline(Instant::now() + Duration::from_secs(shared.cfg.time_budget_secs))
+        .with_progress(move |p| {
+            let _ = progress_tx.send(p);
+        });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let span = tracing::Span::current();
+    rayon::spawn(move || {
+        let _g = span.enter();
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(&spec, &ctl)));
+        let _ = tx.send(out);
+    });
+    tokio::pin!(rx);
+    let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.cancel_poll_ms.max(10)));
+    let mut last_progress = Instant::now();
+    let outcome = loop {
+        tokio::select! {
+            out = &mut rx => break out,
+            _ = tick.tick() => {
+                let pool = shared.pool.clone();
+                let status = tokio::task::spawn_blocking(move || {
+                    let mut c = pool.get()?;
+                    crunch_store::jobs::status(&mut c, id)
+                }).await;
+                if matches!(status, Ok(Ok(Some(JobStatus::Cancelled))) | Ok(Ok(None))) {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            Some(mut p) = progress_rx.recv() => {
+                while let Ok(q) = progress_rx.try_recv() { p = q; }
+                if last_progress.elapsed() >= Duration::from_millis(250) && p < 1.0 {
+                    last_progress = Instant::now();
+                    let _ = bus.publish_event(&event(EventType::Progress, JobStatus::Running, p, None)).await;
+                    let pool = shared.pool.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let mut c = pool.get()?;
+                        crunch_store::jobs::set_progress(&mut c, id, p)
+                    }).await;
+                }
+            }
+        }
+    };
+    let result = match outcome {
+        Ok(Ok(Outcome::Succeeded(v))) => Ok(v),
+        Ok(Ok(Outcome::Failed(e))) => Err(e),
+        Ok(Ok(Outcome::Cancelled)) => {
+            tracing::info!("job cancelled");
+            relay(shared, bus, Some(id), 0).await;
+            return Disposition::Ack;
+        }
+        Ok(Err(_)) | Err(_) => {
+            tracing::error!("the kernel panicked");
+            Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
+        }
+    };
+    let finished = db(shared, "finish job", move |c| crunch_store::jobs::finish(c, id, result.clone())).await;
+    match finished {
+        None => Disposition::Requeue,
+        Some(row) => {
+            if row.is_none() {
+                tracing::info!("job ended elsewhere meanwhile (cancelled or finished by another delivery)");
+            }
+            relay(shared, bus, Some(id), 0).await;
+            Disposition::Ack
+        }
+    }
+}

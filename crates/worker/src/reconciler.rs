@@ -1,0 +1,58 @@
+//! Keeps the database and the broker in agreement:
+//! - republishes queued jobs whose message was never confirmed (the gateway
+//!   died or the broker was down at the wrong moment) or that waited too long;
+//! - fails running jobs whose worker died and whose message cannot come back;
+//! - relays outbox events nobody published (e.g. cancellations).
+//!
+//! Every worker replica runs one; the job queries take a transaction-scoped
+//! advisory lock, so one replica at a time does the work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use crunch_domain::JobMessage;
+
+use crate::process::{db, relay};
+use crate::Shared;
+
+pub async fn run(shared: Arc<Shared>) {
+    let every = Duration::from_millis(shared.cfg.reconcile_interval_ms.max(50));
+    loop {
+        tokio::time::sleep(every).await;
+        if shared.shutting_down() {
+            return;
+        }
+        let Some(bus) = shared.bus() else { continue };
+        pass(&shared, &bus).await;
+    }
+}
+
+async fn pass(shared: &Shared, bus: &crunch_bus::Bus) {
+    let now = Utc::now();
+    let grace = chrono::Duration::seconds(shared.cfg.unpublished_grace_secs as i64);
+    let stuck = chrono::Duration::seconds(shared.cfg.stuck_after_secs as i64);
+    let rows = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, now - grace, now - stuck, 500)).await;
+    for row in rows.unwrap_or_default() {
+        let msg = JobMessage { job_id: row.id, owner_id: row.owner_id, kind: row.kind.clone(), params: row.params.clone() };
+        match bus.publish_job(&msg).await {
+            Ok(()) => {
+                tracing::info!(job_id = %row.id, "republished a queued job");
+                let id = row.id;
+                let _ = db(shared, "mark published", move |c| crunch_store::jobs::mark_published(c, id)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "republishing failed");
+                return;
+            }
+        }
+    }
+    // No attempt outlives its time budget; allow two minutes for the rest.
+    let cutoff = now - chrono::Duration::seconds(shared.cfg.time_budget_secs as i64 + 120);
+    if let Some(rows) = db(shared, "fail abandoned", move |c| crunch_store::jobs::fail_abandoned(c, cutoff, 500)).await {
+        for row in &rows {
+            tracing::warn!(job_id = %row.id, "failed an abandoned job");
+        }
+    }
+    relay(shared, bus, None, 1).await;
+}
