@@ -1,0 +1,241 @@
+//! End-to-end test harness: starts the real gateway (in-process, port 0) and
+//! real worker processes (the built `crunch-worker` binary, so tests can
+//! SIGKILL them) against the real PostgreSQL and RabbitMQ, each test with a
+//! fresh database and its own RabbitMQ namespace so tests run in parallel.
+//!
+//! Settings: `TEST_DATABASE_SERVER` (default `postgres://postgres@127.0.0.1:5432`)
+//! and `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use crunch_gateway::{Application, Config};
+use crunch_service::{AmqpArgs, DbArgs, LimitArgs};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub fn db_server() -> String {
+    std::env::var("TEST_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Creates an empty database with a unique name and returns its URL.
+pub fn fresh_database() -> anyhow::Result<String> {
+    let name = format!("crunch_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&format!("{}/postgres", db_server())).context("connecting to PostgreSQL")?;
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+    Ok(format!("{}/{name}", db_server()))
+}
+
+/// Where cargo put the workspace's binaries (next to this test's `deps/`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    path
+}
+
+/// Settings a test may change before starting the environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub database_url: Option<String>,
+    pub gateway_amqp_url: Option<String>,
+    pub gateway_db_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub worker_env: Vec<(String, String)>,
+    pub workers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { database_url: None, gateway_amqp_url: None, gateway_db_url: None, max_body_bytes: 64 * 1024, worker_env: Vec::new(), workers: 1 }
+    }
+}
+
+/// A running gateway plus worker processes, a fresh database, a namespace
+/// and an API key.
+pub struct TestEnv {
+    pub base: String,
+    pub database_url: String,
+    pub namespace: String,
+    pub key: String,
+    pub http: reqwest::Client,
+    pub workers: Vec<Child>,
+    worker_env: Vec<(String, String)>,
+}
+
+pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body: usize) -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".into(),
+        http_workers: 2,
+        max_body_bytes: max_body,
+        migrate_on_start: true,
+        db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
+        amqp: AmqpArgs {
+            amqp_url: amqp.into(),
+            amqp_namespace: namespace.into(),
+            delivery_limit: 5,
+            confirm_timeout_ms: 2000,
+            queue_expires_ms: 600_000,
+        },
+        limits: LimitArgs { factorize_max_digits: 300 },
+    }
+}
+
+impl TestEnv {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> anyhow::Result<Self> {
+        let database_url = match opts.database_url {
+            Some(u) => u,
+            None => fresh_database()?,
+        };
+        {
+            let pool = crunch_store::connect(&crunch_store::PoolConfig {
+                url: database_url.clone(),
+                max_size: 1,
+                connect_timeout: Duration::from_secs(5),
+            })?;
+            let mut c = pool.get()?;
+            crunch_store::run_migrations(&mut c)?;
+        }
+        let namespace = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let gw_db = opts.gateway_db_url.clone().unwrap_or_else(|| database_url.clone());
+        let gw_amqp = opts.gateway_amqp_url.clone().unwrap_or_else(amqp_url);
+        let app = Application::build(gateway_config(&gw_db, &gw_amqp, &namespace, opts.max_body_bytes)).await?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let key = create_key(&database_url, "test")?;
+        let mut env = Self {
+            base,
+            database_url,
+            namespace,
+            key,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            workers: Vec::new(),
+            worker_env: opts.worker_env,
+        };
+        for _ in 0..opts.workers {
+            env.spawn_worker()?;
+        }
+        if opts.gateway_amqp_url.is_none() && opts.gateway_db_url.is_none() {
+            env.wait_ready().await?;
+        }
+        Ok(env)
+    }
+
+    /// Starts one more `crunch-worker` process.
+    pub fn spawn_worker(&mut self) -> anyhow::Result<()> {
+        let mut cmd = Command::new(binary("crunch-worker"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CRUNCH_ENV_FILE", "/nonexistent")
+            .env("DATABASE_URL", &self.database_url)
+            .env("AMQP_URL", amqp_url())
+            .env("CRUNCH_AMQP_NAMESPACE", &self.namespace)
+            .env("CRUNCH_QUEUE_EXPIRES_MS", "600000")
+            .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
+            .env("CRUNCH_WORKER_THREADS", "2")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.worker_env {
+            cmd.env(k, v);
+        }
+        self.workers.push(cmd.spawn().context("starting crunch-worker")?);
+        Ok(())
+    }
+
+    /// SIGKILLs worker `i`.
+    pub fn kill_worker(&mut self, i: usize) {
+        let _ = self.workers[i].kill();
+        let _ = self.workers[i].wait();
+    }
+
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("gateway not ready in 20 s")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn submit(&self, body: Value) -> anyhow::Result<reqwest::Response> {
+        Ok(self.http.post(self.url("/api/v1/jobs")).bearer_auth(&self.key).json(&body).send().await?)
+    }
+
+    /// Submits a factorize job and returns its id (asserting 202).
+    pub async fn submit_n(&self, n: &str) -> anyhow::Result<String> {
+        let r = self.submit(serde_json::json!({"kind": "factorize", "params": {"n": n}})).await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if status != 202 {
+            bail!("expected 202, got {status}: {body}");
+        }
+        Ok(body["id"].as_str().context("id")?.to_owned())
+    }
+
+    pub async fn get_job(&self, id: &str) -> anyhow::Result<Value> {
+        Ok(self.http.get(self.url(&format!("/api/v1/jobs/{id}"))).bearer_auth(&self.key).send().await?.json().await?)
+    }
+
+    /// Polls until the job's status satisfies `pred` (or `timeout`).
+    pub async fn wait_for(&self, id: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.get_job(id).await?;
+            if pred(job["status"].as_str().unwrap_or("")) {
+                return Ok(job);
+            }
+            if Instant::now() > deadline {
+                bail!("job {id} still {} after {timeout:?}", job["status"]);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_finished(&self, id: &str) -> anyhow::Result<Value> {
+        self.wait_for(id, Duration::from_secs(60), |s| matches!(s, "succeeded" | "failed" | "cancelled")).await
+    }
+
+    /// A direct database connection, for assertions on what was stored.
+    pub fn db(&self) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::establish(&self.database_url)?)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+/// Creates an API key in the database and returns it.
+pub fn create_key(database_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut c = PgConnection::establish(database_url)?;
+    let key = crunch_gateway::auth::generate_key();
+    crunch_store::keys::insert_key(&mut c, name, &crunch_gateway::auth::hash_key(&key))?;
+    Ok(key)
+}

@@ -3,7 +3,8 @@
 //! Configuration is layered: built-in defaults < `.env` at the working
 //! directory (or the file named by `CRUNCH_ENV_FILE`) < process environment <
 //! command-line flags. For every variable `X` a variable `X_FILE` naming a file
-//! (a Docker secret) is read into `X` when `X` itself is not set.
+//! (a Docker secret) is read into `X` when `X` itself is not set (for the
+//! variables of Crunch: `CRUNCH_*`, `DATABASE_*`, `AMQP_*`, `KAFKA_*`, `S3_*`).
 
 use std::time::Duration;
 
@@ -12,20 +13,26 @@ use crunch_bus::BusConfig;
 use crunch_domain::Limits;
 use crunch_store::PoolConfig;
 
+/// Variables whose `*_FILE` form is honoured (other programs' `*_FILE`
+/// variables in the environment are left alone).
+const SECRET_PREFIXES: &[&str] = &["CRUNCH_", "DATABASE_", "AMQP_", "KAFKA_", "S3_"];
+
 /// Loads `.env` and resolves `*_FILE` variables. Call first in `main`, before
 /// parsing flags (clap reads the environment this fills).
 pub fn load_environment() {
     let path = std::env::var("CRUNCH_ENV_FILE").unwrap_or_else(|_| ".env".to_owned());
     // A missing .env is normal; real variables always win over it.
     let _ = dotenvy::from_path(&path);
-    let file_vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.ends_with("_FILE")).collect();
+    let file_vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.ends_with("_FILE") && SECRET_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .collect();
     for (key, path) in file_vars {
         let target = key.trim_end_matches("_FILE");
         if target.is_empty() || target == "CRUNCH_ENV" || std::env::var_os(target).is_some() {
             continue;
         }
         match std::fs::read_to_string(&path) {
-            // SAFETY-free: set_var is safe in edition 2021; called before any thread starts.
+            // Called at the start of main, before any other thread exists.
             Ok(v) => std::env::set_var(target, v.trim_end_matches(['\n', '\r'])),
             Err(e) => eprintln!("warning: {key}={path}: {e}"),
         }

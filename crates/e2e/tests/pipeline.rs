@@ -1,0 +1,432 @@
+//! The job pipeline end to end: real gateway, real worker processes, real
+//! PostgreSQL and RabbitMQ.
+
+use std::time::{Duration, Instant};
+
+use crunch_e2e::{Options, TestEnv};
+use diesel::sql_types::{BigInt, Text};
+use diesel::RunQueryDsl;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+/// 8 * M89 * M107: the factor 2^3 comes at once, the ~200-bit rest never.
+const HARD: &str = "803469022129495137770981044872502134867237448237672738848776";
+/// Two 60-bit primes: a few seconds of Pollard-Brent.
+const SECONDS: &str = "1001290866379582126047469420342591";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_job_is_factored_with_sorted_prime_factors() -> R {
+    let env = TestEnv::start().await?;
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": "360"}})).await?;
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str()?.to_owned();
+    let job: Value = r.json().await?;
+    for field in ["id", "kind", "params", "status", "progress", "result", "error", "attempts", "created_at", "started_at", "finished_at"] {
+        assert!(job.get(field).is_some(), "missing {field} in {job}");
+    }
+    assert_eq!(location, format!("/api/v1/jobs/{}", job["id"].as_str().unwrap_or_default()));
+    assert_eq!(job["status"], "queued");
+    let done = env.wait_finished(job["id"].as_str().unwrap_or_default()).await?;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let factors: Vec<(String, u64)> = done["result"]["factors"]
+        .as_array()
+        .expect("factors")
+        .iter()
+        .map(|f| (f["p"].as_str().unwrap_or_default().to_owned(), f["e"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(factors, vec![("2".into(), 3), ("3".into(), 2), ("5".into(), 1)]);
+    assert_eq!(done["progress"], 1.0);
+    assert_eq!(done["attempts"], 1);
+    assert!(done["finished_at"].is_string() && done["started_at"].is_string());
+
+    // n = 1 has no prime factors; a 2^127-scale composite is split too.
+    let one = env.submit_n("1").await?;
+    let big = env.submit_n("170141183460469231731687303715884105727000").await?; // M127 * 1000
+    let one = env.wait_finished(&one).await?;
+    assert_eq!(one["result"]["factors"], json!([]));
+    let big = env.wait_finished(&big).await?;
+    let ps: Vec<&str> = big["result"]["factors"].as_array().expect("factors").iter().map(|f| f["p"].as_str().unwrap_or("")).collect();
+    assert_eq!(ps, vec!["2", "5", "170141183460469231731687303715884105727"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_is_newest_first_with_cursor_pagination_and_filters() -> R {
+    let env = TestEnv::start().await?;
+    let mut ids = Vec::new();
+    for n in 2..=6 {
+        ids.push(env.submit_n(&n.to_string()).await?);
+    }
+    let page1: Value = env.http.get(env.url("/api/v1/jobs?limit=2")).bearer_auth(&env.key).send().await?.json().await?;
+    let got: Vec<&str> = page1["items"].as_array().expect("items").iter().map(|j| j["id"].as_str().unwrap_or("")).collect();
+    assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
+    let next = page1["next"].as_str().expect("a next cursor").to_owned();
+    let page2: Value = env.http.get(env.url(&format!("/api/v1/jobs?limit=2&before={next}"))).bearer_auth(&env.key).send().await?.json().await?;
+    let got: Vec<&str> = page2["items"].as_array().expect("items").iter().map(|j| j["id"].as_str().unwrap_or("")).collect();
+    assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
+    let next = page2["next"].as_str().expect("a next cursor").to_owned();
+    let page3: Value = env.http.get(env.url(&format!("/api/v1/jobs?limit=2&before={next}"))).bearer_auth(&env.key).send().await?.json().await?;
+    assert_eq!(page3["items"].as_array().map(|a| a.len()), Some(1));
+    assert!(page3["next"].is_null());
+
+    // Default limit is 10; filters by kind and status.
+    for id in &ids {
+        env.wait_finished(id).await?;
+    }
+    let all: Value = env.http.get(env.url("/api/v1/jobs?kind=factorize&status=succeeded")).bearer_auth(&env.key).send().await?.json().await?;
+    assert_eq!(all["items"].as_array().map(|a| a.len()), Some(5));
+    let none: Value = env.http.get(env.url("/api/v1/jobs?status=queued")).bearer_auth(&env.key).send().await?.json().await?;
+    assert_eq!(none["items"], json!([]));
+
+    for bad in ["limit=0", "limit=101", "limit=abc", "status=done", "kind=nope", "before=xyz"] {
+        let r = env.http.get(env.url(&format!("/api/v1/jobs?{bad}"))).bearer_auth(&env.key).send().await?;
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await?;
+        assert!(body["error"]["code"].is_string(), "{bad}: {body}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_submission_returns_the_existing_job_unless_fresh() -> R {
+    let env = TestEnv::start().await?;
+    let first = env.submit_n("123456789").await?;
+    let again = env.submit(json!({"kind": "factorize", "params": {"n": "000123456789"}})).await?;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await?;
+    assert_eq!(again["id"], first.as_str());
+    env.wait_finished(&first).await?;
+    let after = env.submit(json!({"kind": "factorize", "params": {"n": "123456789"}})).await?;
+    assert_eq!(after.status(), 200);
+    let after: Value = after.json().await?;
+    assert_eq!(after["status"], "succeeded");
+    let fresh = env.submit(json!({"kind": "factorize", "params": {"n": "123456789"}, "fresh": true})).await?;
+    assert_eq!(fresh.status(), 202);
+    let fresh: Value = fresh.json().await?;
+    assert_ne!(fresh["id"], first.as_str());
+
+    // Another key does not see (or reuse) this key's job.
+    let other = crunch_e2e::create_key(&env.database_url, "other")?;
+    let r = env.http.get(env.url(&format!("/api/v1/jobs/{first}"))).bearer_auth(&other).send().await?;
+    assert_eq!(r.status(), 404);
+    let r = env.http.delete(env.url(&format!("/api/v1/jobs/{first}"))).bearer_auth(&other).send().await?;
+    assert_eq!(r.status(), 404);
+    let mine = env.http.post(env.url("/api/v1/jobs")).bearer_auth(&other).json(&json!({"kind": "factorize", "params": {"n": "123456789"}})).send().await?;
+    assert_eq!(mine.status(), 202);
+    let list: Value = env.http.get(env.url("/api/v1/jobs")).bearer_auth(&other).send().await?.json().await?;
+    assert_eq!(list["items"].as_array().map(|a| a.len()), Some(1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_json_errors() -> R {
+    let env = TestEnv::start_with(Options { max_body_bytes: 4096, ..Default::default() }).await?;
+    let cases = [
+        (json!({"kind": "factorize", "params": {"n": "12x"}}), 400, "invalid_params"),
+        (json!({"kind": "factorize", "params": {"n": "0"}}), 400, "invalid_params"),
+        (json!({"kind": "factorize", "params": {"n": "-7"}}), 400, "invalid_params"),
+        (json!({"kind": "factorize", "params": {"n": 1.5}}), 400, "invalid_params"),
+        (json!({"kind": "factorize", "params": {"n": "1".repeat(301)}}), 400, "invalid_params"),
+        (json!({"kind": "factorize", "params": {}}), 400, "invalid_params"),
+        (json!({"kind": "sing", "params": {}}), 400, "unknown_kind"),
+        (json!({"params": {"n": "5"}}), 400, "invalid_json"),
+        (json!({"kind": "factorize", "params": {"n": "5"}, "extra": 1}), 400, "invalid_json"),
+    ];
+    for (body, status, code) in cases {
+        let r = env.submit(body.clone()).await?;
+        assert_eq!(r.status(), status, "{body}");
+        let err: Value = r.json().await?;
+        assert_eq!(err["error"]["code"], code, "{body}: {err}");
+        assert!(err["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let r = env.submit(json!({"kind": "sing"})).await?;
+    let err: Value = r.json().await?;
+    assert_eq!(err["error"]["details"]["valid_kinds"], json!(["factorize"]));
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": "1".repeat(301)}})).await?;
+    let err: Value = r.json().await?;
+    assert!(err["error"]["message"].as_str().unwrap_or("").contains("300"), "{err}");
+
+    // Not JSON at all, and invalid UTF-8.
+    let r = env.http.post(env.url("/api/v1/jobs")).bearer_auth(&env.key).header("content-type", "application/json").body("{nope").send().await?;
+    assert_eq!(r.status(), 400);
+    let r = env.http.post(env.url("/api/v1/jobs")).bearer_auth(&env.key).header("content-type", "application/json").body(vec![0xff, 0xfe, b'{']).send().await?;
+    assert_eq!(r.status(), 400);
+    // Oversized body: 413.
+    let big = json!({"kind": "factorize", "params": {"n": "1".repeat(10_000)}});
+    let r = env.submit(big).await?;
+    assert_eq!(r.status(), 413);
+    let err: Value = r.json().await?;
+    assert_eq!(err["error"]["code"], "payload_too_large");
+
+    // 401 without a key, with a malformed one and with an unknown one.
+    let r = env.http.post(env.url("/api/v1/jobs")).json(&json!({"kind": "factorize", "params": {"n": "5"}})).send().await?;
+    assert_eq!(r.status(), 401);
+    let err: Value = r.json().await?;
+    assert_eq!(err["error"]["code"], "unauthorized");
+    for key in ["nope", "crk_0000000000000000000000000000000000000000000000000000000000000000"] {
+        let r = env.http.get(env.url("/api/v1/jobs")).bearer_auth(key).send().await?;
+        assert_eq!(r.status(), 401, "{key}");
+    }
+    // 404s: unknown job, malformed id, unknown route (all JSON).
+    for path in [format!("/api/v1/jobs/{}", uuid::Uuid::new_v4()), "/api/v1/jobs/not-a-uuid".into(), "/api/v1/nothing".into()] {
+        let r = env.http.get(env.url(&path)).bearer_auth(&env.key).send().await?;
+        assert_eq!(r.status(), 404, "{path}");
+        let err: Value = r.json().await?;
+        assert_eq!(err["error"]["code"], "not_found", "{path}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_running_job_within_a_second() -> R {
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_WORKER_PREFETCH".into(), "1".into())],
+        ..Default::default()
+    })
+    .await?;
+    let id = env.submit_n(HARD).await?;
+    env.wait_for(&id, Duration::from_secs(20), |s| s == "running").await?;
+    let r = env.http.delete(env.url(&format!("/api/v1/jobs/{id}"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 200);
+    let job: Value = r.json().await?;
+    assert_eq!(job["status"], "cancelled");
+    // The only worker (prefetch 1) is free again within about a second: a new
+    // job submitted now finishes quickly.
+    let t = Instant::now();
+    let next = env.submit_n("77").await?;
+    let done = env.wait_finished(&next).await?;
+    assert_eq!(done["status"], "succeeded");
+    assert!(t.elapsed() < Duration::from_secs(5), "worker was busy for {:?}", t.elapsed());
+    assert_eq!(env.get_job(&id).await?["status"], "cancelled");
+    // Cancelling a finished job: 409.
+    let r = env.http.delete(env.url(&format!("/api/v1/jobs/{next}"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 409);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_budget_fails_the_job_with_the_partial_factorization() -> R {
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_JOB_TIME_BUDGET_SECS".into(), "1".into())],
+        ..Default::default()
+    })
+    .await?;
+    let id = env.submit_n(HARD).await?;
+    let job = env.wait_finished(&id).await?;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "time_budget_exceeded");
+    assert_eq!(job["error"]["details"]["factors"], json!([{"p": "2", "e": 3, "method": "trial_division"}]));
+    assert_eq!(job["error"]["details"]["unfactored"].as_array().map(|a| a.len()), Some(1));
+    assert!(job["result"].is_null());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_streams_the_callers_events_only() -> R {
+    let env = TestEnv::start().await?;
+    let url = env.url("/api/v1/events").replace("http://", "ws://");
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str())?;
+    req.headers_mut().insert("Authorization", format!("Bearer {}", env.key).parse()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    // A second client authenticated by query parameter, with another key.
+    let other = crunch_e2e::create_key(&env.database_url, "other")?;
+    let (mut ws_other, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={other}")).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let id = env.submit_n("1001").await?;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|t: &String| t == "succeeded") && Instant::now() < deadline {
+        if let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            if let Ok(text) = msg.into_text() {
+                let ev: Value = serde_json::from_str(&text)?;
+                assert_eq!(ev["job_id"], id.as_str());
+                seen.push(ev["type"].as_str().unwrap_or("").to_owned());
+                if ev["type"] == "succeeded" {
+                    assert_eq!(ev["data"]["factors"].as_array().map(|a| a.len()), Some(3));
+                }
+            }
+        }
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("queued"), "{seen:?}");
+    assert!(seen.contains(&"started".to_owned()), "{seen:?}");
+    assert_eq!(seen.iter().filter(|t| *t == "succeeded").count(), 1, "{seen:?}");
+    // The other key's socket got nothing.
+    let got = tokio::time::timeout(Duration::from_millis(500), ws_other.next()).await;
+    assert!(got.is_err(), "other key received {got:?}");
+    // Without a key: 401.
+    let r = tokio_tungstenite::connect_async(url.as_str()).await;
+    assert!(r.is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_means_503_quickly_and_nothing_stored() -> R {
+    let db = crunch_e2e::fresh_database()?;
+    let env = TestEnv::start_with(Options {
+        database_url: Some(db),
+        gateway_amqp_url: Some("amqp://guest:guest@127.0.0.1:1/%2f".into()),
+        workers: 0,
+        ..Default::default()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": "10"}})).await?;
+    assert_eq!(r.status(), 503);
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let err: Value = r.json().await?;
+    assert_eq!(err["error"]["code"], "service_unavailable");
+    let list: Value = env.http.get(env.url("/api/v1/jobs")).bearer_auth(&env.key).send().await?.json().await?;
+    assert_eq!(list["items"], json!([]));
+    let ready = env.http.get(env.url("/readyz")).send().await?;
+    assert_eq!(ready.status(), 503);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_means_503_quickly() -> R {
+    let db = crunch_e2e::fresh_database()?;
+    let env = TestEnv::start_with(Options {
+        database_url: Some(db),
+        gateway_db_url: Some("postgres://postgres@127.0.0.1:1/none".into()),
+        workers: 0,
+        ..Default::default()
+    })
+    .await?;
+    let t = Instant::now();
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": "10"}})).await?;
+    assert_eq!(r.status(), 503);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let err: Value = r.json().await?;
+    assert_eq!(err["error"]["code"], "service_unavailable");
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_yields_exactly_one_result_after_redelivery() -> R {
+    let mut env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_WORKER_PREFETCH".into(), "1".into())],
+        ..Default::default()
+    })
+    .await?;
+    let url = env.url("/api/v1/events").replace("http://", "ws://");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={}", env.key)).await?;
+    let id = env.submit_n(SECONDS).await?;
+    env.wait_for(&id, Duration::from_secs(20), |s| s == "running").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.kill_worker(0);
+    env.spawn_worker()?;
+    let job = env.wait_for(&id, Duration::from_secs(90), |s| s == "succeeded").await?;
+    assert_eq!(job["attempts"], 2, "{job}");
+    let ps: Vec<&str> = job["result"]["factors"].as_array().expect("factors").iter().map(|f| f["p"].as_str().unwrap_or("")).collect();
+    assert_eq!(ps, vec!["31297606247302943", "31992570245395937"]);
+    let mut conn = env.db()?;
+    let events: Count = diesel::sql_query("SELECT count(*) AS n FROM job_events WHERE job_id = $1::uuid AND event->>'type' = 'succeeded'")
+        .bind::<Text, _>(&id)
+        .get_result(&mut conn)?;
+    assert_eq!(events.n, 1);
+    // Exactly one succeeded event reached the WebSocket.
+    let mut succeeded = 0;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+        if let Ok(text) = msg.into_text() {
+            let ev: Value = serde_json::from_str(&text)?;
+            if ev["type"] == "succeeded" {
+                succeeded += 1;
+            }
+        }
+    }
+    assert_eq!(succeeded, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_with_a_reason_and_the_worker_keeps_going() -> R {
+    use crunch_bus::lapin::options::{BasicGetOptions, BasicPublishOptions};
+    use crunch_bus::lapin::BasicProperties;
+    let env = TestEnv::start().await?;
+    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).amqp.bus_config();
+    let conn = crunch_bus::lapin::Connection::connect(&crunch_e2e::amqp_url(), Default::default()).await?;
+    let ch = conn.create_channel().await?;
+    let bodies: [&[u8]; 3] = [b"\xff\xfenot json", br#"{"job_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","owner_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","kind":"teleport","params":{}}"#,
+        br#"{"job_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b3","owner_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","kind":"factorize","params":{"n":"-1"}}"#];
+    for body in bodies {
+        ch.basic_publish(cfg.jobs_exchange().into(), "cpu".into(), BasicPublishOptions::default(), body, BasicProperties::default()).await?.await?;
+    }
+    // The worker still runs jobs.
+    let id = env.submit_n("91").await?;
+    assert_eq!(env.wait_finished(&id).await?["status"], "succeeded");
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reasons.len() < 3 && Instant::now() < deadline {
+        match ch.basic_get(cfg.dead_queue().into(), BasicGetOptions { no_ack: true }).await? {
+            Some(msg) => reasons.push(crunch_bus::reason_of(&msg.delivery.properties).unwrap_or_default()),
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    reasons.sort();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].starts_with("invalid_params"), "{reasons:?}");
+    assert!(reasons[1].starts_with("malformed_message"), "{reasons:?}");
+    assert!(reasons[2].starts_with("unknown_kind") && reasons[2].contains("factorize"), "{reasons:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_message_was_lost_is_republished_by_the_reconciler() -> R {
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_UNPUBLISHED_GRACE_SECS".into(), "1".into()), ("CRUNCH_RECONCILE_INTERVAL_MS".into(), "200".into())],
+        ..Default::default()
+    })
+    .await?;
+    // A job row as the gateway writes it just before a crash: never published.
+    let mut conn = env.db()?;
+    let owner: uuid::Uuid = {
+        #[derive(diesel::QueryableByName)]
+        struct K {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        diesel::sql_query("SELECT id FROM api_keys LIMIT 1").get_result::<K>(&mut conn)?.id
+    };
+    let spec = crunch_domain::JobSpec::parse("factorize", &json!({"n": "221"}), &Default::default())?;
+    let id = uuid::Uuid::new_v4();
+    let params = spec.canonical_params();
+    let key = spec.dedup_key(owner);
+    crunch_store::jobs::submit(&mut conn, crunch_store::models::NewJob { id, owner_id: owner, kind: "factorize", params: &params, dedup_key: &key }, false)?;
+    let job = env.wait_finished(&id.to_string()).await?;
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["result"]["factors"], json!([{"p": "13", "e": 1, "method": "trial_division"}, {"p": "17", "e": 1, "method": "trial_division"}]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_endpoints_and_openapi_document_every_route() -> R {
+    let env = TestEnv::start().await?;
+    let id = env.submit_n("12").await?;
+    env.wait_finished(&id).await?;
+    let h = env.http.get(env.url("/healthz")).send().await?;
+    assert_eq!(h.status(), 200);
+    let m = env.http.get(env.url("/metrics")).send().await?.text().await?;
+    assert!(m.contains("crunch_http_requests_total"), "{m}");
+    assert!(m.contains("crunch_jobs{kind=\"factorize\",status=\"succeeded\"} 1"), "{m}");
+    assert!(m.contains("crunch_queue_depth"), "{m}");
+    let spec: Value = env.http.get(env.url("/api-docs/openapi.json")).send().await?.json().await?;
+    for path in ["/api/v1/jobs", "/api/v1/jobs/{id}", "/api/v1/events", "/healthz", "/readyz", "/metrics"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    let docs = env.http.get(env.url("/docs/")).send().await?;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await?.contains("swagger"));
+    let dash = env.http.get(env.url("/")).send().await?;
+    assert!(dash.headers()["content-security-policy"].to_str()?.contains("script-src 'self'"));
+    Ok(())
+}
