@@ -18,4 +18,12 @@ export TEST_DATABASE_SERVER="${TEST_DATABASE_SERVER:-$PG_ADMIN_URL}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 build_bins
 log "running the tests"
-cargo test --workspace "$@"
+OUT="$DEV_DIR/logs/test-output.log"
+set +e
+cargo test --workspace "$@" 2>&1 | tee "$OUT"
+STATUS=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$OUT"
+exit "$STATUS"

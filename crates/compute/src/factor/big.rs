@@ -8,6 +8,7 @@ use num_prime::PrimalityTestConfig;
 use num_traits::{One, ToPrimitive, Zero};
 use rand::Rng;
 
+use super::ecm::{ecm, EcmParams};
 use super::mont::Mont128;
 use super::rho::{brent, Rho};
 use super::small::{self, primes_below, sprp_u128};
@@ -77,15 +78,30 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
     best
 }
 
-/// Finds a non-trivial factor of the odd composite `n` (not a perfect power).
-/// The splitters are tried in order; ECM and SIQS join this list for large
-/// inputs (the factorization-engine issue).
-pub fn split(n: &BigUint, ctl: &Control) -> Result<BigUint, Stop> {
+/// Finds a non-trivial factor of the odd composite `n` (not a perfect power),
+/// with the method that found it. Up to 128 bits: a short Pollard-Brent run
+/// (small factors), then ECM with growing bounds until the control stops it.
+/// Above 128 bits: Pollard-Brent on arbitrary precision; ECM and SIQS for large
+/// inputs join this list with the factorization-engine issue.
+pub fn split(n: &BigUint, ctl: &Control) -> Result<(BigUint, Method), Stop> {
     if let Some(v) = n.to_u128() {
         let m = Mont128::new(v);
-        for c in 1u64.. {
-            match brent(&m, c, Some(ctl)) {
-                Rho::Found(d) => return Ok(BigUint::from(d)),
+        match brent(&m, 1, Some(ctl), 1 << 18) {
+            Rho::Found(d) => return Ok((BigUint::from(d), Method::PollardBrent)),
+            Rho::Stopped(s) => return Err(s),
+            Rho::Failed => {}
+        }
+        let mut sigma = 6;
+        for b1 in [150u64, 500, 2_000, 10_000, 50_000, 250_000, 1_000_000] {
+            let params = EcmParams { b1, b2: 50 * b1, curves: 40 };
+            if let Some(d) = ecm(&m, params, sigma, Some(ctl))? {
+                return Ok((BigUint::from(d), Method::Ecm));
+            }
+            sigma += params.curves as u64;
+        }
+        for c in 2u64.. {
+            match brent(&m, c, Some(ctl), u64::MAX) {
+                Rho::Found(d) => return Ok((BigUint::from(d), Method::PollardBrent)),
                 Rho::Failed => continue,
                 Rho::Stopped(s) => return Err(s),
             }
@@ -93,7 +109,7 @@ pub fn split(n: &BigUint, ctl: &Control) -> Result<BigUint, Stop> {
     }
     for c in 1u64.. {
         if let Some(d) = brent_big(n, c, ctl)? {
-            return Ok(d);
+            return Ok((d, Method::PollardBrent));
         }
     }
     unreachable!("the loop over c only ends by returning")
@@ -190,10 +206,10 @@ pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
             }
         } else {
             match split(&m, ctl) {
-                Ok(d) => {
+                Ok((d, method)) => {
                     let other = &m / &d;
-                    stack.push((d, Method::PollardBrent));
-                    stack.push((other, Method::PollardBrent));
+                    stack.push((d, method));
+                    stack.push((other, method));
                 }
                 Err(stop) => {
                     stopped = Some(stop);

@@ -9,6 +9,7 @@
 //! or the [`Control`] stops the run.
 
 pub mod big;
+pub mod ecm;
 pub mod mont;
 pub mod rho;
 pub mod small;
@@ -25,6 +26,7 @@ pub enum Method {
     PrimalityProof,
     PerfectPower,
     PollardBrent,
+    Ecm,
 }
 
 impl Method {
@@ -34,6 +36,7 @@ impl Method {
             Method::PrimalityProof => "primality_test",
             Method::PerfectPower => "perfect_power",
             Method::PollardBrent => "pollard_brent",
+            Method::Ecm => "ecm",
         }
     }
 }

@@ -18,7 +18,8 @@ pub enum Rho<W> {
 
 /// Looks for a non-trivial factor of the (odd, composite) modulus of `m` with
 /// the polynomial `x^2 + c`.
-pub fn brent<M: Montgomery>(m: &M, c: u64, ctl: Option<&Control>) -> Rho<M::W> {
+/// Gives up (`Failed`) after about `max_steps` polynomial evaluations.
+pub fn brent<M: Montgomery>(m: &M, c: u64, ctl: Option<&Control>, max_steps: u64) -> Rho<M::W> {
     let n = m.modulus();
     let c = m.to_mont(M::W::from_u64(c));
     let f = |x: M::W| m.add(m.mul(x, x), c);
@@ -56,7 +57,7 @@ pub fn brent<M: Montgomery>(m: &M, c: u64, ctl: Option<&Control>) -> Rho<M::W> {
             }
         }
         r *= 2;
-        if r > (1 << 40) {
+        if r > (1 << 40) || done > max_steps {
             return Rho::Failed;
         }
         // Restore the loop-carried x for the backtrack below.

@@ -6,8 +6,13 @@
 use std::sync::OnceLock;
 
 use super::mont::{Mont128, Mont64, Montgomery};
+use super::ecm::{ecm, EcmParams};
 use super::rho::{brent, Rho};
 use super::Method;
+
+/// Composites above this many bits are split with ECM first (Pollard-Brent
+/// is faster below; measured with `scripts/bench-factor.sh`).
+pub const ECM_ABOVE_BITS: u32 = 44;
 
 /// Trial division covers the primes below this bound.
 pub const TRIAL_LIMIT: u64 = 1 << 12;
@@ -149,22 +154,29 @@ fn split_u64(n: u64, out: &mut Vec<(u64, Method)>) {
         return;
     }
     let m = Mont64::new(n);
+    let bits = 64 - n.leading_zeros();
+    if bits > ECM_ABOVE_BITS {
+        if let Ok(Some(d)) = ecm(&m, EcmParams::for_bits(bits), 6, None) {
+            return split_parts(n, d, Method::Ecm, out);
+        }
+    }
     for c in 1u64.. {
-        match brent(&m, c, None) {
-            Rho::Found(d) => {
-                for part in [d, n / d] {
-                    let mark = out.len();
-                    split_u64(part, out);
-                    // Factors found as a rho split are credited to rho.
-                    for f in &mut out[mark..] {
-                        if f.1 == Method::PrimalityProof {
-                            f.1 = Method::PollardBrent;
-                        }
-                    }
-                }
-                return;
-            }
+        match brent(&m, c, None, u64::MAX) {
+            Rho::Found(d) => return split_parts(n, d, Method::PollardBrent, out),
             Rho::Failed | Rho::Stopped(_) => continue,
+        }
+    }
+}
+
+/// Splits `n = d * (n / d)` further, crediting `method` with the primes it isolated.
+fn split_parts(n: u64, d: u64, method: Method, out: &mut Vec<(u64, Method)>) {
+    for part in [d, n / d] {
+        let mark = out.len();
+        split_u64(part, out);
+        for f in &mut out[mark..] {
+            if f.1 == Method::PrimalityProof {
+                f.1 = method;
+            }
         }
     }
 }
