@@ -20,7 +20,8 @@ build_bins
 log "running the tests"
 OUT="$DEV_DIR/logs/test-output.log"
 set +e
-cargo test --workspace "$@" 2>&1 | tee "$OUT"
+[ $# -gt 0 ] || set -- --workspace
+cargo test "$@" 2>&1 | tee "$OUT"
 STATUS=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
