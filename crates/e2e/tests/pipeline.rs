@@ -432,3 +432,34 @@ async fn operations_endpoints_and_openapi_document_every_route() -> R {
     assert!(dash.headers()["content-security-policy"].to_str()?.contains("script-src 'self'"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gateway_replica_delivers_every_event_to_its_own_clients() -> R {
+    let env = TestEnv::start().await?;
+    // A second replica on the same database and namespace.
+    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 65536);
+    let second = crunch_gateway::Application::build(cfg).await?;
+    let second_base = format!("ws://127.0.0.1:{}/api/v1/events", second.port());
+    tokio::spawn(second.run_until_stopped());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut ws2, _) = tokio_tungstenite::connect_async(format!("{second_base}?access_token={}", env.key)).await?;
+    let first_base = env.url("/api/v1/events").replace("http://", "ws://");
+    let (mut ws1, _) = tokio_tungstenite::connect_async(format!("{first_base}?access_token={}", env.key)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Submitted through the first replica.
+    let id = env.submit_n("4096").await?;
+    for ws in [&mut ws1, &mut ws2] {
+        let mut got_succeeded = false;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !got_succeeded && Instant::now() < deadline {
+            if let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                if let Ok(text) = msg.into_text() {
+                    let ev: Value = serde_json::from_str(&text)?;
+                    got_succeeded = ev["type"] == "succeeded" && ev["job_id"] == id.as_str();
+                }
+            }
+        }
+        assert!(got_succeeded, "a replica's client missed the succeeded event");
+    }
+    Ok(())
+}
