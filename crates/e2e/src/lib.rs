@@ -77,6 +77,7 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         http_workers: 2,
         max_body_bytes: max_body,
         migrate_on_start: true,
+        admin_api_key: None,
         db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
         amqp: AmqpArgs {
             amqp_url: amqp.into(),

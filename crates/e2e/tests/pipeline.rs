@@ -463,3 +463,23 @@ async fn every_gateway_replica_delivers_every_event_to_its_own_clients() -> R {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_key_from_the_configuration_is_registered_at_start_up() -> R {
+    let env = TestEnv::start().await?;
+    let admin = crunch_gateway::auth::generate_key();
+    let mut cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 65536);
+    cfg.admin_api_key = Some(admin.clone());
+    let app = crunch_gateway::Application::build(cfg.clone()).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let r = env.http.get(format!("{base}/api/v1/jobs")).bearer_auth(&admin).send().await?;
+    assert_eq!(r.status(), 200);
+    // A second start-up (another replica) finds it registered: no error, no duplicate.
+    let again = crunch_gateway::Application::build(cfg).await?;
+    drop(again);
+    let mut conn = env.db()?;
+    let n: Count = diesel::sql_query("SELECT count(*) AS n FROM api_keys WHERE name = 'admin'").get_result(&mut conn)?;
+    assert_eq!(n.n, 1);
+    Ok(())
+}

@@ -46,6 +46,10 @@ pub struct Config {
     /// Largest accepted JSON body, in bytes (larger: 413).
     #[arg(long, env = "CRUNCH_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// An API key registered (as key "admin") at start-up: the deployment's
+    /// first key, given as a Docker secret (CRUNCH_ADMIN_API_KEY_FILE).
+    #[arg(long, env = "CRUNCH_ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<String>,
     /// Apply database migrations at start-up.
     #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
@@ -79,6 +83,23 @@ impl Application {
                 Ok(applied) if !applied.is_empty() => tracing::info!(?applied, "migrations applied"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "migrations not applied at start-up (database unreachable?)"),
+            }
+        }
+        if let Some(key) = cfg.admin_api_key.clone() {
+            anyhow::ensure!(
+                key.starts_with(auth::KEY_PREFIX) && key.len() >= auth::KEY_PREFIX.len() + 32,
+                "CRUNCH_ADMIN_API_KEY must look like {}<at least 32 hex digits>", auth::KEY_PREFIX
+            );
+            let p = pool.clone();
+            let registered = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+                let mut conn = p.get()?;
+                Ok(crunch_store::keys::ensure_key(&mut conn, "admin", &auth::hash_key(&key))?)
+            })
+            .await?;
+            match registered {
+                Ok(true) => tracing::info!("registered the admin API key"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not register the admin API key yet"),
             }
         }
         let (events_tx, _) = broadcast::channel(4096);

@@ -36,3 +36,14 @@ pub fn revoke_key(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Inserts a key with this hash unless one exists (the deployment's admin key,
+/// given as a secret, is registered at every start-up). `true` if inserted.
+pub fn ensure_key(conn: &mut PgConnection, name: &str, key_hash: &[u8]) -> Result<bool> {
+    let n = diesel::insert_into(api_keys::table)
+        .values(NewApiKey { id: Uuid::new_v4(), name, key_hash })
+        .on_conflict(api_keys::key_hash)
+        .do_nothing()
+        .execute(conn)?;
+    Ok(n == 1)
+}
