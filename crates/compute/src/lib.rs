@@ -10,5 +10,6 @@
 
 pub mod control;
 pub mod factor;
+pub mod primes;
 
 pub use control::{Control, Stop};
