@@ -388,7 +388,8 @@ fn unsafe_free_chunks(seg: &[u8]) -> (&[u8], impl Iterator<Item = u64> + '_, &[u
     (&seg[..0], chunks.map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])), tail)
 }
 
-/// Counts the primes in [lo, hi] on the rayon pool, in `pieces` pieces.
+/// Counts the primes in [lo, hi] on the rayon pool, in `pieces` pieces,
+/// reporting progress (the fraction of the width done) as pieces finish.
 pub fn count_parallel(lo: u64, hi: u64, pieces: usize, ctl: &Control) -> Result<u64, Stop> {
     if lo > hi {
         return Ok(0);
@@ -398,13 +399,22 @@ pub fn count_parallel(lo: u64, hi: u64, pieces: usize, ctl: &Control) -> Result<
     let step = (width / pieces).max(1);
     let bounds: Vec<(u64, u64)> = (0..pieces)
         .map(|i| {
-            let a = lo + i * step;
-            let b = if i + 1 == pieces { hi } else { a + step - 1 };
+            let a = lo.saturating_add(i.saturating_mul(step));
+            let b = if i + 1 == pieces { hi } else { a.saturating_add(step - 1).min(hi) };
             (a, b)
         })
         .filter(|(a, b)| a <= b && *a <= hi)
         .collect();
-    bounds.into_par_iter().map(|(a, b)| count(a, b, ctl)).try_reduce(|| 0, |x, y| Ok(x + y))
+    let done = std::sync::atomic::AtomicU64::new(0);
+    bounds
+        .into_par_iter()
+        .map(|(a, b)| {
+            let n = count(a, b, ctl)?;
+            let d = done.fetch_add(b - a + 1, std::sync::atomic::Ordering::Relaxed) + (b - a + 1);
+            ctl.progress(d as f64 / (width as f64 + 1.0));
+            Ok(n)
+        })
+        .try_reduce(|| 0, |x, y| Ok(x + y))
 }
 
 /// Calls `f` with the primes in [lo, hi] in ascending order, in slices of at
@@ -445,10 +455,73 @@ pub fn for_each_prime(lo: u64, hi: u64, ctl: &Control, mut f: impl FnMut(&[u64])
     })
 }
 
+/// Compact storage of prime lists: each chunk keeps its first prime and the
+/// gaps to the following ones as LEB128 varints (one byte per gap below 128,
+/// which covers every gap below 1,300,000 and most above).
+pub mod codec {
+    /// Primes per stored chunk.
+    pub const CHUNK_PRIMES: usize = 65_536;
+
+    /// Encodes ascending primes: (first, gaps).
+    pub fn encode(primes: &[u64]) -> (u64, Vec<u8>) {
+        let first = primes.first().copied().unwrap_or(0);
+        let mut out = Vec::with_capacity(primes.len() + primes.len() / 8);
+        for w in primes.windows(2) {
+            let mut gap = w[1] - w[0];
+            loop {
+                let byte = (gap & 0x7f) as u8;
+                gap >>= 7;
+                if gap == 0 {
+                    out.push(byte);
+                    break;
+                }
+                out.push(byte | 0x80);
+            }
+        }
+        (first, out)
+    }
+
+    /// The primes of a chunk; `None` if the data is corrupt.
+    pub fn decode(first: u64, count: usize, data: &[u8]) -> Option<Vec<u64>> {
+        let mut out = Vec::with_capacity(count);
+        if count == 0 {
+            return Some(out);
+        }
+        out.push(first);
+        let mut cur = first;
+        let mut gap = 0u64;
+        let mut shift = 0u32;
+        for &b in data {
+            gap |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                cur = cur.checked_add(gap)?;
+                out.push(cur);
+                gap = 0;
+                shift = 0;
+            } else {
+                shift += 7;
+                if shift > 63 {
+                    return None;
+                }
+            }
+        }
+        (out.len() == count).then_some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::factor::small::is_prime_u64;
+
+    #[test]
+    fn codec_round_trips_including_large_gaps_and_the_top_of_the_range() {
+        for primes in [vec![2u64, 3, 5, 7, 11], vec![u64::MAX - 58], vec![2, 1 << 40, (1 << 40) + 1_000_000, u64::MAX - 58]] {
+            let (first, data) = codec::encode(&primes);
+            assert_eq!(codec::decode(first, primes.len(), &data), Some(primes.clone()));
+        }
+        assert_eq!(codec::decode(2, 3, &[1]), None, "count mismatch is detected");
+    }
 
     fn naive(lo: u64, hi: u64) -> Vec<u64> {
         (lo..=hi).filter(|&n| is_prime_u64(n)).collect()

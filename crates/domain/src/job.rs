@@ -23,14 +23,17 @@ pub type JobId = Uuid;
 pub enum JobKind {
     /// Integer factorization: `{"n": "<decimal>"}`.
     Factorize,
+    /// Primes in a range: `{"from": .., "to": .., "mode": "list" | "count"}`.
+    Primes,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Factorize];
+    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Factorize => "factorize",
+            JobKind::Primes => "primes",
         }
     }
 
@@ -201,10 +204,98 @@ impl FactorizeParams {
     }
 }
 
+/// `list` (every prime, stored compactly, served paginated or streamed) or
+/// `count` (how many).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimesMode {
+    List,
+    Count,
+}
+
+/// Parameters of a `primes` job: `0 <= from <= to <= 2^64 - 1`, both ends
+/// inclusive, `to - from` within the mode's limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimesParams {
+    pub from: u64,
+    pub to: u64,
+    pub mode: PrimesMode,
+}
+
+impl PrimesParams {
+    fn bound(obj: &serde_json::Map<String, serde_json::Value>, field: &'static str) -> Result<u64, SpecError> {
+        let rule = "must be an integer from 0 to 18446744073709551615 (2^64 - 1), as a JSON number or a decimal string";
+        match obj.get(field) {
+            None | Some(serde_json::Value::Null) => Err(SpecError::param(field, format!("is required: it {rule}"))),
+            Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                Some(v) => Ok(v),
+                None if n.as_i64().is_some_and(|v| v < 0) => Err(SpecError::param(field, format!("is negative: it {rule}"))),
+                None if n.is_f64() && n.as_f64().is_some_and(|v| v.fract() != 0.0 || v < 0.0) => {
+                    Err(SpecError::param(field, format!("is not an integer: it {rule}")))
+                }
+                None => Err(SpecError::param(field, format!("is above 2^64 - 1: it {rule}"))),
+            },
+            Some(serde_json::Value::String(s)) => {
+                if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    let why = if s.starts_with('-') { "is negative" } else { "is not a decimal integer" };
+                    return Err(SpecError::param(field, format!("{why}: it {rule}")));
+                }
+                s.trim_start_matches('0')
+                    .parse::<u64>()
+                    .or_else(|e| if s.trim_start_matches('0').is_empty() { Ok(0) } else { Err(e) })
+                    .map_err(|_| SpecError::param(field, format!("is above 2^64 - 1: it {rule}")))
+            }
+            Some(_) => Err(SpecError::param(field, format!("has the wrong type: it {rule}"))),
+        }
+    }
+
+    pub fn parse(params: &serde_json::Value, limits: &Limits) -> Result<Self, SpecError> {
+        let obj = params.as_object().ok_or_else(|| {
+            SpecError::param("from", "is required: params must be an object like {\"from\": 0, \"to\": 100, \"mode\": \"count\"}")
+        })?;
+        if let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "from" | "to" | "mode")) {
+            return Err(SpecError::InvalidParam {
+                field: "mode",
+                message: format!("is one of from, to, mode; unexpected field '{}'", extra.chars().take(64).collect::<String>()),
+            });
+        }
+        let from = Self::bound(obj, "from")?;
+        let to = Self::bound(obj, "to")?;
+        let mode = match obj.get("mode").and_then(|m| m.as_str()) {
+            Some("list") => PrimesMode::List,
+            Some("count") => PrimesMode::Count,
+            _ => return Err(SpecError::param("mode", "must be \"list\" or \"count\"")),
+        };
+        if from > to {
+            return Err(SpecError::param("from", format!("must not exceed to (from = {from}, to = {to})")));
+        }
+        let (max, name) = match mode {
+            PrimesMode::List => (limits.primes_list_max_width, "list"),
+            PrimesMode::Count => (limits.primes_count_max_width, "count"),
+        };
+        if to - from > max {
+            return Err(SpecError::param(
+                "to",
+                format!("makes the range too wide for {name} mode: to - from = {} exceeds the limit of {max}", to - from),
+            ));
+        }
+        Ok(Self { from, to, mode })
+    }
+
+    pub fn canonical(&self) -> serde_json::Value {
+        serde_json::json!({
+            "from": self.from.to_string(),
+            "to": self.to.to_string(),
+            "mode": self.mode,
+        })
+    }
+}
+
 /// A job's kind with its parsed parameters: built only by [`JobSpec::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobSpec {
     Factorize(FactorizeParams),
+    Primes(PrimesParams),
 }
 
 impl JobSpec {
@@ -212,12 +303,14 @@ impl JobSpec {
     pub fn parse(kind: &str, params: &serde_json::Value, limits: &Limits) -> Result<Self, SpecError> {
         match kind.parse::<JobKind>()? {
             JobKind::Factorize => FactorizeParams::parse(params, limits).map(JobSpec::Factorize),
+            JobKind::Primes => PrimesParams::parse(params, limits).map(JobSpec::Primes),
         }
     }
 
     pub fn kind(&self) -> JobKind {
         match self {
             JobSpec::Factorize(_) => JobKind::Factorize,
+            JobSpec::Primes(_) => JobKind::Primes,
         }
     }
 
@@ -226,6 +319,7 @@ impl JobSpec {
     pub fn canonical_params(&self) -> serde_json::Value {
         match self {
             JobSpec::Factorize(p) => p.canonical(),
+            JobSpec::Primes(p) => p.canonical(),
         }
     }
 
@@ -310,7 +404,7 @@ mod tests {
 
     #[test]
     fn factorize_limit_names_the_limit() {
-        let limits = Limits { factorize_max_digits: 10 };
+        let limits = Limits { factorize_max_digits: 10, ..Limits::default() };
         let err = JobSpec::parse("factorize", &json!({"n": "12345678901"}), &limits).expect_err("too long");
         assert!(err.message().contains("10 digits"), "{}", err.message());
         // Leading zeros do not count against the limit.
@@ -321,7 +415,46 @@ mod tests {
     fn unknown_kind_lists_the_valid_ones() {
         let err = JobSpec::parse("mine_bitcoin", &json!({}), &Limits::default()).expect_err("unknown");
         assert_eq!(err.code(), "unknown_kind");
-        assert!(err.message().contains("factorize"));
+        assert!(err.message().contains("factorize") && err.message().contains("primes"));
+    }
+
+    fn primes(params: serde_json::Value) -> Result<PrimesParams, SpecError> {
+        match JobSpec::parse("primes", &params, &Limits::default())? {
+            JobSpec::Primes(p) => Ok(p),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn primes_accepts_numbers_and_strings_up_to_2_64_minus_1() {
+        let p = primes(json!({"from": 0, "to": "100", "mode": "count"})).expect("valid");
+        assert_eq!((p.from, p.to, p.mode), (0, 100, PrimesMode::Count));
+        let top = primes(json!({"from": "18446744073709551515", "to": "18446744073709551615", "mode": "list"})).expect("valid");
+        assert_eq!(top.to, u64::MAX);
+        assert_eq!(primes(json!({"from": "000", "to": "7", "mode": "list"})).expect("valid").canonical(),
+                   json!({"from": "0", "to": "7", "mode": "list"}));
+    }
+
+    #[test]
+    fn primes_refuses_each_broken_rule_with_its_name() {
+        let cases = [
+            (json!({"from": 10, "to": 5, "mode": "count"}), "must not exceed"),
+            (json!({"from": -1, "to": 5, "mode": "count"}), "negative"),
+            (json!({"from": "-1", "to": 5, "mode": "count"}), "negative"),
+            (json!({"from": 1.5, "to": 5, "mode": "count"}), "not an integer"),
+            (json!({"from": "abc", "to": 5, "mode": "count"}), "not a decimal"),
+            (json!({"from": 0, "to": "18446744073709551616", "mode": "count"}), "above 2^64 - 1"),
+            (json!({"from": 0, "to": 18446744073709551616.0, "mode": "count"}), "above 2^64 - 1"),
+            (json!({"from": 0, "to": "2000000000", "mode": "list"}), "exceeds the limit of 1000000000"),
+            (json!({"from": 0, "to": 5, "mode": "sum"}), "list\" or \"count"),
+            (json!({"from": 0, "to": 5}), "list\" or \"count"),
+            (json!({"to": 5, "mode": "count"}), "required"),
+        ];
+        for (params, needle) in cases {
+            let err = primes(params.clone()).expect_err(&params.to_string());
+            assert_eq!(err.code(), "invalid_params");
+            assert!(err.message().contains(needle), "{params}: {}", err.message());
+        }
     }
 
     #[test]

@@ -10,15 +10,27 @@ use serde::{Deserialize, Serialize};
 pub struct Limits {
     /// Largest number of decimal digits accepted for `factorize.n`.
     pub factorize_max_digits: usize,
+    /// Widest `[from, to]` accepted for `primes` in list mode (`to - from`).
+    pub primes_list_max_width: u64,
+    /// Widest `[from, to]` accepted for `primes` in count mode.
+    pub primes_count_max_width: u64,
 }
 
 impl Limits {
     /// Default: 300 digits, comfortably above 2^512 (155 digits).
     pub const DEFAULT_FACTORIZE_MAX_DIGITS: usize = 300;
+    /// Default: 10^9 (about 50 million primes near 10^9).
+    pub const DEFAULT_PRIMES_LIST_MAX_WIDTH: u64 = 1_000_000_000;
+    /// Default: 10^13 (about 20 s on two cores at 10^13, with sharding across workers less).
+    pub const DEFAULT_PRIMES_COUNT_MAX_WIDTH: u64 = 10_000_000_000_000;
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { factorize_max_digits: Self::DEFAULT_FACTORIZE_MAX_DIGITS }
+        Self {
+            factorize_max_digits: Self::DEFAULT_FACTORIZE_MAX_DIGITS,
+            primes_list_max_width: Self::DEFAULT_PRIMES_LIST_MAX_WIDTH,
+            primes_count_max_width: Self::DEFAULT_PRIMES_COUNT_MAX_WIDTH,
+        }
     }
 }

@@ -86,7 +86,7 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
             confirm_timeout_ms: 2000,
             queue_expires_ms: 600_000,
         },
-        limits: LimitArgs { factorize_max_digits: 300 },
+        limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: 10_000_000_000_000 },
     }
 }
 

@@ -141,6 +141,7 @@ impl Application {
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("crunch::http"))
                 .service(routes::jobs::submit)
                 .service(routes::jobs::list_jobs)
+                .service(routes::results::job_result)
                 .service(routes::jobs::get_job)
                 .service(routes::jobs::cancel_job)
                 .service(routes::events::events)

@@ -130,11 +130,21 @@ pub struct LimitArgs {
     /// Most decimal digits accepted for factorize.n.
     #[arg(long, env = "CRUNCH_FACTORIZE_MAX_DIGITS", default_value_t = Limits::DEFAULT_FACTORIZE_MAX_DIGITS)]
     pub factorize_max_digits: usize,
+    /// Widest range (to - from) accepted for primes in list mode.
+    #[arg(long, env = "CRUNCH_PRIMES_LIST_MAX_WIDTH", default_value_t = Limits::DEFAULT_PRIMES_LIST_MAX_WIDTH)]
+    pub primes_list_max_width: u64,
+    /// Widest range (to - from) accepted for primes in count mode.
+    #[arg(long, env = "CRUNCH_PRIMES_COUNT_MAX_WIDTH", default_value_t = Limits::DEFAULT_PRIMES_COUNT_MAX_WIDTH)]
+    pub primes_count_max_width: u64,
 }
 
 impl LimitArgs {
     pub fn limits(&self) -> Limits {
-        Limits { factorize_max_digits: self.factorize_max_digits }
+        Limits {
+            factorize_max_digits: self.factorize_max_digits,
+            primes_list_max_width: self.primes_list_max_width,
+            primes_count_max_width: self.primes_count_max_width,
+        }
     }
 }
 

@@ -93,7 +93,7 @@ pub struct ListFilter {
 /// The owner's jobs, newest first; fetches `limit + 1` rows so the caller
 /// knows whether there is a next page.
 pub fn list(conn: &mut PgConnection, owner: Uuid, f: &ListFilter) -> Result<Vec<JobRow>> {
-    let mut q = jobs::table.filter(jobs::owner_id.eq(owner)).into_boxed();
+    let mut q = jobs::table.filter(jobs::owner_id.eq(owner)).filter(jobs::parent_id.is_null()).into_boxed();
     if let Some(kind) = &f.kind {
         q = q.filter(jobs::kind.eq(kind.clone()));
     }
@@ -150,6 +150,10 @@ pub fn cancel(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Cancelle
         match updated {
             Some(row) => {
                 insert_event(conn, row.id, &event_for(&row, EventType::Cancelled, row.error.clone()))?;
+                // Its shards stop too (their workers see the status at their next poll).
+                diesel::update(jobs::table.filter(jobs::parent_id.eq(row.id)).filter(jobs::status.eq_any(["queued", "running"])))
+                    .set((jobs::status.eq("cancelled"), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
+                    .execute(conn)?;
                 Ok(Cancelled::Done(row))
             }
             None => Ok(match get_owned(conn, id, owner)? {
@@ -230,7 +234,7 @@ pub fn finish(
                 .get_result(conn)
                 .optional()?
         };
-        if let Some(row) = &updated {
+        if let Some(row) = updated.as_ref().filter(|r| r.parent_id.is_none()) {
             let data = if status == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
             insert_event(conn, row.id, &event_for(row, EventType::for_status(status), data))?;
         }
@@ -329,12 +333,22 @@ pub fn counts(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
 /// and their message was dead-lettered or lost. Returns the failed rows.
 pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, limit: i64) -> Result<Vec<JobRow>> {
     conn.transaction(|conn| {
-        let ids: Vec<Uuid> = jobs::table
-            .filter(jobs::status.eq("running"))
-            .filter(jobs::started_at.lt(started_before))
-            .limit(limit)
-            .select(jobs::id)
-            .load(conn)?;
+        // A parent waiting for its shards is running without a worker: not abandoned.
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: Uuid,
+        }
+        let ids: Vec<Uuid> = diesel::sql_query(
+            "SELECT j.id FROM jobs j WHERE j.status = 'running' AND j.started_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) LIMIT $2",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(started_before)
+        .bind::<BigInt, _>(limit)
+        .load::<Id>(conn)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
         let error = serde_json::json!({
             "code": "abandoned",
             "message": "the job's worker stopped responding and its message can no longer be delivered"
@@ -352,5 +366,116 @@ pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, li
             insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
         }
         Ok(rows)
+    })
+}
+
+/// The shards of a parent job, in order.
+pub fn shards_of(conn: &mut PgConnection, parent: Uuid) -> Result<Vec<JobRow>> {
+    Ok(jobs::table
+        .filter(jobs::parent_id.eq(parent))
+        .order(jobs::shard_index.asc())
+        .select(JobRow::as_select())
+        .load(conn)?)
+}
+
+/// Creates the shards of a running parent unless it has them already (a
+/// redelivered parent message), and returns them in order.
+pub fn create_shards(conn: &mut PgConnection, parent: Uuid, shards: &[crate::models::NewShard]) -> Result<Vec<JobRow>> {
+    conn.transaction(|conn| {
+        jobs::table.find(parent).select(jobs::id).for_update().first::<Uuid>(conn)?;
+        if shards_of(conn, parent)?.is_empty() {
+            diesel::insert_into(jobs::table).values(shards).execute(conn)?;
+        }
+        shards_of(conn, parent)
+    })
+}
+
+/// What settling a finished shard did to its parent.
+#[derive(Debug)]
+pub enum ParentUpdate {
+    /// Nothing (the parent had already ended, e.g. cancelled).
+    Nothing,
+    /// Some shards still run; the parent's progress is now this.
+    Progress(JobRow),
+    /// The failed shard was put back in the queue: publish it again.
+    RetryShard(JobRow),
+    /// The parent ended (succeeded with the aggregate, or failed); its terminal
+    /// event is in the outbox.
+    Finished(JobRow),
+}
+
+/// How many times a failed shard runs before its parent fails.
+pub const SHARD_MAX_ATTEMPTS: i32 = 3;
+
+/// Settles the parent of a shard that has ended: aggregates when all shards
+/// succeeded, retries a failed shard alone (up to [`SHARD_MAX_ATTEMPTS`]),
+/// fails the parent after that, else records progress. Idempotent.
+pub fn settle_parent(
+    conn: &mut PgConnection,
+    parent: Uuid,
+    aggregate: impl Fn(&JobRow, &[JobRow]) -> serde_json::Value,
+) -> Result<ParentUpdate> {
+    conn.transaction(|conn| {
+        let prow: JobRow = jobs::table.find(parent).select(JobRow::as_select()).for_update().first(conn)?;
+        if prow.status != "running" {
+            return Ok(ParentUpdate::Nothing);
+        }
+        let shards = shards_of(conn, parent)?;
+        if let Some(failed) = shards.iter().find(|s| s.status == "failed") {
+            if failed.attempts < SHARD_MAX_ATTEMPTS {
+                let row = diesel::update(jobs::table.find(failed.id))
+                    .set((
+                        jobs::status.eq("queued"),
+                        jobs::error.eq(None::<serde_json::Value>),
+                        jobs::finished_at.eq(None::<DateTime<Utc>>),
+                        jobs::published_at.eq(None::<DateTime<Utc>>),
+                        jobs::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .returning(JobRow::as_returning())
+                    .get_result(conn)?;
+                return Ok(ParentUpdate::RetryShard(row));
+            }
+            let error = serde_json::json!({
+                "code": "shard_failed",
+                "message": format!("shard {} failed {} times", failed.shard_index.unwrap_or(0), failed.attempts),
+                "details": {"shard_index": failed.shard_index, "error": failed.error},
+            });
+            diesel::update(jobs::table.filter(jobs::parent_id.eq(parent)).filter(jobs::status.eq_any(["queued", "running"])))
+                .set((jobs::status.eq("cancelled"), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
+                .execute(conn)?;
+            let row: JobRow = diesel::update(jobs::table.find(parent))
+                .set((
+                    jobs::status.eq("failed"),
+                    jobs::error.eq(Some(error)),
+                    jobs::finished_at.eq(diesel::dsl::now),
+                    jobs::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(JobRow::as_returning())
+                .get_result(conn)?;
+            insert_event(conn, row.id, &event_for(&row, EventType::Failed, row.error.clone()))?;
+            return Ok(ParentUpdate::Finished(row));
+        }
+        let done = shards.iter().filter(|s| s.status == "succeeded").count();
+        if done == shards.len() && !shards.is_empty() {
+            let result = aggregate(&prow, &shards);
+            let row: JobRow = diesel::update(jobs::table.find(parent))
+                .set((
+                    jobs::status.eq("succeeded"),
+                    jobs::result.eq(Some(result)),
+                    jobs::progress.eq(1.0),
+                    jobs::finished_at.eq(diesel::dsl::now),
+                    jobs::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(JobRow::as_returning())
+                .get_result(conn)?;
+            insert_event(conn, row.id, &event_for(&row, EventType::Succeeded, row.result.clone()))?;
+            return Ok(ParentUpdate::Finished(row));
+        }
+        let progress = done as f64 / shards.len().max(1) as f64;
+        let row = diesel::update(jobs::table.find(parent))
+            .set((jobs::progress.eq(progress), jobs::updated_at.eq(diesel::dsl::now)))
+            .returning(JobRow::as_returning())
+            .get_result(conn)?;
+        Ok(ParentUpdate::Progress(row))
     })
 }

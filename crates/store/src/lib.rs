@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod keys;
 pub mod models;
 pub mod pool;
+pub mod primes;
 pub mod schema;
 
 pub use diesel::PgConnection;

@@ -3,7 +3,7 @@ use crunch_domain::{Job, JobError, JobKind, JobStatus};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{api_keys, job_events, jobs};
+use crate::schema::{api_keys, job_events, jobs, prime_chunks};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
@@ -42,6 +42,8 @@ pub struct JobRow {
     pub finished_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    pub parent_id: Option<Uuid>,
+    pub shard_index: Option<i32>,
 }
 
 impl JobRow {
@@ -80,6 +82,31 @@ pub struct NewJob<'a> {
     pub kind: &'a str,
     pub params: &'a serde_json::Value,
     pub dedup_key: &'a [u8],
+}
+
+/// A shard of a parent job (inserted by the worker that splits the parent).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewShard {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub dedup_key: Vec<u8>,
+    pub parent_id: Uuid,
+    pub shard_index: i32,
+}
+
+/// Up to 65,536 consecutive primes of one job, gap-encoded.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = prime_chunks, check_for_backend(diesel::pg::Pg))]
+pub struct PrimeChunk {
+    pub job_id: Uuid,
+    pub start_index: i64,
+    /// The first prime's u64 bit pattern.
+    pub first_prime: i64,
+    pub count: i32,
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -28,6 +28,18 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         published_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        parent_id -> Nullable<Uuid>,
+        shard_index -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    prime_chunks (job_id, start_index) {
+        job_id -> Uuid,
+        start_index -> Int8,
+        first_prime -> Int8,
+        count -> Int4,
+        data -> Bytea,
     }
 }
 
@@ -43,4 +55,5 @@ diesel::table! {
 
 diesel::joinable!(jobs -> api_keys (owner_id));
 diesel::joinable!(job_events -> jobs (job_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events);
+diesel::joinable!(prime_chunks -> jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks);

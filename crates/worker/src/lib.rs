@@ -51,6 +51,16 @@ pub struct Config {
     /// A queued job untouched for this many seconds is republished (its message may be lost).
     #[arg(long, env = "CRUNCH_STUCK_AFTER_SECS", default_value_t = 900)]
     pub stuck_after_secs: u64,
+    /// A count-mode primes range wider than this is split into shards that
+    /// any worker takes (0 = never).
+    #[arg(long, env = "CRUNCH_PRIMES_SHARD_WIDTH_COUNT", default_value_t = 50_000_000_000)]
+    pub primes_shard_width_count: u64,
+    /// A list-mode primes range wider than this is split into shards (0 = never).
+    #[arg(long, env = "CRUNCH_PRIMES_SHARD_WIDTH_LIST", default_value_t = 200_000_000)]
+    pub primes_shard_width_list: u64,
+    /// Most shards one primes job is split into.
+    #[arg(long, env = "CRUNCH_PRIMES_MAX_SHARDS", default_value_t = 64)]
+    pub primes_max_shards: u64,
     /// Address of the health endpoints (`/healthz`, `/readyz`).
     #[arg(long, env = "CRUNCH_WORKER_HEALTH_ADDR", default_value = "127.0.0.1:8081")]
     pub health_addr: String,

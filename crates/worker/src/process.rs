@@ -10,8 +10,9 @@ use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{EventType, JobEvent, JobMessage, JobSpec, JobStatus};
-use crunch_store::jobs::Started;
+use crunch_domain::{EventType, JobEvent, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_store::jobs::{ParentUpdate, Started};
+use crunch_store::models::{JobRow, NewShard};
 use crunch_store::{PgConnection, StoreError};
 use serde_json::json;
 use tracing::Instrument;
@@ -147,6 +148,9 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         Started::Ended(row) => {
             tracing::info!(status = %row.status(), "job already ended; acknowledging the duplicate delivery");
             relay(shared, bus, Some(id), 0).await;
+            if row.parent_id.is_some() && row.status().is_terminal() {
+                settle(shared, bus, &row).await;
+            }
             return Disposition::Ack;
         }
         Started::Missing => {
@@ -154,6 +158,7 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
             return Disposition::Ack;
         }
     };
+    let is_shard = row.parent_id.is_some();
     let kind = spec.kind();
     let event = |event, status, progress, data| JobEvent {
         event,
@@ -166,7 +171,18 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         event_id: None,
         at: Utc::now(),
     };
-    let _ = bus.publish_event(&event(EventType::Started, JobStatus::Running, 0.0, Some(json!({"attempt": row.attempts})))).await;
+    if !is_shard {
+        let _ = bus.publish_event(&event(EventType::Started, JobStatus::Running, 0.0, Some(json!({"attempt": row.attempts})))).await;
+    }
+    if let (JobSpec::Primes(p), None) = (&spec, row.parent_id) {
+        let threshold = match p.mode {
+            PrimesMode::Count => shared.cfg.primes_shard_width_count,
+            PrimesMode::List => shared.cfg.primes_shard_width_list,
+        };
+        if let Some(plan) = kinds::primes::shard_plan(p, threshold, shared.cfg.primes_max_shards) {
+            return split(shared, bus, &row, p.mode, plan).await;
+        }
+    }
 
     // The kernel runs on rayon; this task watches for cancellation and relays progress.
     let cancel = Arc::new(AtomicBool::new(false));
@@ -179,9 +195,10 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         });
     let (tx, rx) = tokio::sync::oneshot::channel();
     let span = tracing::Span::current();
+    let ctx = kinds::JobContext { job_id: id, pool: shared.pool.clone() };
     rayon::spawn(move || {
         let _g = span.enter();
-        let out = std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(&spec, &ctl)));
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(&spec, &ctl, &ctx)));
         let _ = tx.send(out);
     });
     tokio::pin!(rx);
@@ -204,7 +221,9 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
                 while let Ok(q) = progress_rx.try_recv() { p = q; }
                 if last_progress.elapsed() >= Duration::from_millis(250) && p < 1.0 {
                     last_progress = Instant::now();
-                    let _ = bus.publish_event(&event(EventType::Progress, JobStatus::Running, p, None)).await;
+                    if !is_shard {
+                        let _ = bus.publish_event(&event(EventType::Progress, JobStatus::Running, p, None)).await;
+                    }
                     let pool = shared.pool.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         let mut c = pool.get()?;
@@ -222,6 +241,11 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
             relay(shared, bus, Some(id), 0).await;
             return Disposition::Ack;
         }
+        Ok(Ok(Outcome::Retry(why))) => {
+            tracing::warn!(%why, "transient failure; the job goes back to the queue");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Disposition::Requeue;
+        }
         Ok(Err(_)) | Err(_) => {
             tracing::error!("the kernel panicked");
             Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
@@ -231,11 +255,79 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
     match finished {
         None => Disposition::Requeue,
         Some(row) => {
-            if row.is_none() {
-                tracing::info!("job ended elsewhere meanwhile (cancelled or finished by another delivery)");
+            match &row {
+                None => tracing::info!("job ended elsewhere meanwhile (cancelled or finished by another delivery)"),
+                Some(r) if r.parent_id.is_some() => settle(shared, bus, r).await,
+                Some(_) => {}
             }
             relay(shared, bus, Some(id), 0).await;
             Disposition::Ack
         }
+    }
+}
+
+/// Splits a wide primes job into shard jobs, publishes them and leaves the
+/// parent running: the shards settle it as they end. Safe to repeat (a
+/// redelivered parent finds its shards and republishes the unconfirmed ones).
+async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, mode: PrimesMode, plan: Vec<(u64, u64)>) -> Disposition {
+    let shards: Vec<NewShard> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &(from, to))| {
+            let params = json!({"from": from.to_string(), "to": to.to_string(), "mode": mode});
+            let mut key = Uuid::new_v4().as_bytes().to_vec();
+            key.extend_from_slice(Uuid::new_v4().as_bytes());
+            NewShard { id: Uuid::new_v4(), owner_id: parent.owner_id, kind: "primes".into(), params, dedup_key: key, parent_id: parent.id, shard_index: i as i32 }
+        })
+        .collect();
+    let parent_id = parent.id;
+    let shards = Arc::new(shards);
+    let Some(rows) = db(shared, "create shards", move |c| crunch_store::jobs::create_shards(c, parent_id, &shards)).await else {
+        return Disposition::Requeue;
+    };
+    tracing::info!(shards = rows.len(), "split into shards");
+    for row in rows.iter().filter(|r| r.status == "queued" && r.published_at.is_none()) {
+        publish_row(shared, bus, row).await;
+    }
+    Disposition::Ack
+}
+
+async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) {
+    let msg = JobMessage { job_id: row.id, owner_id: row.owner_id, kind: row.kind.clone(), params: row.params.clone() };
+    match bus.publish_job(&msg).await {
+        Ok(()) => {
+            let id = row.id;
+            let _ = db(shared, "mark published", move |c| crunch_store::jobs::mark_published(c, id)).await;
+        }
+        // Left unpublished: the reconciler publishes it.
+        Err(e) => tracing::warn!(job_id = %row.id, error = %e, "publishing failed"),
+    }
+}
+
+/// After a shard ended: update, retry the shard, or finish its parent.
+async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
+    let Some(parent) = shard.parent_id else { return };
+    let update = db(shared, "settle parent", move |c| crunch_store::jobs::settle_parent(c, parent, kinds::primes::aggregate)).await;
+    match update {
+        Some(ParentUpdate::Progress(p)) => {
+            let ev = JobEvent {
+                event: EventType::Progress,
+                job_id: p.id,
+                kind: p.kind().unwrap_or(crunch_domain::JobKind::Primes),
+                owner_id: p.owner_id,
+                status: JobStatus::Running,
+                progress: p.progress,
+                data: None,
+                event_id: None,
+                at: Utc::now(),
+            };
+            let _ = bus.publish_event(&ev).await;
+        }
+        Some(ParentUpdate::RetryShard(s)) => {
+            tracing::warn!(shard = %s.id, attempts = s.attempts, "retrying a failed shard");
+            publish_row(shared, bus, &s).await;
+        }
+        Some(ParentUpdate::Finished(p)) => relay(shared, bus, Some(p.id), 0).await,
+        Some(ParentUpdate::Nothing) | None => {}
     }
 }

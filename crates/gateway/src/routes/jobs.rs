@@ -20,7 +20,8 @@ pub struct SubmitRequest {
     /// One of the job kinds, e.g. `factorize`.
     #[schema(example = "factorize")]
     pub kind: String,
-    /// The kind's parameters; `factorize`: `{"n": "<decimal>"}`.
+    /// The kind's parameters; `factorize`: `{"n": "<decimal>"}`;
+    /// `primes`: `{"from": 0, "to": 1000, "mode": "list" | "count"}`.
     #[schema(value_type = Object, example = json!({"n": "1000"}))]
     #[serde(default)]
     pub params: serde_json::Value,

@@ -1,3 +1,4 @@
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod results;

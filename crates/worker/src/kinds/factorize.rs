@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crunch_compute::factor::{factorize, Factorization};
-use crunch_compute::{Control, Stop};
+use crunch_compute::Control;
 use crunch_domain::FactorizeParams;
 use serde_json::json;
 
@@ -26,15 +26,14 @@ pub fn run(params: &FactorizeParams, ctl: &Control) -> Outcome {
             "method": f.method().as_str(),
             "elapsed_ms": elapsed_ms,
         })),
-        Some(Stop::Cancelled) => Outcome::Cancelled,
-        Some(Stop::TimeBudgetExceeded) => Outcome::Failed(json!({
-            "code": "time_budget_exceeded",
-            "message": format!("the time budget ran out after {elapsed_ms} ms; the partial factorization found is in details"),
-            "details": {
+        Some(stop) => super::stopped(
+            stop,
+            elapsed_ms,
+            json!({
                 "factors": factors_json(&f),
                 "unfactored": f.unfactored.iter().map(|c| c.to_str_radix(10)).collect::<Vec<_>>(),
                 "elapsed_ms": elapsed_ms,
-            }
-        })),
+            }),
+        ),
     }
 }

@@ -1,9 +1,18 @@
 //! One module per job kind: each turns a parsed spec into a result on rayon.
 
 pub mod factorize;
+pub mod primes;
 
-use crunch_compute::Control;
+use crunch_compute::{Control, Stop};
 use crunch_domain::JobSpec;
+use serde_json::json;
+use uuid::Uuid;
+
+/// What a kernel may need besides its parameters.
+pub struct JobContext {
+    pub job_id: Uuid,
+    pub pool: crunch_store::PgPool,
+}
 
 /// What a kernel run produced.
 pub enum Outcome {
@@ -12,11 +21,27 @@ pub enum Outcome {
     Failed(serde_json::Value),
     /// Stopped because the job was cancelled: nothing to record.
     Cancelled,
+    /// A transient failure (e.g. the database went away while storing
+    /// output): give the message back and try again later.
+    Retry(String),
 }
 
 /// Runs the kernel of `spec` (on the calling rayon thread).
-pub fn run(spec: &JobSpec, ctl: &Control) -> Outcome {
+pub fn run(spec: &JobSpec, ctl: &Control, ctx: &JobContext) -> Outcome {
     match spec {
         JobSpec::Factorize(p) => factorize::run(p, ctl),
+        JobSpec::Primes(p) => primes::run(p, ctl, ctx),
+    }
+}
+
+/// The outcome of a kernel stopped by its control.
+pub fn stopped(stop: Stop, elapsed_ms: u64, details: serde_json::Value) -> Outcome {
+    match stop {
+        Stop::Cancelled => Outcome::Cancelled,
+        Stop::TimeBudgetExceeded => Outcome::Failed(json!({
+            "code": "time_budget_exceeded",
+            "message": format!("the time budget ran out after {elapsed_ms} ms; what was found is in details"),
+            "details": details,
+        })),
     }
 }
