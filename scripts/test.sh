@@ -5,6 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 ensure_build_deps
+ensure_apt primesieve
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka

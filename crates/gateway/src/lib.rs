@@ -73,17 +73,7 @@ impl Application {
     pub async fn build(cfg: Config) -> anyhow::Result<Self> {
         let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
         if cfg.migrate_on_start {
-            let p = pool.clone();
-            let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-                let mut conn = p.get()?;
-                Ok(crunch_store::run_migrations(&mut conn)?)
-            })
-            .await?;
-            match migrated {
-                Ok(applied) if !applied.is_empty() => tracing::info!(?applied, "migrations applied"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "migrations not applied at start-up (database unreachable?)"),
-            }
+            crunch_service::migrate_on_start(&pool).await;
         }
         if let Some(key) = cfg.admin_api_key.clone() {
             anyhow::ensure!(

@@ -170,3 +170,70 @@ mod tests {
         assert_eq!(super::redact_url("postgres://postgres@h/db"), "postgres://postgres@h/db");
     }
 }
+
+/// Applies pending migrations at start-up (under the store's advisory lock).
+/// A database that is down is not fatal: the service starts, reports not
+/// ready, and the next start-up (or another replica) migrates.
+pub async fn migrate_on_start(pool: &crunch_store::PgPool) {
+    let p = pool.clone();
+    let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut conn = p.get()?;
+        Ok(crunch_store::run_migrations(&mut conn)?)
+    })
+    .await;
+    match migrated {
+        Ok(Ok(applied)) if !applied.is_empty() => tracing::info!(?applied, "migrations applied"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "migrations not applied at start-up (database unreachable?)"),
+        Err(e) => tracing::warn!(error = %e, "the migration task failed"),
+    }
+}
+
+/// What a readiness check reports: ready or not, and a JSON body of facts.
+pub type Readiness = std::pin::Pin<Box<dyn std::future::Future<Output = (bool, serde_json::Value)>>>;
+
+/// Serves `/healthz` (the process is up) and `/readyz` (`ready()` says) on
+/// `addr`, on one thread; returns the handle that stops it.
+pub fn spawn_health_server<F>(addr: &str, ready: F) -> anyhow::Result<actix_web::dev::ServerHandle>
+where
+    F: Fn() -> Readiness + Clone + Send + 'static,
+{
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let listener = std::net::TcpListener::bind(addr)?;
+    tracing::info!(addr = %listener.local_addr()?, "health endpoints listening");
+    let server = HttpServer::new(move || {
+        let ready = ready.clone();
+        App::new()
+            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
+            .route(
+                "/readyz",
+                web::get().to(move || {
+                    let check = ready();
+                    async move {
+                        let (ok, mut body) = check.await;
+                        body["status"] = serde_json::json!(if ok { "ready" } else { "not_ready" });
+                        if ok {
+                            HttpResponse::Ok().json(body)
+                        } else {
+                            HttpResponse::ServiceUnavailable().json(body)
+                        }
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(handle)
+}
+
+/// `SELECT 1` through the pool, off the async runtime.
+pub async fn database_reachable(pool: &crunch_store::PgPool) -> bool {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || pool.get().ok().is_some_and(|mut c| crunch_store::pool::ping(&mut c).is_ok()))
+        .await
+        .unwrap_or(false)
+}

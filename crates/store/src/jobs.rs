@@ -120,6 +120,32 @@ fn event_for(row: &JobRow, event: EventType, data: Option<serde_json::Value>) ->
     }
 }
 
+/// Fails the jobs among `ids` that are in one of `from` states, with `error`,
+/// writing their terminal events (shards excepted) to the outbox.
+fn fail_jobs(conn: &mut PgConnection, ids: &[Uuid], from: &[&str], error: serde_json::Value) -> Result<Vec<JobRow>> {
+    let rows: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any(from)))
+        .set((
+            jobs::status.eq("failed"),
+            jobs::error.eq(Some(error)),
+            jobs::finished_at.eq(diesel::dsl::now),
+            jobs::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(JobRow::as_returning())
+        .get_results(conn)?;
+    for row in rows.iter().filter(|r| r.parent_id.is_none()) {
+        insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
+    }
+    Ok(rows)
+}
+
+/// Cancels the unfinished shards of a parent (their workers see it at their next poll).
+fn cancel_shards(conn: &mut PgConnection, parent: Uuid) -> Result<()> {
+    diesel::update(jobs::table.filter(jobs::parent_id.eq(parent)).filter(jobs::status.eq_any(["queued", "running"])))
+        .set((jobs::status.eq("cancelled"), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)?;
+    Ok(())
+}
+
 #[derive(Debug)]
 pub enum Cancelled {
     /// Now cancelled; the terminal event is in the outbox.
@@ -150,10 +176,7 @@ pub fn cancel(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Cancelle
         match updated {
             Some(row) => {
                 insert_event(conn, row.id, &event_for(&row, EventType::Cancelled, row.error.clone()))?;
-                // Its shards stop too (their workers see the status at their next poll).
-                diesel::update(jobs::table.filter(jobs::parent_id.eq(row.id)).filter(jobs::status.eq_any(["queued", "running"])))
-                    .set((jobs::status.eq("cancelled"), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
-                    .execute(conn)?;
+                cancel_shards(conn, row.id)?;
                 Ok(Cancelled::Done(row))
             }
             None => Ok(match get_owned(conn, id, owner)? {
@@ -245,22 +268,7 @@ pub fn finish(
 /// Fails a job that can never run (malformed or over-limit message) from any
 /// non-terminal state.
 pub fn fail_unrunnable(conn: &mut PgConnection, id: Uuid, error: serde_json::Value) -> Result<Option<JobRow>> {
-    conn.transaction(|conn| {
-        let updated = diesel::update(jobs::table.find(id).filter(jobs::status.eq_any(["queued", "running"])))
-            .set((
-                jobs::status.eq("failed"),
-                jobs::error.eq(Some(error)),
-                jobs::finished_at.eq(diesel::dsl::now),
-                jobs::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(JobRow::as_returning())
-            .get_result(conn)
-            .optional()?;
-        if let Some(row) = &updated {
-            insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
-        }
-        Ok(updated)
-    })
+    conn.transaction(|conn| Ok(fail_jobs(conn, &[id], &["queued", "running"], error)?.pop()))
 }
 
 /// Records progress of a running job.
@@ -353,19 +361,7 @@ pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, li
             "code": "abandoned",
             "message": "the job's worker stopped responding and its message can no longer be delivered"
         });
-        let rows: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)).filter(jobs::status.eq("running")))
-            .set((
-                jobs::status.eq("failed"),
-                jobs::error.eq(Some(error)),
-                jobs::finished_at.eq(diesel::dsl::now),
-                jobs::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(JobRow::as_returning())
-            .get_results(conn)?;
-        for row in &rows {
-            insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
-        }
-        Ok(rows)
+        fail_jobs(conn, &ids, &["running"], error)
     })
 }
 
@@ -440,20 +436,11 @@ pub fn settle_parent(
                 "message": format!("shard {} failed {} times", failed.shard_index.unwrap_or(0), failed.attempts),
                 "details": {"shard_index": failed.shard_index, "error": failed.error},
             });
-            diesel::update(jobs::table.filter(jobs::parent_id.eq(parent)).filter(jobs::status.eq_any(["queued", "running"])))
-                .set((jobs::status.eq("cancelled"), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
-                .execute(conn)?;
-            let row: JobRow = diesel::update(jobs::table.find(parent))
-                .set((
-                    jobs::status.eq("failed"),
-                    jobs::error.eq(Some(error)),
-                    jobs::finished_at.eq(diesel::dsl::now),
-                    jobs::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(JobRow::as_returning())
-                .get_result(conn)?;
-            insert_event(conn, row.id, &event_for(&row, EventType::Failed, row.error.clone()))?;
-            return Ok(ParentUpdate::Finished(row));
+            cancel_shards(conn, parent)?;
+            return Ok(match fail_jobs(conn, &[parent], &["running"], error)?.pop() {
+                Some(row) => ParentUpdate::Finished(row),
+                None => ParentUpdate::Nothing,
+            });
         }
         let done = shards.iter().filter(|s| s.status == "succeeded").count();
         if done == shards.len() && !shards.is_empty() {

@@ -106,15 +106,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
     }
     let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
     if cfg.migrate_on_start {
-        let p = pool.clone();
-        let r = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let mut c = p.get()?;
-            Ok(crunch_store::run_migrations(&mut c)?)
-        })
-        .await?;
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "migrations not applied at start-up (database unreachable?)");
-        }
+        crunch_service::migrate_on_start(&pool).await;
     }
     let (bus_tx, bus_rx) = watch::channel(None);
     let shared = Arc::new(Shared { limits: cfg.limits.limits(), cfg, pool, bus: bus_rx, shutdown });

@@ -28,10 +28,7 @@ pub async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.clone();
-    let database = web::block(move || pool.get().ok().is_some_and(|mut c| crunch_store::pool::ping(&mut c).is_ok()))
-        .await
-        .unwrap_or(false);
+    let database = crunch_service::database_reachable(&state.pool).await;
     let broker = state.bus().is_some();
     let body = Readiness { status: if database && broker { "ready" } else { "not_ready" }, database, broker };
     if database && broker {
