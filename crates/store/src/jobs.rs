@@ -29,7 +29,10 @@ const REUSABLE: [&str; 3] = ["queued", "running", "succeeded"];
 /// submissions yield one job.
 pub fn submit(conn: &mut PgConnection, new: NewJob<'_>, fresh: bool) -> Result<Submitted> {
     conn.transaction(|conn| {
-        let lock = i64::from_be_bytes(new.dedup_key[..8].try_into().unwrap_or([0; 8]));
+        // The key is a SHA-256: its first 8 bytes are a fine lock id.
+        let mut head = [0u8; 8];
+        head.iter_mut().zip(new.dedup_key).for_each(|(h, k)| *h = *k);
+        let lock = i64::from_be_bytes(head);
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(lock).execute(conn)?;
         if !fresh {
             let existing = jobs::table

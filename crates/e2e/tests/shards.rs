@@ -1,0 +1,104 @@
+//! Settling a sharded job's parent, against a real PostgreSQL: progress,
+//! retrying a failed shard alone, failing after the last attempt, aggregating.
+
+use crunch_store::jobs::{create_shards, settle_parent, start, ParentUpdate, SHARD_MAX_ATTEMPTS};
+use crunch_store::models::{JobRow, NewJob, NewShard};
+use diesel::RunQueryDsl;
+use diesel::sql_types::{Integer, Text};
+use serde_json::json;
+use uuid::Uuid;
+
+fn setup(shards: usize) -> anyhow::Result<(diesel::PgConnection, Uuid, Vec<JobRow>)> {
+    let url = crunch_e2e::fresh_database()?;
+    let pool = crunch_store::connect(&crunch_store::PoolConfig { url: url.clone(), max_size: 1, connect_timeout: std::time::Duration::from_secs(5) })?;
+    let mut c = pool.get()?;
+    crunch_store::run_migrations(&mut c)?;
+    drop(c);
+    drop(pool);
+    let mut conn = <diesel::PgConnection as diesel::Connection>::establish(&url)?;
+    let owner = crunch_store::keys::insert_key(&mut conn, "t", b"hash")?.id;
+    let parent = Uuid::new_v4();
+    let params = json!({"from": "0", "to": "99", "mode": "count"});
+    crunch_store::jobs::submit(&mut conn, NewJob { id: parent, owner_id: owner, kind: "primes", params: &params, dedup_key: b"k" }, false)?;
+    start(&mut conn, parent)?;
+    let news: Vec<NewShard> = (0..shards)
+        .map(|i| NewShard {
+            id: Uuid::new_v4(),
+            owner_id: owner,
+            kind: "primes".into(),
+            params: json!({"from": (i * 50).to_string(), "to": (i * 50 + 49).to_string(), "mode": "count"}),
+            dedup_key: Uuid::new_v4().as_bytes().to_vec(),
+            parent_id: parent,
+            shard_index: i as i32,
+        })
+        .collect();
+    let rows = create_shards(&mut conn, parent, &news)?;
+    // Creating again (a redelivered parent) returns the same shards.
+    assert_eq!(create_shards(&mut conn, parent, &news)?.iter().map(|r| r.id).collect::<Vec<_>>(), rows.iter().map(|r| r.id).collect::<Vec<_>>());
+    Ok((conn, parent, rows))
+}
+
+fn end_shard(conn: &mut diesel::PgConnection, id: Uuid, ok: bool, count: u64) -> anyhow::Result<()> {
+    start(conn, id)?;
+    let outcome = if ok { Ok(json!({"mode": "count", "count": count})) } else { Err(json!({"code": "boom", "message": "x"})) };
+    crunch_store::jobs::finish(conn, id, outcome)?;
+    Ok(())
+}
+
+fn agg(_: &JobRow, shards: &[JobRow]) -> serde_json::Value {
+    json!({"count": shards.iter().map(|s| s.result.as_ref().map_or(0, |r| r["count"].as_u64().unwrap_or(0))).sum::<u64>()})
+}
+
+#[test]
+fn a_failed_shard_is_retried_alone_then_the_parent_aggregates() -> anyhow::Result<()> {
+    let (mut conn, parent, shards) = setup(2)?;
+    end_shard(&mut conn, shards[0].id, true, 15)?;
+    match settle_parent(&mut conn, parent, agg)? {
+        ParentUpdate::Progress(p) => assert_eq!(p.progress, 0.5),
+        other => panic!("{other:?}"),
+    }
+    end_shard(&mut conn, shards[1].id, false, 0)?;
+    match settle_parent(&mut conn, parent, agg)? {
+        ParentUpdate::RetryShard(s) => {
+            assert_eq!(s.id, shards[1].id);
+            assert_eq!(s.status, "queued");
+            assert!(s.published_at.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The first shard was not touched.
+    let first = crunch_store::jobs::get(&mut conn, shards[0].id)?.expect("shard");
+    assert_eq!((first.status.as_str(), first.attempts), ("succeeded", 1));
+    end_shard(&mut conn, shards[1].id, true, 10)?;
+    match settle_parent(&mut conn, parent, agg)? {
+        ParentUpdate::Finished(p) => {
+            assert_eq!(p.status, "succeeded");
+            assert_eq!(p.result, Some(json!({"count": 25})));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Settling again changes nothing.
+    assert!(matches!(settle_parent(&mut conn, parent, agg)?, ParentUpdate::Nothing));
+    Ok(())
+}
+
+#[test]
+fn a_shard_failing_every_attempt_fails_the_parent_and_cancels_the_rest() -> anyhow::Result<()> {
+    let (mut conn, parent, shards) = setup(3)?;
+    diesel::sql_query("UPDATE jobs SET attempts = $1 - 1 WHERE id = $2::uuid")
+        .bind::<Integer, _>(SHARD_MAX_ATTEMPTS)
+        .bind::<Text, _>(shards[2].id.to_string())
+        .execute(&mut conn)?;
+    end_shard(&mut conn, shards[2].id, false, 0)?;
+    match settle_parent(&mut conn, parent, agg)? {
+        ParentUpdate::Finished(p) => {
+            assert_eq!(p.status, "failed");
+            assert_eq!(p.error.as_ref().map(|e| e["code"].clone()), Some(json!("shard_failed")));
+        }
+        other => panic!("{other:?}"),
+    }
+    for s in &shards[..2] {
+        assert_eq!(crunch_store::jobs::get(&mut conn, s.id)?.expect("shard").status, "cancelled");
+    }
+    Ok(())
+}
