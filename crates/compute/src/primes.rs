@@ -4,10 +4,16 @@
 //! coprime to 30 ({1, 7, 11, 13, 17, 19, 23, 29}). A segment of
 //! [`segment_bytes`] bytes (cache-sized) is pre-sieved by copying a pattern
 //! that already has the multiples of 7, 11, 13, 17 and 19 removed, then the
-//! sieving primes from 23 up to sqrt(hi) cross off their multiples, 8 per
-//! wheel turn. Sieving primes are produced by a small segmented sieve in
-//! chunks of at most [`MAX_PRIMES_PER_PASS`], so memory stays bounded for any
-//! range of the 64-bit space (see [`memory_bound_bytes`]).
+//! sieving primes from 23 up to min(sqrt(hi), [`SIEVE_PRIME_LIMIT`]) cross
+//! off their multiples, 8 per wheel turn; those stepping over more than a
+//! segment wait in a ring of buckets and are touched only where they hit.
+//! Above 2^48 the candidates that survive are confirmed by the deterministic
+//! Miller-Rabin test, so memory stays bounded for any range of the 64-bit
+//! space (see [`memory_bound_bytes`]).
+//!
+//! The crossing loop indexes the segment without bounds checks (the one
+//! `unsafe` block of the workspace, with its invariant stated): the checks
+//! cost a quarter to a third of the sieve's time (measured with `scripts/bench-primes.sh`).
 //!
 //! [`count`] and [`for_each_prime`] are single-threaded; [`count_parallel`]
 //! splits the range over the rayon pool. All take a [`Control`] and check it
@@ -31,8 +37,8 @@ pub fn segment_bytes(hi: u64) -> usize {
         _ => SEGMENT_BYTES,
     }
 }
-/// Sieving primes processed per pass over a block (bounds memory).
-pub const MAX_PRIMES_PER_PASS: usize = 1 << 20;
+/// Sieving primes produced per batch by the small sieve.
+pub const MAX_PRIMES_PER_PASS: usize = 1 << 16;
 
 const WHEEL: [u64; 8] = [1, 7, 11, 13, 17, 19, 23, 29];
 /// bit index of residue r (mod 30), or 255 when gcd(r, 30) > 1.
@@ -97,8 +103,9 @@ const TABLES: Tables = {
 /// `i` the wheel index of the multiplier.
 #[derive(Clone, Copy)]
 struct Sieving {
-    p: u64,
     next: u64,
+    /// At most SIEVE_PRIME_LIMIT = 2^24: u32 keeps the struct at 16 bytes.
+    p: u32,
     i: u8,
 }
 
@@ -116,7 +123,7 @@ impl Sieving {
         // multiple = p*m; byte = multiple / 30 - base / 30 (p*m may exceed u64: use u128)
         let multiple = p as u128 * m as u128;
         let next = (multiple / 30) as u64 - base / 30;
-        Self { p, next: if multiple > u64::MAX as u128 { u64::MAX } else { next }, i }
+        Self { p: p as u32, next: if multiple > u64::MAX as u128 { u64::MAX } else { next }, i }
     }
 
     /// Crosses this prime's multiples inside `seg` (which starts at byte
@@ -127,7 +134,7 @@ impl Sieving {
         if self.next >= end {
             return;
         }
-        let p = self.p;
+        let p = u64::from(self.p);
         let q = p / 30;
         let r = (p % 30) as usize;
         let carry = &TABLES.carry[r];
@@ -223,12 +230,12 @@ fn sieving_primes(limit: u64, chunk: usize, mut f: impl FnMut(&[u64]) -> Result<
 }
 
 /// Upper bound of the memory one single-threaded sieve of any range uses:
-/// one segment, the pre-sieve pattern, the sieving primes up to
-/// [`SIEVE_PRIME_LIMIT`] with their state, and the small sieve that produces
-/// them (about 27 MiB).
+/// one segment, the pre-sieve pattern, the state of the sieving primes up to
+/// [`SIEVE_PRIME_LIMIT`] (twice: bucket vectors grow by doubling), and the
+/// small sieve that produces them: about 35 MiB.
 pub fn memory_bound_bytes() -> usize {
-    // pi(2^24) = 1,077,871 sieving primes with their state.
-    SEGMENT_BYTES + PATTERN_BYTES + 1_077_871 * std::mem::size_of::<Sieving>() + MAX_PRIMES_PER_PASS * 8 + (1 << 18) + 6542 * 8
+    // pi(2^24) = 1,077,871 sieving primes.
+    SEGMENT_BYTES + PATTERN_BYTES + 2 * 1_077_871 * std::mem::size_of::<Sieving>() + MAX_PRIMES_PER_PASS * 8 + (1 << 18) + 6542 * 8
 }
 
 /// Sieving primes above this bound are not kept: candidates that survive
@@ -286,17 +293,16 @@ fn sieve_segments(lo: u64, hi: u64, ctl: &Control, mut f: impl FnMut(u64, &[u8])
         for s in small.iter_mut() {
             s.cross(seg, seg_start);
         }
+        // Take this segment's bucket whole: big primes advance only a slot or
+        // two per hit, so a bucket holds up to half of them at times, and
+        // keeping every bucket's high-water capacity would cost ring times
+        // their memory. Fresh vectors keep the total near twice the entries.
         let slot = ((seg_start / seg_bytes) % ring as u64) as usize;
-        let mut due = std::mem::take(&mut buckets[slot]);
-        for mut s in due.drain(..) {
+        for mut s in std::mem::take(&mut buckets[slot]) {
             s.cross(seg, seg_start);
             if s.next < total_bytes {
                 buckets[((s.next / seg_bytes) % ring as u64) as usize].push(s);
             }
-        }
-        // hand the emptied vector back to keep its allocation
-        if buckets[slot].is_empty() {
-            buckets[slot] = due;
         }
         // the pre-sieve removed 7..19 themselves: restore them; 1 is not prime
         if abs == 0 {
@@ -375,17 +381,9 @@ pub fn count(lo: u64, hi: u64, ctl: &Control) -> Result<u64, Stop> {
 }
 
 fn popcount(seg: &[u8]) -> u64 {
-    let (head, words, tail) = unsafe_free_chunks(seg);
-    head.iter().map(|b| b.count_ones() as u64).sum::<u64>()
-        + words.map(|w| w.count_ones() as u64).sum::<u64>()
-        + tail.iter().map(|b| b.count_ones() as u64).sum::<u64>()
-}
-
-/// Splits into 8-byte words without unsafe code.
-fn unsafe_free_chunks(seg: &[u8]) -> (&[u8], impl Iterator<Item = u64> + '_, &[u8]) {
-    let chunks = seg.chunks_exact(8);
-    let tail = chunks.remainder();
-    (&seg[..0], chunks.map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])), tail)
+    let words = seg.chunks_exact(8);
+    let tail: u64 = words.remainder().iter().map(|b| b.count_ones() as u64).sum();
+    words.map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])).count_ones() as u64).sum::<u64>() + tail
 }
 
 /// Counts the primes in [lo, hi] on the rayon pool, in `pieces` pieces,
@@ -578,6 +576,13 @@ mod tests {
     fn parallel_count_equals_serial_count() {
         let ctl = Control::unlimited();
         assert_eq!(count_parallel(1_000_000, 30_000_000, 7, &ctl), count(1_000_000, 30_000_000, &ctl));
+    }
+
+    #[test]
+    fn the_stated_memory_bound_is_about_35_mib() {
+        assert_eq!(std::mem::size_of::<Sieving>(), 16);
+        let mib = memory_bound_bytes() as f64 / (1024.0 * 1024.0);
+        assert!((34.0..37.0).contains(&mib), "{mib}");
     }
 
     #[test]
