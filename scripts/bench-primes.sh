@@ -35,9 +35,10 @@ row "count below 1e9, 1 thread" "1e9 -t1" "0 1e9"
 row "count below 1e10, 1 thread" "1e10 -t1" "0 1e10"
 row "count in [1e12, 1e12+1e10], 2 threads" "1e12 1e12+1e10 -t2" "1000000000000 1010000000000 2"
 
-# --- correctness at the top of the pi(10^k) table (too slow for every CI run) ---
+# --- correctness at the top of the pi(10^k) table (too slow for every CI run; SKIP_PI=1 skips) ---
 printf '\n| n | pi(n) known | crunch, 2 threads | time (s) |\n|---|---:|---:|---:|\n'
-for pair in "1e11 4118054813" "1e12 37607912018"; do
+for pair in ${SKIP_PI:+} "1e11 4118054813" "1e12 37607912018"; do
+  [ -n "${SKIP_PI:-}" ] && break
   set -- $pair
   s=$(date +%s.%N); got=$("$REL/crunch-primes" count 0 "$1" 2); e=$(date +%s.%N)
   [ "$got" = "$2" ] || die "pi($1): got $got, expected $2"
@@ -59,15 +60,17 @@ ID=$(curl -fsS -X POST http://127.0.0.1:18090/api/v1/jobs -H "Authorization: Bea
   -d '{"kind":"primes","params":{"from":0,"to":100000000,"mode":"list"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 until curl -fsS "http://127.0.0.1:18090/api/v1/jobs/$ID" -H "Authorization: Bearer $KEY" | grep -q '"status":"succeeded"'; do sleep 0.02; done
 e=$(date +%s.%N); JOB=$(echo "$e - $s" | bc -l)
+GW_RSS_BEFORE=$(ps -o rss= -p "$GW" | tr -d ' ')
 STREAM=$(best curl -fsS "http://127.0.0.1:18090/api/v1/jobs/$ID/result" -H "Authorization: Bearer $KEY" -H 'Accept: text/plain')
 curl -fsS "http://127.0.0.1:18090/api/v1/jobs/$ID/result" -H "Authorization: Bearer $KEY" -H 'Accept: text/plain' >"$WORK/api.txt"
 GW_RSS=$(ps -o rss= -p "$GW" | tr -d ' ')
 PS=$(best primesieve 1e8 -p)
 primesieve 1e8 -p >"$WORK/ps.txt"
 cmp -s "$WORK/api.txt" "$WORK/ps.txt" || die "the API stream differs from primesieve's list"
+printf '\n| task | primes | primesieve -p (s) | crunch (s) | crunch / primesieve |\n|---|---:|---:|---:|---:|\n'
 printf '| list below 1e8: API text stream (job done; download only) | %s | %s | %s | %.2fx |\n' "$(wc -l <"$WORK/api.txt")" "$PS" "$STREAM" "$(echo "$STREAM / $PS" | bc -l)"
 printf '| list below 1e8: submit, sieve, store (%s s), then stream | %s | %s | %.3f | %.2fx |\n' "$(printf '%.3f' "$JOB")" "$(wc -l <"$WORK/api.txt")" "$PS" "$(echo "$JOB + $STREAM" | bc -l)" "$(echo "($JOB + $STREAM) / $PS" | bc -l)"
-printf '\n(gateway resident memory after streaming 5,761,455 primes: %s KiB)\n' "$GW_RSS"
+printf '\n(gateway resident memory before streaming: %s KiB; after streaming the 5,761,455 primes %d times: %s KiB)\n' "$GW_RSS_BEFORE" "$((RUNS + 1))" "$GW_RSS"
 
 # --- memory ---
 printf '\n| sieve range | peak RSS (KiB) |\n|---|---:|\n'

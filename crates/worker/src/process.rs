@@ -108,7 +108,10 @@ async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Optio
     tracing::warn!(job_id = ?job, code, %reason, "dead-lettering a message that can never succeed");
     if let Some(id) = job {
         let error = json!({"code": code, "message": reason});
-        let _ = db(shared, "fail unrunnable job", move |c| crunch_store::jobs::fail_unrunnable(c, id, error.clone())).await;
+        let failed = db(shared, "fail unrunnable job", move |c| crunch_store::jobs::fail_unrunnable(c, id, error.clone())).await;
+        if let Some(Some(row)) = failed.filter(|r| r.as_ref().is_some_and(|r| r.parent_id.is_some())) {
+            settle(shared, bus, &row).await;
+        }
         relay(shared, bus, Some(id), 0).await;
     }
     match bus.dead_letter(&delivery.data, &format!("{code}: {reason}")).await {
@@ -305,7 +308,7 @@ async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) {
 }
 
 /// After a shard ended: update, retry the shard, or finish its parent.
-async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
+pub async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
     let Some(parent) = shard.parent_id else { return };
     let update = db(shared, "settle parent", move |c| crunch_store::jobs::settle_parent(c, parent, kinds::primes::aggregate)).await;
     match update {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use crunch_domain::JobMessage;
 
-use crate::process::{db, relay};
+use crate::process::{db, relay, settle};
 use crate::Shared;
 
 pub async fn run(shared: Arc<Shared>) {
@@ -52,6 +52,10 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus) {
     if let Some(rows) = db(shared, "fail abandoned", move |c| crunch_store::jobs::fail_abandoned(c, cutoff, 500)).await {
         for row in &rows {
             tracing::warn!(job_id = %row.id, "failed an abandoned job");
+            if row.parent_id.is_some() {
+                // A shard: its parent retries it or fails.
+                settle(shared, bus, row).await;
+            }
         }
     }
     relay(shared, bus, None, 1).await;
