@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crunch_gateway::{Application, Config};
-use crunch_service::{AmqpArgs, DbArgs, LimitArgs};
+use crunch_service::{AmqpArgs, CoreArgs, DbArgs, LimitArgs};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
@@ -76,17 +76,19 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         http_addr: "127.0.0.1:0".into(),
         http_workers: 2,
         max_body_bytes: max_body,
-        migrate_on_start: true,
         admin_api_key: None,
-        db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
-        amqp: AmqpArgs {
-            amqp_url: amqp.into(),
-            amqp_namespace: namespace.into(),
-            delivery_limit: 5,
-            confirm_timeout_ms: 2000,
-            queue_expires_ms: 600_000,
+        core: CoreArgs {
+            migrate_on_start: true,
+            db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
+            amqp: AmqpArgs {
+                amqp_url: amqp.into(),
+                amqp_namespace: namespace.into(),
+                delivery_limit: 5,
+                confirm_timeout_ms: 2000,
+                queue_expires_ms: 600_000,
+            },
+            limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: 10_000_000_000_000 },
         },
-        limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: 10_000_000_000_000 },
     }
 }
 

@@ -355,7 +355,7 @@ async fn poison_messages_are_dead_lettered_with_a_reason_and_the_worker_keeps_go
     use crunch_bus::lapin::options::{BasicGetOptions, BasicPublishOptions};
     use crunch_bus::lapin::BasicProperties;
     let env = TestEnv::start().await?;
-    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).amqp.bus_config();
+    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
     let conn = crunch_bus::lapin::Connection::connect(&crunch_e2e::amqp_url(), Default::default()).await?;
     let ch = conn.create_channel().await?;
     let bodies: [&[u8]; 3] = [b"\xff\xfenot json", br#"{"job_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","owner_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","kind":"teleport","params":{}}"#,

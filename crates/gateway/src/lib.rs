@@ -25,7 +25,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::Args;
 use crunch_bus::{Bus, BusConfig};
-use crunch_service::{AmqpArgs, DbArgs, LimitArgs};
+use crunch_service::CoreArgs;
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use utoipa::OpenApi;
@@ -50,15 +50,8 @@ pub struct Config {
     /// first key, given as a Docker secret (CRUNCH_ADMIN_API_KEY_FILE).
     #[arg(long, env = "CRUNCH_ADMIN_API_KEY", hide_env_values = true)]
     pub admin_api_key: Option<String>,
-    /// Apply database migrations at start-up.
-    #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate_on_start: bool,
     #[command(flatten)]
-    pub db: DbArgs,
-    #[command(flatten)]
-    pub amqp: AmqpArgs,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+    pub core: CoreArgs,
 }
 
 pub struct Application {
@@ -71,10 +64,7 @@ impl Application {
     /// fatal: the service starts, reports not ready and keeps retrying), binds
     /// the listener and builds the server.
     pub async fn build(cfg: Config) -> anyhow::Result<Self> {
-        let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
-        if cfg.migrate_on_start {
-            crunch_service::migrate_on_start(&pool).await;
-        }
+        let pool = cfg.core.pool().await.context("building the database pool")?;
         if let Some(key) = cfg.admin_api_key.clone() {
             anyhow::ensure!(
                 key.starts_with(auth::KEY_PREFIX) && key.len() >= auth::KEY_PREFIX.len() + 32,
@@ -93,11 +83,11 @@ impl Application {
             }
         }
         let (events_tx, _) = broadcast::channel(4096);
-        let bus_rx = spawn_bus_supervisor(cfg.amqp.bus_config(), events_tx.clone());
+        let bus_rx = spawn_bus_supervisor(cfg.core.amqp.bus_config(), events_tx.clone());
         let state = web::Data::new(AppState {
             pool,
             bus: bus_rx,
-            limits: cfg.limits.limits(),
+            limits: cfg.core.limits.limits(),
             events: events_tx,
             metrics: metrics::Metrics::new(),
         });

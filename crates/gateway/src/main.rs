@@ -30,19 +30,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     crunch_service::init_tracing("info,crunch::http=info");
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => cli::migrate(&cli.config.db),
-        Command::Keys(cmd) => cli::keys(&cli.config.db, cmd),
+        Command::Migrate => cli::migrate(&cli.config.core.db),
+        Command::Keys(cmd) => cli::keys(&cli.config.core.db, cmd),
         Command::Serve => actix_web::rt::System::new().block_on(async move {
             let cfg = cli.config;
-            tracing::info!(
-                http_addr = %cfg.http_addr,
-                database = %crunch_service::redact_url(&cfg.db.database_url),
-                amqp = %crunch_service::redact_url(&cfg.amqp.amqp_url),
-                namespace = %cfg.amqp.amqp_namespace,
-                max_body_bytes = cfg.max_body_bytes,
-                limits = ?cfg.limits.limits(),
-                "starting crunch-gateway"
-            );
+            cfg.core.log_start("crunch-gateway");
+            tracing::info!(http_addr = %cfg.http_addr, max_body_bytes = cfg.max_body_bytes, "gateway settings");
             let app = Application::build(cfg).await?;
             tracing::info!(port = app.port(), "listening");
             app.run_until_stopped().await?;

@@ -148,6 +148,43 @@ impl LimitArgs {
     }
 }
 
+/// What every service that runs jobs shares: the database, the broker, the
+/// input limits, and whether to migrate at start-up.
+#[derive(Debug, Clone, Args)]
+pub struct CoreArgs {
+    /// Apply database migrations at start-up.
+    #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+impl CoreArgs {
+    /// Logs the effective settings (passwords redacted).
+    pub fn log_start(&self, service: &str) {
+        tracing::info!(
+            database = %redact_url(&self.db.database_url),
+            amqp = %redact_url(&self.amqp.amqp_url),
+            namespace = %self.amqp.amqp_namespace,
+            limits = ?self.limits.limits(),
+            "starting {service}"
+        );
+    }
+
+    /// The database pool, migrated first when configured so.
+    pub async fn pool(&self) -> anyhow::Result<crunch_store::PgPool> {
+        let pool = crunch_store::connect(&self.db.pool_config())?;
+        if self.migrate_on_start {
+            migrate_on_start(&pool).await;
+        }
+        Ok(pool)
+    }
+}
+
 /// Redacts the password of a URL for logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use crunch_bus::Bus;
-use crunch_service::{AmqpArgs, DbArgs, LimitArgs};
+use crunch_service::CoreArgs;
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -68,15 +68,8 @@ pub struct Config {
     /// (unfinished ones are returned to the queue).
     #[arg(long, env = "CRUNCH_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
     pub shutdown_grace_secs: u64,
-    /// Apply database migrations at start-up.
-    #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate_on_start: bool,
     #[command(flatten)]
-    pub db: DbArgs,
-    #[command(flatten)]
-    pub amqp: AmqpArgs,
-    #[command(flatten)]
-    pub limits: LimitArgs,
+    pub core: CoreArgs,
 }
 
 /// What every delivery and the reconciler share.
@@ -104,17 +97,14 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         // Ignore "already initialised" (tests may start several workers in one process).
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
-    let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
-    if cfg.migrate_on_start {
-        crunch_service::migrate_on_start(&pool).await;
-    }
+    let pool = cfg.core.pool().await.context("building the database pool")?;
     let (bus_tx, bus_rx) = watch::channel(None);
-    let shared = Arc::new(Shared { limits: cfg.limits.limits(), cfg, pool, bus: bus_rx, shutdown });
+    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown });
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));
 
-    let bus_cfg = shared.cfg.amqp.bus_config();
+    let bus_cfg = shared.cfg.core.amqp.bus_config();
     let mut backoff = Duration::from_millis(200);
     let mut shutdown = shared.shutdown.clone();
     while !shared.shutting_down() {

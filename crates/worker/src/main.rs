@@ -16,15 +16,8 @@ async fn main() -> anyhow::Result<()> {
     crunch_service::load_environment();
     let cfg = Cli::parse().config;
     crunch_service::init_tracing("info");
-    tracing::info!(
-        database = %crunch_service::redact_url(&cfg.db.database_url),
-        amqp = %crunch_service::redact_url(&cfg.amqp.amqp_url),
-        namespace = %cfg.amqp.amqp_namespace,
-        prefetch = cfg.prefetch,
-        time_budget_secs = cfg.time_budget_secs,
-        limits = ?cfg.limits.limits(),
-        "starting crunch-worker"
-    );
+    cfg.core.log_start("crunch-worker");
+    tracing::info!(prefetch = cfg.prefetch, time_budget_secs = cfg.time_budget_secs, "worker settings");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grace = std::time::Duration::from_secs(cfg.shutdown_grace_secs);
     let worker = tokio::spawn(crunch_worker::run(cfg, rx));
