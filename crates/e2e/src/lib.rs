@@ -242,3 +242,47 @@ pub fn create_key(database_url: &str, name: &str) -> anyhow::Result<String> {
     crunch_store::keys::insert_key(&mut c, name, &crunch_gateway::auth::hash_key(&key))?;
     Ok(key)
 }
+
+/// A TCP proxy a test can cut and restore, to play a dependency's outage
+/// without touching the real server that other tests share.
+pub struct Proxy {
+    pub port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    /// Forwards 127.0.0.1:<port> to `target` (host:port) while up.
+    pub async fn start(target: &str) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let (up, up_rx) = tokio::sync::watch::channel(true);
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !*up_rx.borrow() {
+                    drop(inbound); // refused while down
+                    continue;
+                }
+                let target = target.clone();
+                let mut down = up_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = async { while *down.borrow() { if down.changed().await.is_err() { break; } } } => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { port, up })
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        let _ = self.up.send(false);
+    }
+
+    pub fn restore(&self) {
+        let _ = self.up.send(true);
+    }
+}

@@ -182,3 +182,39 @@ async fn cancelling_a_sharded_job_cancels_its_shards() -> R {
     assert_eq!(env.get_job(&id).await?["status"], "cancelled");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_job_reports_progress_live_as_shards_finish() -> R {
+    use futures::StreamExt;
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_PRIMES_SHARD_WIDTH_COUNT".into(), "20000000".into()), ("CRUNCH_WORKER_PREFETCH".into(), "1".into())],
+        ..Default::default()
+    })
+    .await?;
+    let url = env.url("/api/v1/events").replace("http://", "ws://");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={}", env.key)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let id = submit(&env, json!({"from": 0, "to": 199_999_999, "mode": "count"})).await?;
+    let mut progress = Vec::new();
+    let mut done = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while done.is_none() && std::time::Instant::now() < deadline {
+        if let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            if let Ok(text) = msg.into_text() {
+                let ev: Value = serde_json::from_str(&text)?;
+                assert_eq!(ev["job_id"], id.as_str(), "only the parent's events reach the client: {ev}");
+                match ev["type"].as_str() {
+                    Some("progress") => progress.push(ev["progress"].as_f64().unwrap_or(-1.0)),
+                    Some("succeeded") => done = Some(ev),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let done = done.expect("a succeeded event");
+    assert_eq!(done["data"]["count"], 11_078_937);
+    assert!(progress.len() >= 5, "progress events: {progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress never goes back: {progress:?}");
+    assert!(progress.iter().all(|p| (0.0..1.0).contains(p)));
+    Ok(())
+}
