@@ -2,8 +2,10 @@
 //!
 //! # Topology (names prefixed with the configured namespace, default `crunch`)
 //! - exchange `{ns}.jobs` (direct): routing key `cpu` -> quorum queue
-//!   `{ns}.jobs.cpu`, which dead-letters to `{ns}.dlx` after
-//!   `delivery_limit` deliveries (a message that keeps killing workers).
+//!   `{ns}.jobs.cpu`, key `io` -> quorum queue `{ns}.jobs.io` (URL checks,
+//!   scrapes: consumed with their own concurrency limit); both dead-letter to
+//!   `{ns}.dlx` after `delivery_limit` deliveries (a message that keeps
+//!   killing workers).
 //! - exchange `{ns}.dlx` (fanout) -> queue `{ns}.jobs.dead`: messages that can
 //!   never succeed, each with an `x-crunch-reason` header.
 //! - exchange `{ns}.events` (fanout): job events; each gateway replica binds its
@@ -65,6 +67,9 @@ impl BusConfig {
     pub fn cpu_queue(&self) -> String {
         format!("{}.jobs.cpu", self.namespace)
     }
+    pub fn io_queue(&self) -> String {
+        format!("{}.jobs.io", self.namespace)
+    }
     pub fn dead_queue(&self) -> String {
         format!("{}.jobs.dead", self.namespace)
     }
@@ -72,6 +77,33 @@ impl BusConfig {
 
 /// Routing key of CPU-bound jobs.
 pub const CPU_ROUTE: &str = "cpu";
+/// Routing key of I/O-bound jobs (URL checks, scrapes).
+pub const IO_ROUTE: &str = "io";
+
+/// Which job queue a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobQueue {
+    Cpu,
+    Io,
+}
+
+impl JobQueue {
+    /// By the message's kind (an unknown kind goes to the CPU queue, whose
+    /// worker dead-letters it).
+    pub fn for_kind(kind: &str) -> Self {
+        match kind.parse::<crunch_domain::JobKind>() {
+            Ok(k) if k.is_io() => JobQueue::Io,
+            _ => JobQueue::Cpu,
+        }
+    }
+
+    pub fn route(self) -> &'static str {
+        match self {
+            JobQueue::Cpu => CPU_ROUTE,
+            JobQueue::Io => IO_ROUTE,
+        }
+    }
+}
 /// Header carrying why a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-crunch-reason";
 
@@ -125,9 +157,11 @@ impl Bus {
             args.insert(s("x-expires"), AMQPValue::LongLongInt(exp.as_millis() as i64));
         }
         let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(s(self.cfg.cpu_queue()), qopts, args).await?;
-        ch.queue_bind(s(self.cfg.cpu_queue()), s(self.cfg.jobs_exchange()), s(CPU_ROUTE), QueueBindOptions::default(), FieldTable::default())
-            .await?;
+        for (queue, route) in [(self.cfg.cpu_queue(), CPU_ROUTE), (self.cfg.io_queue(), IO_ROUTE)] {
+            ch.queue_declare(s(queue.clone()), qopts, args.clone()).await?;
+            ch.queue_bind(s(queue), s(self.cfg.jobs_exchange()), s(route), QueueBindOptions::default(), FieldTable::default())
+                .await?;
+        }
 
         let mut dargs = FieldTable::default();
         dargs.insert(s("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
@@ -166,7 +200,7 @@ impl Bus {
             .with_delivery_mode(2)
             .with_content_type(s("application/json"))
             .with_message_id(s(msg.job_id.to_string()));
-        self.publish(self.cfg.jobs_exchange(), CPU_ROUTE, &payload, props).await
+        self.publish(self.cfg.jobs_exchange(), JobQueue::for_kind(&msg.kind).route(), &payload, props).await
     }
 
     /// Publishes a job event to every gateway replica.
@@ -185,14 +219,16 @@ impl Bus {
         self.publish(self.cfg.dlx_exchange(), "", payload, props).await
     }
 
-    /// A consumer of the CPU job queue on its own channel, with a bounded
-    /// prefetch and manual acks.
-    pub async fn consume_jobs(&self, prefetch: u16, tag: &str) -> Result<(Channel, Consumer)> {
+    /// A consumer of a job queue on its own channel, with a bounded prefetch
+    /// and manual acks.
+    pub async fn consume_jobs(&self, queue: JobQueue, prefetch: u16) -> Result<(Channel, Consumer)> {
         let ch = self.conn.create_channel().await?;
         ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
-        let consumer = ch
-            .basic_consume(s(self.cfg.cpu_queue()), s(tag), BasicConsumeOptions::default(), FieldTable::default())
-            .await?;
+        let name = match queue {
+            JobQueue::Cpu => self.cfg.cpu_queue(),
+            JobQueue::Io => self.cfg.io_queue(),
+        };
+        let consumer = ch.basic_consume(s(name), s(""), BasicConsumeOptions::default(), FieldTable::default()).await?;
         Ok((ch, consumer))
     }
 
@@ -216,11 +252,11 @@ impl Bus {
         }))
     }
 
-    /// Messages waiting in the CPU job queue (for `/metrics`).
-    pub async fn queue_depth(&self) -> Result<u32> {
+    /// Messages waiting in a queue (for `/metrics`).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32> {
         let ch = self.conn.create_channel().await?;
         let q = ch
-            .queue_declare(s(self.cfg.cpu_queue()), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(s(queue), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
             .await?;
         let _ = ch.close(200, s("done")).await;
         Ok(q.message_count())

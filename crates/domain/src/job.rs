@@ -25,16 +25,25 @@ pub enum JobKind {
     Factorize,
     /// Primes in a range: `{"from": .., "to": .., "mode": "list" | "count"}`.
     Primes,
+    /// Check a URL: `{"url": .., "method"?, "retries"?, "timeout_ms"?}`.
+    CheckUrl,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes];
+    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes, JobKind::CheckUrl];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Factorize => "factorize",
             JobKind::Primes => "primes",
+            JobKind::CheckUrl => "check_url",
         }
+    }
+
+    /// I/O-bound kinds run from their own queue with their own concurrency
+    /// limit, so a slow site never delays CPU jobs.
+    pub fn is_io(self) -> bool {
+        matches!(self, JobKind::CheckUrl)
     }
 
     /// The names of every kind, for error messages.
@@ -291,11 +300,97 @@ impl PrimesParams {
     }
 }
 
+/// HTTP method of a URL check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "HEAD")]
+    Head,
+}
+
+/// Parameters of a `check_url` job: an absolute http(s) URL (a URL without a
+/// scheme gets `http://`), the method, retries and a per-attempt timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckUrlParams {
+    pub url: url::Url,
+    pub method: CheckMethod,
+    pub retries: u32,
+    pub timeout_ms: u64,
+}
+
+impl CheckUrlParams {
+    pub const MAX_URL_LEN: usize = 2048;
+    pub const MAX_RETRIES: u32 = 5;
+    pub const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+
+    pub fn parse(params: &serde_json::Value) -> Result<Self, SpecError> {
+        let obj = params
+            .as_object()
+            .ok_or_else(|| SpecError::param("url", "is required: params must be an object like {\"url\": \"https://example.com\"}"))?;
+        if let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "url" | "method" | "retries" | "timeout_ms")) {
+            return Err(SpecError::InvalidParam {
+                field: "url",
+                message: format!("is one of url, method, retries, timeout_ms; unexpected field '{}'", extra.chars().take(64).collect::<String>()),
+            });
+        }
+        let raw = obj
+            .get("url")
+            .and_then(|u| u.as_str())
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| SpecError::param("url", "is required: an http or https URL as a string"))?;
+        if raw.len() > Self::MAX_URL_LEN {
+            return Err(SpecError::param("url", format!("is longer than {} characters", Self::MAX_URL_LEN)));
+        }
+        // "x.com/p" and "localhost:8080" have no scheme; "javascript:..." and "mailto:..." do.
+        let has_scheme = raw.contains("://")
+            || raw.split_once(':').is_some_and(|(scheme, rest)| {
+                scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-".contains(c))
+                    && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && !rest.split(['/', '?', '#']).next().is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+            });
+        let with_scheme = if has_scheme { raw.to_owned() } else { format!("http://{raw}") };
+        let url = url::Url::parse(&with_scheme).map_err(|e| SpecError::param("url", format!("is not a valid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SpecError::param("url", format!("has the scheme '{}': only http and https are allowed", url.scheme())));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(SpecError::param("url", "has no host"));
+        }
+        let method = match obj.get("method") {
+            None | Some(serde_json::Value::Null) => CheckMethod::Get,
+            Some(serde_json::Value::String(m)) if m.eq_ignore_ascii_case("GET") => CheckMethod::Get,
+            Some(serde_json::Value::String(m)) if m.eq_ignore_ascii_case("HEAD") => CheckMethod::Head,
+            Some(_) => return Err(SpecError::param("method", "must be \"GET\" or \"HEAD\"")),
+        };
+        let retries = match obj.get("retries") {
+            None | Some(serde_json::Value::Null) => 2,
+            Some(v) => v
+                .as_u64()
+                .filter(|r| *r <= Self::MAX_RETRIES as u64)
+                .ok_or_else(|| SpecError::param("retries", format!("must be an integer from 0 to {}", Self::MAX_RETRIES)))? as u32,
+        };
+        let timeout_ms = match obj.get("timeout_ms") {
+            None | Some(serde_json::Value::Null) => 10_000,
+            Some(v) => v.as_u64().filter(|t| Self::TIMEOUT_MS.contains(t)).ok_or_else(|| {
+                SpecError::param("timeout_ms", format!("must be an integer from {} to {}", Self::TIMEOUT_MS.start(), Self::TIMEOUT_MS.end()))
+            })?,
+        };
+        Ok(Self { url, method, retries, timeout_ms })
+    }
+
+    pub fn canonical(&self) -> serde_json::Value {
+        serde_json::json!({"url": self.url.as_str(), "method": self.method, "retries": self.retries, "timeout_ms": self.timeout_ms})
+    }
+}
+
 /// A job's kind with its parsed parameters: built only by [`JobSpec::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobSpec {
     Factorize(FactorizeParams),
     Primes(PrimesParams),
+    CheckUrl(CheckUrlParams),
 }
 
 impl JobSpec {
@@ -304,6 +399,7 @@ impl JobSpec {
         match kind.parse::<JobKind>()? {
             JobKind::Factorize => FactorizeParams::parse(params, limits).map(JobSpec::Factorize),
             JobKind::Primes => PrimesParams::parse(params, limits).map(JobSpec::Primes),
+            JobKind::CheckUrl => CheckUrlParams::parse(params).map(JobSpec::CheckUrl),
         }
     }
 
@@ -311,6 +407,7 @@ impl JobSpec {
         match self {
             JobSpec::Factorize(_) => JobKind::Factorize,
             JobSpec::Primes(_) => JobKind::Primes,
+            JobSpec::CheckUrl(_) => JobKind::CheckUrl,
         }
     }
 
@@ -320,6 +417,7 @@ impl JobSpec {
         match self {
             JobSpec::Factorize(p) => p.canonical(),
             JobSpec::Primes(p) => p.canonical(),
+            JobSpec::CheckUrl(p) => p.canonical(),
         }
     }
 
@@ -454,6 +552,28 @@ mod tests {
             let err = primes(params.clone()).expect_err(&params.to_string());
             assert_eq!(err.code(), "invalid_params");
             assert!(err.message().contains(needle), "{params}: {}", err.message());
+        }
+    }
+
+    #[test]
+    fn check_url_adds_http_and_refuses_other_schemes() {
+        let p = |v: serde_json::Value| match JobSpec::parse("check_url", &v, &Limits::default()) {
+            Ok(JobSpec::CheckUrl(p)) => Ok(p),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let ok = p(json!({"url": "example.com/x"})).expect("valid");
+        assert_eq!(ok.url.as_str(), "http://example.com/x");
+        assert_eq!((ok.method, ok.retries, ok.timeout_ms), (CheckMethod::Get, 2, 10_000));
+        assert_eq!(p(json!({"url": "https://a.b", "method": "head"})).expect("valid").method, CheckMethod::Head);
+        assert_eq!(p(json!({"url": "localhost:8080/x"})).expect("valid").url.as_str(), "http://localhost:8080/x");
+        assert!(p(json!({"url": "mailto:a@b.c"})).is_err());
+        for (bad, needle) in [(json!({"url": "ftp://x.y"}), "only http and https"), (json!({"url": "file:///etc/passwd"}), "only http and https"),
+                              (json!({"url": "javascript:alert(1)"}), "only http and https"), (json!({}), "required"),
+                              (json!({"url": "http://"}), "not a valid URL"), (json!({"url": "x.y", "retries": 9}), "0 to 5"),
+                              (json!({"url": "x.y", "timeout_ms": 5}), "100 to 60000"), (json!({"url": "x.y", "method": "POST"}), "GET")] {
+            let err = p(bad.clone()).expect_err(&bad.to_string());
+            assert!(err.message().contains(needle), "{bad}: {}", err.message());
         }
     }
 

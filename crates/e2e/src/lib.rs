@@ -286,3 +286,101 @@ impl Proxy {
         let _ = self.up.send(true);
     }
 }
+
+/// A small HTTP site for URL-check tests, on 127.0.0.1 (plain) and optionally
+/// TLS with a self-signed certificate for `localhost`:
+/// `/ok` 200, `/redirect` -> `/ok`, `/loop` -> itself, `/big` 2 MB,
+/// `/slow` 3 s, `/to-other` -> the same port on 127.0.0.2, `/status/503`.
+pub struct Fixture {
+    pub port: u16,
+}
+
+async fn serve_fixture<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 16 * 1024 {
+            return;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let mut parts = head.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+    let (status, headers, body): (&str, String, Vec<u8>) = match path.as_str() {
+        "/ok" => ("200 OK", "Content-Type: text/html; charset=utf-8\r\n".into(), b"<p>hello</p>".to_vec()),
+        "/redirect" => ("302 Found", "Location: /ok\r\n".into(), Vec::new()),
+        "/loop" => ("302 Found", "Location: /loop\r\n".into(), Vec::new()),
+        "/to-other" => ("302 Found", format!("Location: http://127.0.0.2:{port}/ok\r\n"), Vec::new()),
+        "/big" => ("200 OK", "Content-Type: application/octet-stream\r\n".into(), vec![b'x'; 2_000_000]),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            ("200 OK", String::new(), b"late".to_vec())
+        }
+        "/status/503" => ("503 Service Unavailable", String::new(), b"down".to_vec()),
+        _ => ("404 Not Found", String::new(), b"nope".to_vec()),
+    };
+    let mut out = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    if method != "HEAD" {
+        out.extend_from_slice(&body);
+    }
+    let _ = s.write_all(&out).await;
+    let _ = s.shutdown().await;
+}
+
+impl Fixture {
+    /// Plain HTTP on 127.0.0.1:<port> (and 127.0.0.2:<port> by binding 0.0.0.0 is avoided:
+    /// a second listener serves 127.0.0.2 on the same port when it can be had).
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        if let Ok(other) = tokio::net::TcpListener::bind(("127.0.0.2", port)).await {
+            tokio::spawn(async move {
+                while let Ok((s, _)) = other.accept().await {
+                    tokio::spawn(serve_fixture(s, port));
+                }
+            });
+        }
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(serve_fixture(s, port));
+            }
+        });
+        Ok(Self { port })
+    }
+
+    /// The same site over TLS; returns it and the PEM of its certificate
+    /// (to trust it with CRUNCH_URL_CHECK_EXTRA_CA_FILE).
+    pub async fn start_tls() -> anyhow::Result<(Self, String)> {
+        use tokio_rustls::rustls;
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        let cert_pem = certified.cert.pem();
+        let key_pem = certified.signing_key.serialize_pem();
+        let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())?.context("a private key")?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(s).await {
+                        serve_fixture(tls, port).await;
+                    }
+                });
+            }
+        });
+        Ok((Self { port }, cert_pem))
+    }
+}

@@ -122,6 +122,7 @@ impl Application {
                 .service(routes::jobs::submit)
                 .service(routes::jobs::list_jobs)
                 .service(routes::results::job_result)
+                .service(routes::url_checks::list_url_checks)
                 .service(routes::jobs::get_job)
                 .service(routes::jobs::cancel_job)
                 .service(routes::events::events)

@@ -469,3 +469,29 @@ pub fn settle_parent(
         Ok(ParentUpdate::Progress(row))
     })
 }
+
+/// A page (newest first) of the owner's top-level jobs of one kind, optionally
+/// only those whose `params->>key` equals a value, with the total count.
+pub fn page_of_kind(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    kind: &str,
+    param_eq: Option<(&str, &str)>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<JobRow>, i64)> {
+    let filtered = || {
+        let mut q = jobs::table
+            .filter(jobs::owner_id.eq(owner))
+            .filter(jobs::kind.eq(kind.to_owned()))
+            .filter(jobs::parent_id.is_null())
+            .into_boxed();
+        if let Some((key, value)) = param_eq {
+            q = q.filter(jobs::params.retrieve_as_text(key.to_owned()).eq(value.to_owned()));
+        }
+        q
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let rows = filtered().order(jobs::seq.desc()).offset(offset).limit(limit).select(JobRow::as_select()).load(conn)?;
+    Ok((rows, total))
+}

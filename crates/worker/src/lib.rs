@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use crunch_bus::Bus;
+use crunch_bus::{Bus, JobQueue};
 use crunch_service::CoreArgs;
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -32,6 +32,22 @@ pub struct Config {
     /// Unacknowledged jobs held at once (also the number run concurrently).
     #[arg(long, env = "CRUNCH_WORKER_PREFETCH", default_value_t = 4)]
     pub prefetch: u16,
+    /// I/O jobs (URL checks, scrapes) held and run at once, apart from CPU jobs.
+    #[arg(long, env = "CRUNCH_WORKER_IO_PREFETCH", default_value_t = 16)]
+    pub io_prefetch: u16,
+    /// CIDRs that URL checks and scrapes may reach although the SSRF guard
+    /// refuses internal addresses (comma-separated; empty by default).
+    #[arg(long, env = "CRUNCH_SSRF_ALLOWLIST", value_delimiter = ',', default_value = "")]
+    pub ssrf_allowlist: Vec<String>,
+    /// Largest response body a URL check reads, in bytes (larger: body_too_large).
+    #[arg(long, env = "CRUNCH_URL_CHECK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub url_check_max_body_bytes: u64,
+    /// Most redirects a URL check follows.
+    #[arg(long, env = "CRUNCH_URL_CHECK_MAX_REDIRECTS", default_value_t = 10)]
+    pub url_check_max_redirects: usize,
+    /// A PEM file of extra CA certificates trusted for https checks.
+    #[arg(long, env = "CRUNCH_URL_CHECK_EXTRA_CA_FILE")]
+    pub url_check_extra_ca_file: Option<std::path::PathBuf>,
     /// Kernel threads (rayon); 0 = one per core.
     #[arg(long, env = "CRUNCH_WORKER_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -79,6 +95,7 @@ pub struct Shared {
     pub limits: crunch_domain::Limits,
     pub bus: watch::Receiver<Option<Bus>>,
     pub shutdown: watch::Receiver<bool>,
+    pub io: Arc<kinds::check_url::IoConfig>,
 }
 
 impl Shared {
@@ -91,6 +108,29 @@ impl Shared {
     }
 }
 
+/// Runs deliveries of one queue, at most `limit` at a time, until the
+/// connection drops or the worker shuts down (in-flight ones finish).
+async fn consume(shared: &Arc<Shared>, bus: &Bus, consumer: crunch_bus::lapin::Consumer, limit: u16) {
+    let mut stop = shared.shutdown.clone();
+    let stop_taking = async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    consumer
+        .take_while(|d| futures::future::ready(d.is_ok()))
+        .filter_map(|d| futures::future::ready(d.ok()))
+        .take_until(stop_taking)
+        .for_each_concurrent(limit as usize, |delivery| {
+            let shared = Arc::clone(shared);
+            let bus = bus.clone();
+            async move { process::handle(&shared, &bus, delivery).await }
+        })
+        .await;
+}
+
 /// Runs the worker until `shutdown` flips to `true`.
 pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     if cfg.threads > 0 {
@@ -98,8 +138,19 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
     let pool = cfg.core.pool().await.context("building the database pool")?;
+    let allowlist = cfg
+        .ssrf_allowlist
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<ipnet::IpNet>().with_context(|| format!("CRUNCH_SSRF_ALLOWLIST: '{s}' is not a CIDR")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extra_ca = match &cfg.url_check_extra_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    let io = Arc::new(kinds::check_url::IoConfig::new(allowlist, cfg.url_check_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
     let (bus_tx, bus_rx) = watch::channel(None);
-    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown });
+    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io });
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));
@@ -117,41 +168,27 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
                 continue;
             }
         };
-        let prefetch = shared.cfg.prefetch.max(1);
-        let (channel, consumer) = match bus.consume_jobs(prefetch, "").await {
-            Ok(c) => c,
-            Err(e) => {
+        let cpu = bus.consume_jobs(JobQueue::Cpu, shared.cfg.prefetch.max(1)).await;
+        let io = bus.consume_jobs(JobQueue::Io, shared.cfg.io_prefetch.max(1)).await;
+        let (cpu, io) = match (cpu, io) {
+            (Ok(c), Ok(i)) => (c, i),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(error = %e, "consuming failed");
                 bus.close().await;
                 continue;
             }
         };
-        tracing::info!(queue = %bus.config().cpu_queue(), prefetch, "consuming jobs");
+        tracing::info!(cpu_prefetch = shared.cfg.prefetch, io_prefetch = shared.cfg.io_prefetch, "consuming jobs");
         backoff = Duration::from_millis(200);
         let _ = bus_tx.send(Some(bus.clone()));
-
-        let mut stop = shared.shutdown.clone();
-        let stop_taking = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        let s2 = Arc::clone(&shared);
-        let b2 = bus.clone();
-        consumer
-            .take_while(|d| futures::future::ready(d.is_ok()))
-            .filter_map(|d| futures::future::ready(d.ok()))
-            .take_until(stop_taking)
-            .for_each_concurrent(prefetch as usize, move |delivery| {
-                let shared = Arc::clone(&s2);
-                let bus = b2.clone();
-                async move { process::handle(&shared, &bus, delivery).await }
-            })
-            .await;
+        // Both queues on one connection; each with its own concurrency limit.
+        tokio::join!(
+            consume(&shared, &bus, cpu.1, shared.cfg.prefetch.max(1)),
+            consume(&shared, &bus, io.1, shared.cfg.io_prefetch.max(1)),
+        );
         let _ = bus_tx.send(None);
-        let _ = channel.close(200, "bye".into()).await;
+        let _ = cpu.0.close(200, "bye".into()).await;
+        let _ = io.0.close(200, "bye".into()).await;
         bus.close().await;
         if !shared.shutting_down() {
             tracing::warn!("lost the RabbitMQ connection; reconnecting");

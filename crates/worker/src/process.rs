@@ -196,14 +196,27 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         .with_progress(move |p| {
             let _ = progress_tx.send(p);
         });
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let span = tracing::Span::current();
-    let ctx = kinds::JobContext { job_id: id, pool: shared.pool.clone() };
-    rayon::spawn(move || {
-        let _g = span.enter();
-        let out = std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(&spec, &ctl, &ctx)));
-        let _ = tx.send(out);
-    });
+    // CPU kernels run on rayon and answer through a oneshot; I/O kinds run on
+    // tokio. Either way: Some(outcome), or None if the kernel panicked.
+    let mut io_task: Option<tokio::task::AbortHandle> = None;
+    let rx: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Outcome>> + Send>> = match spec {
+        JobSpec::CheckUrl(p) => {
+            let handle = tokio::spawn(kinds::check_url::run(p, ctl, Arc::clone(&shared.io)));
+            io_task = Some(handle.abort_handle());
+            Box::pin(async move { handle.await.ok() })
+        }
+        spec => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let span = tracing::Span::current();
+            let ctx = kinds::JobContext { job_id: id, pool: shared.pool.clone() };
+            rayon::spawn(move || {
+                let _g = span.enter();
+                let out = std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(&spec, &ctl, &ctx)));
+                let _ = tx.send(out);
+            });
+            Box::pin(async move { rx.await.ok().and_then(Result::ok) })
+        }
+    };
     tokio::pin!(rx);
     let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.cancel_poll_ms.max(10)));
     let mut last_progress = Instant::now();
@@ -218,6 +231,11 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
                 }).await;
                 if matches!(status, Ok(Ok(Some(JobStatus::Cancelled))) | Ok(Ok(None))) {
                     cancel.store(true, Ordering::Relaxed);
+                    if let Some(task) = io_task.take() {
+                        // An I/O job may be waiting on a socket: stop it now.
+                        task.abort();
+                        break Some(Outcome::Cancelled);
+                    }
                 }
             }
             Some(mut p) = progress_rx.recv() => {
@@ -237,19 +255,19 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         }
     };
     let result = match outcome {
-        Ok(Ok(Outcome::Succeeded(v))) => Ok(v),
-        Ok(Ok(Outcome::Failed(e))) => Err(e),
-        Ok(Ok(Outcome::Cancelled)) => {
+        Some(Outcome::Succeeded(v)) => Ok(v),
+        Some(Outcome::Failed(e)) => Err(e),
+        Some(Outcome::Cancelled) => {
             tracing::info!("job cancelled");
             relay(shared, bus, Some(id), 0).await;
             return Disposition::Ack;
         }
-        Ok(Ok(Outcome::Retry(why))) => {
+        Some(Outcome::Retry(why)) => {
             tracing::warn!(%why, "transient failure; the job goes back to the queue");
             tokio::time::sleep(Duration::from_secs(1)).await;
             return Disposition::Requeue;
         }
-        Ok(Err(_)) | Err(_) => {
+        None => {
             tracing::error!("the kernel panicked");
             Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
         }

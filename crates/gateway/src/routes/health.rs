@@ -55,8 +55,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         }
     }
     if let Some(bus) = state.bus() {
-        if let Ok(Ok(depth)) = tokio::time::timeout(std::time::Duration::from_secs(1), bus.queue_depth()).await {
-            state.metrics.queue_depth.with_label_values(&[&bus.config().cpu_queue()]).set(depth as i64);
+        for queue in [bus.config().cpu_queue(), bus.config().io_queue()] {
+            if let Ok(Ok(depth)) = tokio::time::timeout(std::time::Duration::from_secs(1), bus.queue_depth(&queue)).await {
+                state.metrics.queue_depth.with_label_values(&[&queue]).set(depth as i64);
+            }
         }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())

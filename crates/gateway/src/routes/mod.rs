@@ -2,3 +2,4 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod results;
+pub mod url_checks;

@@ -1,5 +1,6 @@
 //! One module per job kind: each turns a parsed spec into a result on rayon.
 
+pub mod check_url;
 pub mod factorize;
 pub mod primes;
 
@@ -31,6 +32,7 @@ pub fn run(spec: &JobSpec, ctl: &Control, ctx: &JobContext) -> Outcome {
     match spec {
         JobSpec::Factorize(p) => factorize::run(p, ctl),
         JobSpec::Primes(p) => primes::run(p, ctl, ctx),
+        JobSpec::CheckUrl(_) => Outcome::Failed(json!({"code": "internal_error", "message": "I/O kinds do not run on rayon"})),
     }
 }
 
