@@ -15,6 +15,8 @@
 
 use std::time::Duration;
 
+pub mod kafka;
+
 use crunch_domain::{JobEvent, JobMessage};
 use futures::StreamExt;
 use lapin::options::{

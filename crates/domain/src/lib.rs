@@ -26,4 +26,4 @@ pub use job::{
     CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, SpecError,
 };
 pub use limits::Limits;
-pub use message::JobMessage;
+pub use message::{JobMessage, SelectionMessage, SelectionOp};

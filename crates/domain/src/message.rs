@@ -16,3 +16,21 @@ pub struct JobMessage {
     pub kind: String,
     pub params: serde_json::Value,
 }
+
+/// A change to a key's selected hotels, on the Kafka topic `selections`
+/// (keyed by owner, so one owner's changes stay in order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionMessage {
+    pub owner_id: Uuid,
+    /// `add` or `remove`.
+    pub op: SelectionOp,
+    pub hotel_ids: Vec<i64>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionOp {
+    Add,
+    Remove,
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crunch_gateway::{Application, Config};
-use crunch_service::{AmqpArgs, CoreArgs, DbArgs, LimitArgs};
+use crunch_service::{AmqpArgs, CoreArgs, DbArgs, KafkaArgs, LimitArgs};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
@@ -68,11 +68,29 @@ pub struct TestEnv {
     pub key: String,
     pub http: reqwest::Client,
     pub workers: Vec<Child>,
+    pub persisters: Vec<Child>,
     worker_env: Vec<(String, String)>,
+}
+
+pub fn kafka_brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Per-test Kafka topics and group, from the test's namespace.
+pub fn kafka_args(namespace: &str) -> KafkaArgs {
+    KafkaArgs {
+        kafka_brokers: kafka_brokers(),
+        kafka_topic_selections: format!("{namespace}.selections"),
+        kafka_topic_dead: format!("{namespace}.selections.dead"),
+        kafka_group: format!("{namespace}-persister"),
+        kafka_partitions: 3,
+        kafka_produce_timeout_ms: 5000,
+    }
 }
 
 pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body: usize) -> Config {
     Config {
+        kafka: kafka_args(namespace),
         http_addr: "127.0.0.1:0".into(),
         http_workers: 2,
         max_body_bytes: max_body,
@@ -125,6 +143,7 @@ impl TestEnv {
             key,
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
             workers: Vec::new(),
+            persisters: Vec::new(),
             worker_env: opts.worker_env,
         };
         for _ in 0..opts.workers {
@@ -157,6 +176,35 @@ impl TestEnv {
         }
         self.workers.push(cmd.spawn().context("starting crunch-worker")?);
         Ok(())
+    }
+
+    /// Starts a `crunch-persister` process on this test's topics.
+    pub fn spawn_persister(&mut self) -> anyhow::Result<()> {
+        let k = kafka_args(&self.namespace);
+        let child = Command::new(binary("crunch-persister"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CRUNCH_ENV_FILE", "/nonexistent")
+            .env("DATABASE_URL", &self.database_url)
+            .env("KAFKA_BROKERS", &k.kafka_brokers)
+            .env("CRUNCH_KAFKA_TOPIC_SELECTIONS", &k.kafka_topic_selections)
+            .env("CRUNCH_KAFKA_TOPIC_DEAD", &k.kafka_topic_dead)
+            .env("CRUNCH_KAFKA_GROUP", &k.kafka_group)
+            .env("CRUNCH_PERSISTER_HEALTH_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting crunch-persister")?;
+        self.persisters.push(child);
+        Ok(())
+    }
+
+    /// SIGKILLs persister `i`.
+    pub fn kill_persister(&mut self, i: usize) {
+        let _ = self.persisters[i].kill();
+        let _ = self.persisters[i].wait();
     }
 
     /// SIGKILLs worker `i`.
@@ -228,7 +276,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        for w in &mut self.workers {
+        for w in self.workers.iter_mut().chain(self.persisters.iter_mut()) {
             let _ = w.kill();
             let _ = w.wait();
         }

@@ -25,7 +25,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use clap::Args;
 use crunch_bus::{Bus, BusConfig};
-use crunch_service::CoreArgs;
+use crunch_service::{CoreArgs, KafkaArgs};
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use utoipa::OpenApi;
@@ -52,6 +52,8 @@ pub struct Config {
     pub admin_api_key: Option<String>,
     #[command(flatten)]
     pub core: CoreArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 pub struct Application {
@@ -84,7 +86,22 @@ impl Application {
         }
         let (events_tx, _) = broadcast::channel(4096);
         let bus_rx = spawn_bus_supervisor(cfg.core.amqp.bus_config(), events_tx.clone());
+        let kafka_cfg = cfg.kafka.kafka_config();
+        let kafka = crunch_bus::kafka::producer(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
+            .context("creating the Kafka producer")?;
+        // The topics may not exist yet (tansu creates none by itself); keep trying in the background.
+        let topics_cfg = kafka_cfg.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            while let Err(e) = crunch_bus::kafka::ensure_topics(&topics_cfg).await {
+                tracing::warn!(error = %e, "creating the Kafka topics failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        });
         let state = web::Data::new(AppState {
+            kafka,
+            kafka_topic: kafka_cfg.selections_topic.clone(),
             pool,
             bus: bus_rx,
             limits: cfg.core.limits.limits(),
@@ -123,6 +140,11 @@ impl Application {
                 .service(routes::jobs::list_jobs)
                 .service(routes::results::job_result)
                 .service(routes::url_checks::list_url_checks)
+                .service(routes::hotels::cities)
+                .service(routes::hotels::hotels)
+                .service(routes::hotels::select)
+                .service(routes::hotels::unselect)
+                .service(routes::hotels::selections)
                 .service(routes::jobs::get_job)
                 .service(routes::jobs::cancel_job)
                 .service(routes::events::events)

@@ -18,6 +18,9 @@ pub struct AppState {
     /// Every job event this replica receives, for its WebSocket clients.
     pub events: broadcast::Sender<JobEvent>,
     pub metrics: Metrics,
+    /// The idempotent Kafka producer of selection changes, and its topic.
+    pub kafka: crunch_bus::kafka::rdkafka::producer::FutureProducer,
+    pub kafka_topic: String,
 }
 
 impl AppState {

@@ -1,35 +1,175 @@
-//! `crunch-persister`: the Kafka consumer that stores the items users select.
-//!
-//! This release provides the service shell (configuration, database pool,
-//! migrations, `/healthz` and `/readyz`, graceful shutdown); the Kafka consumer
-//! arrives with the I/O + Kafka issue.
+//! `crunch-persister`: stores the hotels users select. Consumes the Kafka
+//! topic `selections` in a consumer group, applies each batch of messages in
+//! one PostgreSQL transaction (idempotent: unique owner + hotel), and only
+//! then commits the batch's offsets; a crash replays at most the uncommitted
+//! batch, which changes nothing. A message that cannot be stored (malformed,
+//! unknown hotel) goes to the dead-letter topic with its reason, and
+//! consumption goes on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use crunch_service::DbArgs;
+use crunch_domain::{SelectionMessage, SelectionOp};
+use crunch_service::{DbArgs, KafkaArgs};
+use crunch_store::hotels::SelectionChange;
+use futures::StreamExt;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address of the health endpoints (`/healthz`, `/readyz`).
     #[arg(long, env = "CRUNCH_PERSISTER_HEALTH_ADDR", default_value = "127.0.0.1:8082")]
     pub health_addr: String,
+    /// Most messages applied in one transaction.
+    #[arg(long, env = "CRUNCH_PERSISTER_BATCH", default_value_t = 1000)]
+    pub batch: usize,
+    /// Apply database migrations at start-up.
+    #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
-/// Serves the health endpoints until `shutdown` resolves.
+/// Consumes until `shutdown` resolves; the batch in hand is finished first.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
+    if cfg.migrate_on_start {
+        crunch_service::migrate_on_start(&pool).await;
+    }
+    let kafka_ok = Arc::new(AtomicBool::new(false));
+    let health_pool = pool.clone();
+    let health_kafka = Arc::clone(&kafka_ok);
     let handle = crunch_service::spawn_health_server(&cfg.health_addr, move || {
-        let pool = pool.clone();
+        let pool = health_pool.clone();
+        let kafka = health_kafka.load(Ordering::Relaxed);
         Box::pin(async move {
             let database = crunch_service::database_reachable(&pool).await;
-            (database, serde_json::json!({"database": database}))
+            (database && kafka, serde_json::json!({"database": database, "kafka": kafka}))
         })
     })
     .with_context(|| format!("serving health endpoints on {}", cfg.health_addr))?;
-    shutdown.await;
+
+    let kcfg = cfg.kafka.kafka_config();
+    let mut delay = Duration::from_millis(500);
+    while let Err(e) = crunch_bus::kafka::ensure_topics(&kcfg).await {
+        tracing::warn!(error = %e, "Kafka topics not ready; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    let consumer = crunch_bus::kafka::consumer(&kcfg)?;
+    consumer.subscribe(&[&kcfg.selections_topic])?;
+    let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
+    kafka_ok.store(true, Ordering::Relaxed);
+    tracing::info!(topic = %kcfg.selections_topic, group = %kcfg.group_id, "consuming selections");
+
+    tokio::pin!(shutdown);
+    let mut stream = consumer.stream();
+    loop {
+        let first = tokio::select! {
+            _ = &mut shutdown => break,
+            m = stream.next() => m,
+        };
+        let Some(first) = first else { break };
+        let mut batch: Vec<BorrowedMessage<'_>> = Vec::new();
+        match first {
+            Ok(m) => batch.push(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "Kafka error");
+                kafka_ok.store(false, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        }
+        kafka_ok.store(true, Ordering::Relaxed);
+        // Whatever else is already there, up to the batch size.
+        while batch.len() < cfg.batch.max(1) {
+            match tokio::time::timeout(Duration::from_millis(5), stream.next()).await {
+                Ok(Some(Ok(m))) => batch.push(m),
+                _ => break,
+            }
+        }
+        apply_batch(&pool, &consumer, &dead, &kcfg.dead_letter_topic, &batch).await;
+    }
+    drop(stream);
     tracing::info!("shutting down");
     handle.stop(true).await;
     Ok(())
+}
+
+/// Stores a batch and commits its offsets; retries the database until it
+/// succeeds (the offsets are not committed before).
+async fn apply_batch(pool: &crunch_store::PgPool, consumer: &StreamConsumer, dead: &FutureProducer, dead_topic: &str, batch: &[BorrowedMessage<'_>]) {
+    let mut parsed: Vec<(usize, SelectionMessage)> = Vec::new();
+    let mut rejects: Vec<(usize, String)> = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        match m.payload().map(serde_json::from_slice::<SelectionMessage>) {
+            Some(Ok(msg)) if !msg.hotel_ids.is_empty() => parsed.push((i, msg)),
+            Some(Ok(_)) => rejects.push((i, "no hotel ids".into())),
+            Some(Err(e)) => rejects.push((i, format!("malformed: {e}"))),
+            None => rejects.push((i, "empty message".into())),
+        }
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let pool = pool.clone();
+        let msgs = parsed.clone();
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<(usize, String)>, crunch_store::StoreError> {
+            let mut conn = pool.get()?;
+            let mut ids: Vec<i64> = msgs.iter().flat_map(|(_, m)| m.hotel_ids.iter().copied()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let known: std::collections::HashSet<i64> = crunch_store::hotels::existing_hotel_ids(&mut conn, &ids)?.into_iter().collect();
+            let mut unknown = Vec::new();
+            let mut changes = Vec::new();
+            for (i, m) in &msgs {
+                let missing: Vec<i64> = m.hotel_ids.iter().copied().filter(|h| !known.contains(h)).collect();
+                if !missing.is_empty() && m.op == SelectionOp::Add {
+                    unknown.push((*i, format!("unknown hotel ids {missing:?}")));
+                    continue;
+                }
+                changes.extend(m.hotel_ids.iter().map(|&h| SelectionChange { owner: m.owner_id, hotel_id: h, add: m.op == SelectionOp::Add, at: m.at }));
+            }
+            crunch_store::hotels::apply_selections(&mut conn, &changes)?;
+            Ok(unknown)
+        })
+        .await;
+        match res {
+            Ok(Ok(unknown)) => {
+                rejects.extend(unknown);
+                break;
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, retry_in = ?delay, "storing selections failed"),
+            Err(e) => tracing::error!(error = %e, "the storing task failed"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+    for (i, reason) in &rejects {
+        let m = &batch[*i];
+        tracing::warn!(%reason, offset = m.offset(), "dead-lettering a selection message");
+        let headers = OwnedHeaders::new().insert(Header { key: "x-crunch-reason", value: Some(reason.as_bytes()) });
+        let mut record = FutureRecord::<[u8], [u8]>::to(dead_topic).payload(m.payload().unwrap_or_default()).headers(headers);
+        if let Some(k) = m.key() {
+            record = record.key(k);
+        }
+        if let Err((e, _)) = dead.send(record, Duration::from_secs(10)).await {
+            tracing::error!(error = %e, "dead-lettering failed; the message is dropped from the topic's flow");
+        }
+    }
+    for m in batch {
+        if let Err(e) = consumer.store_offset_from_message(m) {
+            tracing::warn!(error = %e, "storing an offset failed");
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::warn!(error = %e, "committing offsets failed; the batch may be replayed (harmless)");
+    }
 }

@@ -1,8 +1,8 @@
 use clap::Parser;
 use crunch_persister::Config;
 
-/// Crunch's persister: stores user selections from Kafka (the Kafka consumer
-/// arrives with the I/O issue). Every option can also be set through the
+/// Crunch's persister: stores the hotels users select, from the Kafka topic
+/// `selections`. Every option can also be set through the
 /// environment variable shown (or in `.env`); see .env.template.
 #[derive(Parser)]
 #[command(name = "crunch-persister", version)]

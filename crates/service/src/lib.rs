@@ -123,6 +123,41 @@ impl AmqpArgs {
     }
 }
 
+/// Kafka settings (gateway: produces selections; persister: consumes them).
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (comma-separated host:port).
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Topic of selection changes.
+    #[arg(long, env = "CRUNCH_KAFKA_TOPIC_SELECTIONS", default_value = "selections")]
+    pub kafka_topic_selections: String,
+    /// Topic of selection messages that cannot be stored, with the reason.
+    #[arg(long, env = "CRUNCH_KAFKA_TOPIC_DEAD", default_value = "selections.dead")]
+    pub kafka_topic_dead: String,
+    /// Consumer group of the persisters.
+    #[arg(long, env = "CRUNCH_KAFKA_GROUP", default_value = "crunch-persister")]
+    pub kafka_group: String,
+    /// Partitions of the selections topic when it is created.
+    #[arg(long, env = "CRUNCH_KAFKA_PARTITIONS", default_value_t = 3)]
+    pub kafka_partitions: i32,
+    /// Longest wait for the broker to acknowledge a produced message, in ms (then 503).
+    #[arg(long, env = "CRUNCH_KAFKA_PRODUCE_TIMEOUT_MS", default_value_t = 5000)]
+    pub kafka_produce_timeout_ms: u64,
+}
+
+impl KafkaArgs {
+    pub fn kafka_config(&self) -> crunch_bus::kafka::KafkaConfig {
+        crunch_bus::kafka::KafkaConfig {
+            brokers: self.kafka_brokers.clone(),
+            selections_topic: self.kafka_topic_selections.clone(),
+            dead_letter_topic: self.kafka_topic_dead.clone(),
+            group_id: self.kafka_group.clone(),
+            partitions: self.kafka_partitions,
+        }
+    }
+}
+
 /// Input limits (shared by the gateway, which refuses, and the worker, which
 /// dead-letters).
 #[derive(Debug, Clone, Args)]

@@ -53,7 +53,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cities (id) {
+        id -> Int4,
+        name -> Text,
+        country -> Text,
+    }
+}
+
+diesel::table! {
+    hotels (id) {
+        id -> Int8,
+        source -> Text,
+        source_id -> Text,
+        city_id -> Nullable<Int4>,
+        name -> Text,
+        url -> Nullable<Text>,
+        description -> Nullable<Text>,
+        rating -> Nullable<Float8>,
+        reviews -> Nullable<Int4>,
+        rank -> Nullable<Int4>,
+        rank_total -> Nullable<Int4>,
+        stars -> Nullable<Float8>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    selections (owner_id, hotel_id) {
+        owner_id -> Uuid,
+        hotel_id -> Int8,
+        selected_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(jobs -> api_keys (owner_id));
+diesel::joinable!(hotels -> cities (city_id));
+diesel::joinable!(selections -> hotels (hotel_id));
 diesel::joinable!(job_events -> jobs (job_id));
 diesel::joinable!(prime_chunks -> jobs (job_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks);
+diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections);

@@ -1,5 +1,6 @@
 pub mod events;
 pub mod health;
+pub mod hotels;
 pub mod jobs;
 pub mod results;
 pub mod url_checks;

@@ -1,0 +1,199 @@
+//! Selections through Kafka: gateway -> topic -> persister -> PostgreSQL, with
+//! tansu (a real Kafka-protocol broker) and the real rdkafka client.
+
+use std::time::{Duration, Instant};
+
+use crunch_e2e::TestEnv;
+use crunch_store::hotels::NewHotel;
+use diesel::sql_types::BigInt;
+use diesel::RunQueryDsl;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+fn hotel(i: i64, city: Option<i32>) -> NewHotel {
+    NewHotel {
+        source: "fixture".into(),
+        source_id: format!("h{i}"),
+        city_id: city,
+        name: format!("Hotel {i:05}"),
+        url: Some(format!("/Hotel_Review-{i}")),
+        description: None,
+        rating: Some((i % 5) as f64 + 0.5),
+        reviews: Some(i as i32 * 10),
+        rank: Some(i as i32),
+        rank_total: Some(100),
+        stars: Some(4.0),
+    }
+}
+
+async fn selections(env: &TestEnv, query: &str) -> anyhow::Result<Value> {
+    Ok(env.http.get(env.url(&format!("/api/v1/selections{query}"))).bearer_auth(&env.key).send().await?.json().await?)
+}
+
+async fn wait_total(env: &TestEnv, want: i64, within: Duration) -> anyhow::Result<Value> {
+    let t = Instant::now();
+    loop {
+        let page = selections(env, "?limit=100").await?;
+        if page["total"] == want {
+            return Ok(page);
+        }
+        anyhow::ensure!(t.elapsed() < within, "selections total {} after {within:?}, wanted {want}", page["total"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn dead_letters(env: &TestEnv, want: usize) -> anyhow::Result<Vec<String>> {
+    let k = crunch_e2e::kafka_args(&env.namespace);
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &k.kafka_brokers)
+        .set("group.id", format!("{}-dlq-reader", env.namespace))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&k.kafka_topic_dead])?;
+    let rt = tokio::runtime::Handle::current();
+    let mut reasons = Vec::new();
+    let t = Instant::now();
+    while reasons.len() < want && t.elapsed() < Duration::from_secs(30) {
+        let got = tokio::task::block_in_place(|| rt.block_on(tokio::time::timeout(Duration::from_secs(2), consumer.recv())));
+        if let Ok(Ok(m)) = got {
+            let reason = m.headers().and_then(|h| h.iter().find(|h| h.key == "x-crunch-reason").and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned())));
+            reasons.push(reason.unwrap_or_default());
+        }
+    }
+    Ok(reasons)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettered() -> R {
+    let mut env = TestEnv::start().await?;
+    env.spawn_persister()?;
+    let mut conn = env.db()?;
+    let dubai: i32 = {
+        let (cities, _) = crunch_store::hotels::cities(&mut conn, Some("dubai"), 10)?;
+        cities[0].id
+    };
+    let ids: Vec<i64> = (1..=5).map(|i| crunch_store::hotels::upsert_hotel(&mut conn, &hotel(i, Some(dubai)))).collect::<Result<_, _>>()?;
+
+    // The catalogue and the hotel listing.
+    let cities: Value = env.http.get(env.url("/api/v1/cities?q=dub")).send().await?.json().await?;
+    assert_eq!(cities["items"][0]["name"], "Dubai");
+    let hotels: Value = env.http.get(env.url(&format!("/api/v1/hotels?city={dubai}&order=-rating&limit=2"))).send().await?.json().await?;
+    assert_eq!(hotels["total"], 5);
+    assert_eq!(hotels["items"][0]["rating"], 4.5);
+    assert_eq!(env.http.get(env.url("/api/v1/hotels?order=price")).send().await?.status(), 400);
+
+    let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[0], ids[1], ids[2]]})).send().await?;
+    assert_eq!(r.status(), 202);
+    wait_total(&env, 3, Duration::from_secs(30)).await?;
+    // The same selection again, and a removal.
+    env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[0]]})).send().await?;
+    let r = env.http.delete(env.url(&format!("/api/v1/selections/{}", ids[1]))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 202);
+    let page = wait_total(&env, 2, Duration::from_secs(30)).await?;
+    let names: Vec<&str> = page["items"].as_array().expect("items").iter().map(|h| h["name"].as_str().unwrap_or("")).collect();
+    assert!(names.contains(&"Hotel 00001") && names.contains(&"Hotel 00003"), "{names:?}");
+    let searched = selections(&env, "?q=00003&order=name").await?;
+    assert_eq!(searched["total"], 1);
+
+    // Poison: an unknown hotel through the API, garbage straight into the topic.
+    let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [987654321]})).send().await?;
+    assert_eq!(r.status(), 202);
+    let k = crunch_e2e::kafka_args(&env.namespace);
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &k.kafka_brokers).create()?;
+    producer
+        .send(FutureRecord::to(&k.kafka_topic_selections).key("x").payload("{not json"), Duration::from_secs(5))
+        .await
+        .map_err(|(e, _)| e)?;
+    // Consumption goes on after them.
+    env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[4]]})).send().await?;
+    wait_total(&env, 3, Duration::from_secs(30)).await?;
+    let mut reasons = dead_letters(&env, 2)?;
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].starts_with("malformed"), "{reasons:?}");
+    assert!(reasons[1].contains("unknown hotel ids [987654321]"), "{reasons:?}");
+
+    // Bad requests.
+    for body in [json!({"hotel_ids": []}), json!({"hotel_ids": [-1]}), json!({"ids": [1]})] {
+        let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&body).send().await?;
+        assert_eq!(r.status(), 400, "{body}");
+    }
+    assert_eq!(env.http.post(env.url("/api/v1/selections")).json(&json!({"hotel_ids": [1]})).send().await?.status(), 401);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persister_killed_mid_stream_stores_every_selection_exactly_once() -> R {
+    let mut env = TestEnv::start_with(crunch_e2e::Options { workers: 0, ..Default::default() }).await?;
+    let mut conn = env.db()?;
+    diesel::sql_query(
+        "INSERT INTO hotels (source, source_id, name) SELECT 'bulk', g::text, 'Bulk ' || g FROM generate_series(1, 5000) g",
+    )
+    .execute(&mut conn)?;
+    let owners: Vec<uuid::Uuid> = (0..4)
+        .map(|i| crunch_store::keys::insert_key(&mut conn, &format!("o{i}"), format!("hash-{i}").as_bytes()).map(|k| k.id))
+        .collect::<Result<_, _>>()?;
+    let hotel_ids: Vec<i64> = {
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        diesel::sql_query("SELECT id FROM hotels WHERE source = 'bulk' ORDER BY id").load::<Id>(&mut conn)?.into_iter().map(|r| r.id).collect()
+    };
+    env.spawn_persister()?;
+    // 20,000 messages (4 owners x 5,000 hotels), every 10th sent twice.
+    let k = crunch_e2e::kafka_args(&env.namespace);
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &k.kafka_brokers).set("linger.ms", "5").create()?;
+    // wait for the topic (the persister creates it)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut sends = Vec::new();
+    for (o, owner) in owners.iter().enumerate() {
+        for (h, hid) in hotel_ids.iter().enumerate() {
+            let msg = json!({"owner_id": owner, "op": "add", "hotel_ids": [hid], "at": chrono::Utc::now()});
+            let payload = msg.to_string();
+            let key = owner.to_string();
+            let copies = if (o * 5000 + h) % 10 == 0 { 2 } else { 1 };
+            for _ in 0..copies {
+                let producer = producer.clone();
+                let (payload, key, topic) = (payload.clone(), key.clone(), k.kafka_topic_selections.clone());
+                sends.push(tokio::spawn(async move {
+                    producer.send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
+                }));
+            }
+        }
+        if o == 1 {
+            // Kill the persister while it consumes, then start another.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            env.kill_persister(0);
+            env.spawn_persister()?;
+        }
+    }
+    for s in sends {
+        s.await??;
+    }
+    let t = Instant::now();
+    loop {
+        let n: Count = diesel::sql_query("SELECT count(*) AS n FROM selections").get_result(&mut conn)?;
+        if n.n == 20_000 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(90), "{} selections stored after 90 s", n.n);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let n: Count = diesel::sql_query("SELECT count(*) AS n FROM selections").get_result(&mut conn)?;
+    assert_eq!(n.n, 20_000, "every selection exactly once (the primary key forbids duplicates)");
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Cities, hotels and selections. Selections are written through Kafka: the
+//! gateway produces the change (idempotent producer, acks=all, keyed by
+//! owner) and answers 202; the persister stores it.
+
+use std::time::Duration;
+
+use actix_web::{delete, get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use crunch_bus::kafka::rdkafka::producer::FutureRecord;
+use crunch_domain::{SelectionMessage, SelectionOp};
+use crunch_store::hotels::{City, Hotel, HotelOrder};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most hotels one selection request may name.
+pub const MAX_SELECTION: usize = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CityQuery {
+    /// Part of a city's or country's name.
+    pub q: Option<String>,
+    /// At most this many (1..=500, default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CityPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<City>,
+    pub total: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HotelQuery {
+    /// A city id (from `/api/v1/cities`).
+    pub city: Option<i32>,
+    /// Part of the hotel's name.
+    pub q: Option<String>,
+    /// `name`, `rating`, `reviews`, `rank` (`-` first for descending; default `name`);
+    /// selections also `selected_at`.
+    pub order: Option<String>,
+    pub offset: Option<i64>,
+    /// 1..=100 (default 20).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HotelPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Hotel>,
+    pub total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Selection {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub hotel: Hotel,
+    pub selected_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SelectionPage {
+    pub items: Vec<Selection>,
+    pub total: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectRequest {
+    /// Hotel ids as `/api/v1/hotels` returns them (1..=1000 of them).
+    pub hotel_ids: Vec<i64>,
+}
+
+fn page(offset: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let (offset, limit) = (offset.unwrap_or(0), limit.unwrap_or(20));
+    if offset < 0 || !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "offset must be at least 0 and limit between 1 and 100"));
+    }
+    Ok((offset, limit))
+}
+
+fn order(order: Option<&str>, of_selections: bool) -> Result<HotelOrder, ApiError> {
+    match order {
+        None => Ok(if of_selections { HotelOrder::SelectedAt(true) } else { HotelOrder::Name(false) }),
+        Some(o) => HotelOrder::parse(o, of_selections).ok_or_else(|| {
+            let extra = if of_selections { ", selected_at" } else { "" };
+            ApiError::bad_request("invalid_query", format!("order must be one of name, rating, reviews, rank{extra}, optionally prefixed with -"))
+        }),
+    }
+}
+
+/// The catalogue of cities.
+#[utoipa::path(get, path = "/api/v1/cities", tag = "hotels", params(CityQuery),
+    responses((status = 200, description = "Cities by name", body = CityPage), (status = 400, description = "Invalid limit", body = crunch_domain::ErrorBody)))]
+#[get("/api/v1/cities")]
+pub async fn cities(state: web::Data<AppState>, q: web::Query<CityQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 500"));
+    }
+    let pool = state.pool.clone();
+    let (items, total) = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::hotels::cities(&mut conn, q.q.as_deref(), limit)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(CityPage { items, total }))
+}
+
+/// Hotels found by scrapes.
+#[utoipa::path(get, path = "/api/v1/hotels", tag = "hotels", params(HotelQuery),
+    responses((status = 200, description = "A page of hotels", body = HotelPage), (status = 400, description = "Invalid filter, order or page", body = crunch_domain::ErrorBody)))]
+#[get("/api/v1/hotels")]
+pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let (offset, limit) = page(q.offset, q.limit)?;
+    let order = order(q.order.as_deref(), false)?;
+    let pool = state.pool.clone();
+    let (items, total) = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::hotels::hotels(&mut conn, q.city, q.q.as_deref(), order, offset, limit)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(HotelPage { items, total }))
+}
+
+async fn produce(state: &AppState, msg: &SelectionMessage) -> Result<(), ApiError> {
+    let payload = serde_json::to_vec(msg).unwrap_or_default();
+    let key = msg.owner_id.to_string();
+    let record = FutureRecord::to(&state.kafka_topic).key(&key).payload(&payload);
+    state.kafka.send(record, Duration::from_millis(0)).await.map(|_| ()).map_err(|(e, _)| {
+        tracing::warn!(error = %e, "producing a selection failed");
+        ApiError::Unavailable("the Kafka broker")
+    })
+}
+
+/// Select hotels ("save selected"): stored by the persister through Kafka.
+#[utoipa::path(post, path = "/api/v1/selections", tag = "hotels", request_body = SelectRequest,
+    responses(
+        (status = 202, description = "Accepted: the persister stores it"),
+        (status = 400, description = "No ids, too many, or not positive", body = crunch_domain::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Kafka unavailable", body = crunch_domain::ErrorBody),
+    ), security(("bearer" = [])))]
+#[post("/api/v1/selections")]
+pub async fn select(state: web::Data<AppState>, caller: Caller, body: web::Json<SelectRequest>) -> Result<HttpResponse, ApiError> {
+    let mut ids = body.into_inner().hotel_ids;
+    if ids.is_empty() || ids.len() > MAX_SELECTION || ids.iter().any(|&i| i <= 0) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_params",
+            message: format!("hotel_ids must hold 1 to {MAX_SELECTION} positive hotel ids"),
+            field: Some("hotel_ids".into()),
+            details: None,
+        });
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let msg = SelectionMessage { owner_id: caller.key_id, op: SelectionOp::Add, hotel_ids: ids, at: Utc::now() };
+    produce(&state, &msg).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": msg.hotel_ids.len()})))
+}
+
+/// Unselect a hotel (through Kafka, like selecting).
+#[utoipa::path(delete, path = "/api/v1/selections/{hotel_id}", tag = "hotels",
+    params(("hotel_id" = i64, Path, description = "Hotel id")),
+    responses(
+        (status = 202, description = "Accepted: the persister removes it"),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 404, description = "Not a hotel id", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Kafka unavailable", body = crunch_domain::ErrorBody),
+    ), security(("bearer" = [])))]
+#[delete("/api/v1/selections/{hotel_id}")]
+pub async fn unselect(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: i64 = id.parse().ok().filter(|i| *i > 0).ok_or(ApiError::NotFound("hotel"))?;
+    let msg = SelectionMessage { owner_id: caller.key_id, op: SelectionOp::Remove, hotel_ids: vec![id], at: Utc::now() };
+    produce(&state, &msg).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": 1})))
+}
+
+/// The caller's selected hotels.
+#[utoipa::path(get, path = "/api/v1/selections", tag = "hotels", params(HotelQuery),
+    responses(
+        (status = 200, description = "A page of selections with their hotels", body = SelectionPage),
+        (status = 400, description = "Invalid order or page", body = crunch_domain::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+    ), security(("bearer" = [])))]
+#[get("/api/v1/selections")]
+pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let (offset, limit) = page(q.offset, q.limit)?;
+    let order = order(q.order.as_deref(), true)?;
+    let pool = state.pool.clone();
+    let (rows, total) = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::hotels::selections(&mut conn, caller.key_id, q.q.as_deref(), order, offset, limit)
+    })
+    .await??;
+    let items = rows.into_iter().map(|(hotel, selected_at)| Selection { hotel, selected_at }).collect();
+    Ok(HttpResponse::Ok().json(SelectionPage { items, total }))
+}

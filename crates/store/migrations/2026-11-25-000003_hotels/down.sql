@@ -1,0 +1,3 @@
+DROP TABLE selections;
+DROP TABLE hotels;
+DROP TABLE cities;
