@@ -27,7 +27,7 @@ pub struct Config {
     #[arg(long, env = "CRUNCH_PERSISTER_HEALTH_ADDR", default_value = "127.0.0.1:8082")]
     pub health_addr: String,
     /// Most messages applied in one transaction.
-    #[arg(long, env = "CRUNCH_PERSISTER_BATCH", default_value_t = 1000)]
+    #[arg(long, env = "CRUNCH_PERSISTER_BATCH", default_value_t = 5000)]
     pub batch: usize,
     /// Apply database migrations at start-up.
     #[arg(long, env = "CRUNCH_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]

@@ -157,18 +157,26 @@ pub struct SelectionChange {
 }
 
 /// Applies changes in one transaction, idempotently: adding a selection that
-/// exists, or removing one that does not, changes nothing.
+/// exists, or removing one that does not, changes nothing. Consecutive changes
+/// of the same kind go in one multi-row statement (in message order).
 pub fn apply_selections(conn: &mut PgConnection, changes: &[SelectionChange]) -> Result<()> {
+    // 3 bind parameters a row; PostgreSQL allows 65,535 a statement.
+    const ROWS_PER_STATEMENT: usize = 20_000;
     conn.transaction(|conn| {
-        for c in changes {
-            if c.add {
-                diesel::insert_into(selections::table)
-                    .values((selections::owner_id.eq(c.owner), selections::hotel_id.eq(c.hotel_id), selections::selected_at.eq(c.at)))
-                    .on_conflict_do_nothing()
-                    .execute(conn)?;
-            } else {
-                diesel::delete(selections::table.filter(selections::owner_id.eq(c.owner)).filter(selections::hotel_id.eq(c.hotel_id)))
-                    .execute(conn)?;
+        for run in changes.chunk_by(|a, b| a.add == b.add) {
+            for part in run.chunks(ROWS_PER_STATEMENT) {
+                if part[0].add {
+                    let rows: Vec<_> = part
+                        .iter()
+                        .map(|c| (selections::owner_id.eq(c.owner), selections::hotel_id.eq(c.hotel_id), selections::selected_at.eq(c.at)))
+                        .collect();
+                    diesel::insert_into(selections::table).values(rows).on_conflict_do_nothing().execute(conn)?;
+                } else {
+                    for c in part {
+                        diesel::delete(selections::table.filter(selections::owner_id.eq(c.owner)).filter(selections::hotel_id.eq(c.hotel_id)))
+                            .execute(conn)?;
+                    }
+                }
             }
         }
         Ok(())
