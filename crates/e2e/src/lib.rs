@@ -180,18 +180,7 @@ impl TestEnv {
 
     /// Starts a `crunch-persister` process on this test's topics.
     pub fn spawn_persister(&mut self) -> anyhow::Result<()> {
-        let k = kafka_args(&self.namespace);
-        let child = Command::new(binary("crunch-persister"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CRUNCH_ENV_FILE", "/nonexistent")
-            .env("DATABASE_URL", &self.database_url)
-            .env("KAFKA_BROKERS", &k.kafka_brokers)
-            .env("CRUNCH_KAFKA_TOPIC_SELECTIONS", &k.kafka_topic_selections)
-            .env("CRUNCH_KAFKA_TOPIC_DEAD", &k.kafka_topic_dead)
-            .env("CRUNCH_KAFKA_GROUP", &k.kafka_group)
-            .env("CRUNCH_PERSISTER_HEALTH_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
+        let child = persister_command(&binary("crunch-persister"), &self.database_url, &self.namespace)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -281,6 +270,23 @@ impl Drop for TestEnv {
             let _ = w.wait();
         }
     }
+}
+
+/// A `crunch-persister` command on a namespace's topics and group.
+pub fn persister_command(bin: &std::path::Path, database_url: &str, namespace: &str) -> Command {
+    let k = kafka_args(namespace);
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CRUNCH_ENV_FILE", "/nonexistent")
+        .env("DATABASE_URL", database_url)
+        .env("KAFKA_BROKERS", &k.kafka_brokers)
+        .env("CRUNCH_KAFKA_TOPIC_SELECTIONS", &k.kafka_topic_selections)
+        .env("CRUNCH_KAFKA_TOPIC_DEAD", &k.kafka_topic_dead)
+        .env("CRUNCH_KAFKA_GROUP", &k.kafka_group)
+        .env("CRUNCH_PERSISTER_HEALTH_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    cmd
 }
 
 /// Creates an API key in the database and returns it.

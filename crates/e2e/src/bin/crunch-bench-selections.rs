@@ -4,7 +4,7 @@
 //!
 //!   crunch-bench-selections N PERSISTER_BINARY
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::BigInt;
@@ -67,19 +67,7 @@ async fn main() -> anyhow::Result<()> {
         p.await??;
     }
     let started = Instant::now();
-    let mut child = Command::new(&persister)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CRUNCH_ENV_FILE", "/nonexistent")
-        .env("DATABASE_URL", &db)
-        .env("KAFKA_BROKERS", &k.kafka_brokers)
-        .env("CRUNCH_KAFKA_TOPIC_SELECTIONS", &k.kafka_topic_selections)
-        .env("CRUNCH_KAFKA_TOPIC_DEAD", &k.kafka_topic_dead)
-        .env("CRUNCH_KAFKA_GROUP", &k.kafka_group)
-        .env("CRUNCH_PERSISTER_HEALTH_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
+    let mut child = crunch_e2e::persister_command(std::path::Path::new(&persister), &db, &ns).stdout(Stdio::null()).spawn()?;
     let mut first_row = None;
     loop {
         let c: Count = diesel::sql_query("SELECT count(*) AS n FROM selections").get_result(&mut conn)?;
