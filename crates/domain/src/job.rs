@@ -27,23 +27,26 @@ pub enum JobKind {
     Primes,
     /// Check a URL: `{"url": .., "method"?, "retries"?, "timeout_ms"?}`.
     CheckUrl,
+    /// Scrape hotel listings: `{"city" | "start_url", "pages"?, "details"?}`.
+    ScrapeHotels,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes, JobKind::CheckUrl];
+    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes, JobKind::CheckUrl, JobKind::ScrapeHotels];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Factorize => "factorize",
             JobKind::Primes => "primes",
             JobKind::CheckUrl => "check_url",
+            JobKind::ScrapeHotels => "scrape_hotels",
         }
     }
 
     /// I/O-bound kinds run from their own queue with their own concurrency
     /// limit, so a slow site never delays CPU jobs.
     pub fn is_io(self) -> bool {
-        matches!(self, JobKind::CheckUrl)
+        matches!(self, JobKind::CheckUrl | JobKind::ScrapeHotels)
     }
 
     /// The names of every kind, for error messages.
@@ -385,12 +388,75 @@ impl CheckUrlParams {
     }
 }
 
+/// Parameters of a `scrape_hotels` job: a city of the site profile's
+/// catalogue or a list page URL, how many list pages (30 hotels each), and
+/// whether to fetch every hotel's detail page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeHotelsParams {
+    pub city: Option<String>,
+    pub start_url: Option<url::Url>,
+    pub pages: u32,
+    pub details: bool,
+}
+
+impl ScrapeHotelsParams {
+    pub fn parse(params: &serde_json::Value, limits: &Limits) -> Result<Self, SpecError> {
+        let obj = params
+            .as_object()
+            .ok_or_else(|| SpecError::param("city", "or start_url is required: params must be an object like {\"city\": \"Dubai\"}"))?;
+        if let Some(extra) = obj.keys().find(|k| !matches!(k.as_str(), "city" | "start_url" | "pages" | "details")) {
+            return Err(SpecError::InvalidParam {
+                field: "city",
+                message: format!("is one of city, start_url, pages, details; unexpected field '{}'", extra.chars().take(64).collect::<String>()),
+            });
+        }
+        let city = obj.get("city").and_then(|c| c.as_str()).map(str::trim).filter(|c| !c.is_empty());
+        if city.is_some_and(|c| c.len() > 100) {
+            return Err(SpecError::param("city", "is longer than 100 characters"));
+        }
+        let start_url = match obj.get("start_url").and_then(|u| u.as_str()) {
+            Some(u) => Some(CheckUrlParams::parse(&serde_json::json!({"url": u})).map_err(|e| match e {
+                SpecError::InvalidParam { message, .. } => SpecError::InvalidParam { field: "start_url", message },
+                other => other,
+            })?.url),
+            None => None,
+        };
+        if city.is_some() == start_url.is_some() {
+            return Err(SpecError::param("city", "or start_url is required, not both"));
+        }
+        let max = limits.scrape_max_pages;
+        let pages = match obj.get("pages") {
+            None | Some(serde_json::Value::Null) => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|p| (1..=max as u64).contains(p))
+                .ok_or_else(|| SpecError::param("pages", format!("must be an integer from 1 to {max}")))? as u32,
+        };
+        let details = match obj.get("details") {
+            None | Some(serde_json::Value::Null) => true,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(_) => return Err(SpecError::param("details", "must be true or false")),
+        };
+        Ok(Self { city: city.map(str::to_owned), start_url, pages, details })
+    }
+
+    pub fn canonical(&self) -> serde_json::Value {
+        serde_json::json!({
+            "city": self.city,
+            "start_url": self.start_url.as_ref().map(|u| u.as_str()),
+            "pages": self.pages,
+            "details": self.details,
+        })
+    }
+}
+
 /// A job's kind with its parsed parameters: built only by [`JobSpec::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobSpec {
     Factorize(FactorizeParams),
     Primes(PrimesParams),
     CheckUrl(CheckUrlParams),
+    ScrapeHotels(ScrapeHotelsParams),
 }
 
 impl JobSpec {
@@ -400,6 +466,7 @@ impl JobSpec {
             JobKind::Factorize => FactorizeParams::parse(params, limits).map(JobSpec::Factorize),
             JobKind::Primes => PrimesParams::parse(params, limits).map(JobSpec::Primes),
             JobKind::CheckUrl => CheckUrlParams::parse(params).map(JobSpec::CheckUrl),
+            JobKind::ScrapeHotels => ScrapeHotelsParams::parse(params, limits).map(JobSpec::ScrapeHotels),
         }
     }
 
@@ -408,6 +475,7 @@ impl JobSpec {
             JobSpec::Factorize(_) => JobKind::Factorize,
             JobSpec::Primes(_) => JobKind::Primes,
             JobSpec::CheckUrl(_) => JobKind::CheckUrl,
+            JobSpec::ScrapeHotels(_) => JobKind::ScrapeHotels,
         }
     }
 
@@ -418,6 +486,7 @@ impl JobSpec {
             JobSpec::Factorize(p) => p.canonical(),
             JobSpec::Primes(p) => p.canonical(),
             JobSpec::CheckUrl(p) => p.canonical(),
+            JobSpec::ScrapeHotels(p) => p.canonical(),
         }
     }
 

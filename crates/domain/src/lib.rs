@@ -23,7 +23,7 @@ pub mod message;
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{EventType, JobEvent};
 pub use job::{
-    CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, SpecError,
+    CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, ScrapeHotelsParams, SpecError,
 };
 pub use limits::Limits;
 pub use message::{JobMessage, SelectionMessage, SelectionOp};

@@ -14,6 +14,8 @@ pub struct Limits {
     pub primes_list_max_width: u64,
     /// Widest `[from, to]` accepted for `primes` in count mode.
     pub primes_count_max_width: u64,
+    /// Most list pages one `scrape_hotels` job may ask for.
+    pub scrape_max_pages: u32,
 }
 
 impl Limits {
@@ -23,6 +25,7 @@ impl Limits {
     pub const DEFAULT_PRIMES_LIST_MAX_WIDTH: u64 = 1_000_000_000;
     /// Default: 10^13 (about 20 s on two cores at 10^13, with sharding across workers less).
     pub const DEFAULT_PRIMES_COUNT_MAX_WIDTH: u64 = 10_000_000_000_000;
+    pub const DEFAULT_SCRAPE_MAX_PAGES: u32 = 10;
 }
 
 impl Default for Limits {
@@ -31,6 +34,7 @@ impl Default for Limits {
             factorize_max_digits: Self::DEFAULT_FACTORIZE_MAX_DIGITS,
             primes_list_max_width: Self::DEFAULT_PRIMES_LIST_MAX_WIDTH,
             primes_count_max_width: Self::DEFAULT_PRIMES_COUNT_MAX_WIDTH,
+            scrape_max_pages: Self::DEFAULT_SCRAPE_MAX_PAGES,
         }
     }
 }

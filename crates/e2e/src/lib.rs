@@ -105,7 +105,7 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
                 confirm_timeout_ms: 2000,
                 queue_expires_ms: 600_000,
             },
-            limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: 10_000_000_000_000 },
+            limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: 10_000_000_000_000, scrape_max_pages: 10 },
         },
     }
 }
@@ -436,5 +436,79 @@ impl Fixture {
             }
         });
         Ok((Self { port }, cert_pem))
+    }
+}
+
+/// A generated hotel site in the TripAdvisor layout, for scrape tests:
+/// list page 1 (`/Hotels-g1-Testville-Hotels.html`) carries the JSON in
+/// `data-hotels-data` (hotels 1000..1029), page 2 (`oa30`) only the fallback
+/// anchors (1030..1059) and broken HTML; detail pages have the description,
+/// the summary (with escaped quotes on odd ids) and stars; 1005 has none of
+/// them, 1007 answers 500, robots.txt disallows 1003. `latency` delays every
+/// response.
+pub struct HotelSite {
+    pub port: u16,
+}
+
+fn hotel_site_page(path: &str) -> (u16, String) {
+    let detail = |id: u32| format!("/Hotel_Review-g1-d{id}-Reviews-H{id:05}.html");
+    match path {
+        "/robots.txt" => (200, "User-agent: *\nDisallow: /Hotel_Review-g1-d1003-\n".into()),
+        "/Hotels-g1-Testville-Hotels.html" => {
+            let hotels: Vec<serde_json::Value> = (1000..1030)
+                .map(|id| serde_json::json!({"id": id.to_string(), "name": format!("H{id:05}"), "detailUrl": detail(id), "bubbleRating": {"rating": 3.5}, "numReviews": id}))
+                .collect();
+            let data = serde_json::json!({"hotels": hotels}).to_string().replace('\'', "&#39;");
+            (200, format!("<html><body><div data-hotels-data='{data}'></div></body></html>"))
+        }
+        "/Hotels-g1-oa30-Testville-Hotels.html" => {
+            let anchors: String = (1030..1060).map(|id| format!("<div data-automation=\"card\"><a href=\"{}\">H{id:05}</a></div>", detail(id))).collect();
+            (200, format!("<html><body>{anchors}<div><p><span>unclosed"))
+        }
+        p if p.starts_with("/Hotel_Review-g1-d") => {
+            let id: u32 = p["/Hotel_Review-g1-d".len()..].split('-').next().and_then(|d| d.parse().ok()).unwrap_or(0);
+            match id {
+                1007 => (500, "boom".into()),
+                1005 => (200, "<html><body><h1>no data</h1>".into()),
+                _ => {
+                    let summary = format!(r#"{{"reviewSummary":{{"rating":4.5,"count":{}}},"popIndexDetails":{{"popIndexRank":{},"popIndexTotal":60}}}}"#, id * 2, id - 999);
+                    let summary = if id % 2 == 1 { summary.replace('"', "\\\"") } else { summary };
+                    (200, format!(
+                        r#"<html><body><div data-ssrev-handlers='{{"locationDescription":"Hotel {id} by the sea"}}'></div><script>var s = "{summary}";</script><svg aria-label="4.0 of 5 bubbles"></svg></body></html>"#
+                    ))
+                }
+            }
+        }
+        _ => (404, "not found".into()),
+    }
+}
+
+impl HotelSite {
+    pub async fn start(latency: Duration) -> anyhow::Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    tokio::time::sleep(latency).await;
+                    let (status, body) = hotel_site_page(&path);
+                    let out = format!("HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let _ = s.write_all(out.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        Ok(Self { port })
     }
 }

@@ -171,6 +171,9 @@ pub struct LimitArgs {
     /// Widest range (to - from) accepted for primes in count mode.
     #[arg(long, env = "CRUNCH_PRIMES_COUNT_MAX_WIDTH", default_value_t = Limits::DEFAULT_PRIMES_COUNT_MAX_WIDTH)]
     pub primes_count_max_width: u64,
+    /// Most list pages one scrape_hotels job may ask for.
+    #[arg(long, env = "CRUNCH_SCRAPE_MAX_PAGES", default_value_t = Limits::DEFAULT_SCRAPE_MAX_PAGES)]
+    pub scrape_max_pages: u32,
 }
 
 impl LimitArgs {
@@ -179,6 +182,7 @@ impl LimitArgs {
             factorize_max_digits: self.factorize_max_digits,
             primes_list_max_width: self.primes_list_max_width,
             primes_count_max_width: self.primes_count_max_width,
+            scrape_max_pages: self.scrape_max_pages,
         }
     }
 }

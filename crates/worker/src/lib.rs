@@ -48,6 +48,30 @@ pub struct Config {
     /// A PEM file of extra CA certificates trusted for https checks.
     #[arg(long, env = "CRUNCH_URL_CHECK_EXTRA_CA_FILE")]
     pub url_check_extra_ca_file: Option<std::path::PathBuf>,
+    /// A scrape site profile (JSON) to use instead of the built-in TripAdvisor one.
+    #[arg(long, env = "CRUNCH_SCRAPE_PROFILE_FILE")]
+    pub scrape_profile_file: Option<std::path::PathBuf>,
+    /// Base URL of the scrape profile's site (overrides the profile's).
+    #[arg(long, env = "CRUNCH_SCRAPE_BASE_URL")]
+    pub scrape_base_url: Option<String>,
+    /// Detail pages of one scrape fetched at once.
+    #[arg(long, env = "CRUNCH_SCRAPE_CONCURRENCY", default_value_t = 8)]
+    pub scrape_concurrency: usize,
+    /// Minimum time between two requests of one scrape to its site, in ms.
+    #[arg(long, env = "CRUNCH_SCRAPE_MIN_INTERVAL_MS", default_value_t = 200)]
+    pub scrape_min_interval_ms: u64,
+    /// Retries of a failed page (with backoff).
+    #[arg(long, env = "CRUNCH_SCRAPE_RETRIES", default_value_t = 2)]
+    pub scrape_retries: u32,
+    /// Timeout of one page request, in ms.
+    #[arg(long, env = "CRUNCH_SCRAPE_TIMEOUT_MS", default_value_t = 15_000)]
+    pub scrape_timeout_ms: u64,
+    /// Largest page a scrape reads, in bytes.
+    #[arg(long, env = "CRUNCH_SCRAPE_MAX_BODY_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub scrape_max_body_bytes: u64,
+    /// Honour the site's robots.txt (`Disallow` rules for every agent).
+    #[arg(long, env = "CRUNCH_SCRAPE_ROBOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scrape_robots: bool,
     /// Kernel threads (rayon); 0 = one per core.
     #[arg(long, env = "CRUNCH_WORKER_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -96,6 +120,9 @@ pub struct Shared {
     pub bus: watch::Receiver<Option<Bus>>,
     pub shutdown: watch::Receiver<bool>,
     pub io: Arc<kinds::check_url::IoConfig>,
+    /// The scrapes' client (same SSRF guard, larger body cap) and settings.
+    pub scrape_io: Arc<kinds::check_url::IoConfig>,
+    pub scrape: Arc<kinds::scrape_hotels::ScrapeConfig>,
 }
 
 impl Shared {
@@ -148,9 +175,26 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,
     };
-    let io = Arc::new(kinds::check_url::IoConfig::new(allowlist, cfg.url_check_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
+    let io = Arc::new(kinds::check_url::IoConfig::new(allowlist.clone(), cfg.url_check_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
+    let scrape_io = Arc::new(kinds::check_url::IoConfig::new(allowlist, cfg.scrape_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
+    let profile_text = match &cfg.scrape_profile_file {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => kinds::scrape_hotels::BUILT_IN_PROFILE.to_owned(),
+    };
+    let mut profile: kinds::scrape_hotels::Profile = serde_json::from_str(&profile_text).context("parsing the scrape profile")?;
+    if let Some(base) = &cfg.scrape_base_url {
+        profile.base_url = base.clone();
+    }
+    let scrape = Arc::new(kinds::scrape_hotels::ScrapeConfig {
+        profile,
+        concurrency: cfg.scrape_concurrency,
+        min_interval: Duration::from_millis(cfg.scrape_min_interval_ms),
+        retries: cfg.scrape_retries,
+        timeout: Duration::from_millis(cfg.scrape_timeout_ms),
+        robots: cfg.scrape_robots,
+    });
     let (bus_tx, bus_rx) = watch::channel(None);
-    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io });
+    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape });
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));

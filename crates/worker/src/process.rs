@@ -205,6 +205,12 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
             io_task = Some(handle.abort_handle());
             Box::pin(async move { handle.await.ok() })
         }
+        JobSpec::ScrapeHotels(p) => {
+            let run = kinds::scrape_hotels::run(p, ctl, Arc::clone(&shared.scrape_io), Arc::clone(&shared.scrape), shared.pool.clone());
+            let handle = tokio::spawn(run);
+            io_task = Some(handle.abort_handle());
+            Box::pin(async move { handle.await.ok() })
+        }
         spec => {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let span = tracing::Span::current();

@@ -82,9 +82,9 @@ pub fn forbidden(ip: IpAddr) -> bool {
 
 /// A classified failure of one attempt.
 #[derive(Debug)]
-struct CheckError {
-    kind: &'static str,
-    message: String,
+pub struct CheckError {
+    pub kind: &'static str,
+    pub message: String,
 }
 
 impl CheckError {
@@ -94,7 +94,7 @@ impl CheckError {
 
     /// Worth another attempt (the target may recover); a refused target or a
     /// malformed redirect will not.
-    fn retryable(&self) -> bool {
+    pub fn retryable(&self) -> bool {
         matches!(self.kind, "dns" | "connect" | "timeout" | "http")
     }
 }
@@ -164,9 +164,40 @@ async fn resolve(url: &url::Url, cfg: &IoConfig) -> Result<SocketAddr, CheckErro
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
+/// What one fetch found (after following redirects).
+pub struct Fetched {
+    pub final_url: url::Url,
+    pub status: u16,
+    pub hops: Vec<Value>,
+    pub timings: Value,
+    pub content_type: Option<String>,
+    pub content_length: u64,
+    pub cert_expiry: Option<i64>,
+    /// The body when `keep_body` was asked (at most the configured cap).
+    pub body: Vec<u8>,
+}
+
 async fn check_once(p: &CheckUrlParams, cfg: &IoConfig) -> Result<Value, CheckError> {
+    let f = fetch(&p.url, p.method, cfg, false).await?;
+    Ok(json!({
+        "url": p.url.as_str(),
+        "final_url": f.final_url.as_str(),
+        "ok": (200..300).contains(&f.status),
+        "status": f.status,
+        "redirects": f.hops,
+        "timings_ms": f.timings,
+        "content_type": f.content_type,
+        "content_length": f.content_length,
+        "tls_cert_expires_at": f.cert_expiry.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339()),
+        "error": null,
+    }))
+}
+
+/// Fetches `url` behind the SSRF guard, following redirects, reading the body
+/// up to the cap (kept when `keep_body`).
+pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_body: bool) -> Result<Fetched, CheckError> {
     let started = Instant::now();
-    let mut url = p.url.clone();
+    let mut url = start.clone();
     let mut hops: Vec<Value> = Vec::new();
     let mut first = None;
     loop {
@@ -209,12 +240,12 @@ async fn check_once(p: &CheckUrlParams, cfg: &IoConfig) -> Result<Value, CheckEr
             Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_owned(),
         };
-        let method = match p.method {
+        let http_method = match method {
             CheckMethod::Get => hyper::Method::GET,
             CheckMethod::Head => hyper::Method::HEAD,
         };
         let req = hyper::Request::builder()
-            .method(method)
+            .method(http_method.clone())
             .uri(path)
             .header(hyper::header::HOST, host_header)
             .header(hyper::header::USER_AGENT, "crunch-url-check/0.1")
@@ -242,10 +273,11 @@ async fn check_once(p: &CheckUrlParams, cfg: &IoConfig) -> Result<Value, CheckEr
         }
         let content_type = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let declared: Option<u64> = resp.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-        if declared.is_some_and(|n| n > cfg.max_body_bytes) && p.method == CheckMethod::Get {
+        if declared.is_some_and(|n| n > cfg.max_body_bytes) && method == CheckMethod::Get {
             return Err(CheckError::new("body_too_large", format!("the body is {} bytes; the limit is {}", declared.unwrap_or(0), cfg.max_body_bytes)));
         }
         let mut read: u64 = 0;
+        let mut kept = Vec::new();
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| CheckError::new("http", format!("reading the body: {e}")))?;
@@ -254,27 +286,28 @@ async fn check_once(p: &CheckUrlParams, cfg: &IoConfig) -> Result<Value, CheckEr
                 if read > cfg.max_body_bytes {
                     return Err(CheckError::new("body_too_large", format!("the body exceeds the limit of {} bytes", cfg.max_body_bytes)));
                 }
+                if keep_body {
+                    kept.extend_from_slice(data);
+                }
             }
         }
         let (dns, connect, tls) = first.unwrap_or((dns, connect, tls_ms));
-        return Ok(json!({
-            "url": p.url.as_str(),
-            "final_url": url.as_str(),
-            "ok": status.is_success(),
-            "status": status.as_u16(),
-            "redirects": hops,
-            "timings_ms": {
+        return Ok(Fetched {
+            final_url: url,
+            status: status.as_u16(),
+            hops,
+            timings: json!({
                 "dns": ms(dns),
                 "connect": ms(connect),
                 "tls": tls,
                 "first_byte": ms(first_byte),
                 "total": ms(started.elapsed()),
-            },
-            "content_type": content_type,
-            "content_length": declared.unwrap_or(read),
-            "tls_cert_expires_at": cert_expiry.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339()),
-            "error": null,
-        }));
+            }),
+            content_type,
+            content_length: declared.unwrap_or(read),
+            cert_expiry,
+            body: kept,
+        });
     }
 }
 

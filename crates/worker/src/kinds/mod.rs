@@ -3,6 +3,7 @@
 pub mod check_url;
 pub mod factorize;
 pub mod primes;
+pub mod scrape_hotels;
 
 use crunch_compute::{Control, Stop};
 use crunch_domain::JobSpec;
@@ -32,7 +33,9 @@ pub fn run(spec: &JobSpec, ctl: &Control, ctx: &JobContext) -> Outcome {
     match spec {
         JobSpec::Factorize(p) => factorize::run(p, ctl),
         JobSpec::Primes(p) => primes::run(p, ctl, ctx),
-        JobSpec::CheckUrl(_) => Outcome::Failed(json!({"code": "internal_error", "message": "I/O kinds do not run on rayon"})),
+        JobSpec::CheckUrl(_) | JobSpec::ScrapeHotels(_) => {
+            Outcome::Failed(json!({"code": "internal_error", "message": "I/O kinds do not run on rayon"}))
+        }
     }
 }
 

@@ -1,0 +1,85 @@
+//! `scrape_hotels` against a generated site in the TripAdvisor layout.
+
+use std::time::Duration;
+
+use crunch_e2e::{HotelSite, Options, TestEnv};
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+async fn scrape(env: &TestEnv, params: Value) -> anyhow::Result<Value> {
+    let r = env.submit(json!({"kind": "scrape_hotels", "params": params, "fresh": true})).await?;
+    anyhow::ensure!(r.status() == 202, "submit: {}", r.status());
+    let id = r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned();
+    let done = env.wait_finished(&id).await?;
+    anyhow::ensure!(done["status"] == "succeeded", "{done}");
+    Ok(done["result"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_list_and_detail_pages_and_upserts_hotels() -> R {
+    let site = HotelSite::start(Duration::from_millis(5)).await?;
+    let dir = std::env::temp_dir().join(format!("crunch-profile-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let mut profile: Value = serde_json::from_str(include_str!("../../worker/profiles/tripadvisor.json"))?;
+    profile["cities"] = json!({"Dubai": "/Hotels-g1-Testville-Hotels.html"});
+    let profile_file = dir.join("profile.json");
+    std::fs::write(&profile_file, profile.to_string())?;
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![
+            ("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()),
+            ("CRUNCH_SCRAPE_PROFILE_FILE".into(), profile_file.display().to_string()),
+            ("CRUNCH_SCRAPE_BASE_URL".into(), format!("http://127.0.0.1:{}", site.port)),
+            ("CRUNCH_SCRAPE_MIN_INTERVAL_MS".into(), "0".into()),
+            ("CRUNCH_SCRAPE_RETRIES".into(), "1".into()),
+            ("CRUNCH_SCRAPE_CONCURRENCY".into(), "16".into()),
+        ],
+        ..Default::default()
+    })
+    .await?;
+    let r = scrape(&env, json!({"city": "Dubai", "pages": 2})).await?;
+    assert_eq!(r["hotels"], 60, "{r}");
+    assert_eq!(r["details_fetched"], 58, "{r}");
+    assert_eq!(r["skipped_by_robots"], 1, "{r}");
+    assert_eq!(r["failures"].as_array().map(|a| a.len()), Some(1), "{r}");
+    assert!(r["failures"][0]["url"].as_str().unwrap_or("").contains("d1007"), "{r}");
+
+    let page: Value = env.http.get(env.url("/api/v1/hotels?q=H01004")).send().await?.json().await?;
+    let h = &page["items"][0];
+    assert_eq!(h["name"], "H01004");
+    assert_eq!(h["description"], "Hotel 1004 by the sea");
+    assert_eq!((h["rating"].as_f64(), h["reviews"].as_i64(), h["rank"].as_i64(), h["rank_total"].as_i64(), h["stars"].as_f64()),
+               (Some(4.5), Some(2008), Some(5), Some(60), Some(4.0)));
+    let odd: Value = env.http.get(env.url("/api/v1/hotels?q=H01031")).send().await?.json().await?;
+    assert_eq!(odd["items"][0]["reviews"], 2062, "escaped quotes and fallback anchors: {odd}");
+    let bare: Value = env.http.get(env.url("/api/v1/hotels?q=H01005")).send().await?.json().await?;
+    assert!(bare["items"][0]["description"].is_null());
+    assert_eq!(bare["items"][0]["rating"], 3.5, "the list page's rating stays");
+    let dubai: Value = env.http.get(env.url("/api/v1/cities?q=Dubai")).send().await?.json().await?;
+    let city = dubai["items"][0]["id"].as_i64().unwrap_or(0);
+    let in_city: Value = env.http.get(env.url(&format!("/api/v1/hotels?city={city}&limit=1"))).send().await?.json().await?;
+    assert_eq!(in_city["total"], 60);
+
+    // Again: the same hotels are updated, not duplicated.
+    let again = scrape(&env, json!({"start_url": format!("http://127.0.0.1:{}/Hotels-g1-Testville-Hotels.html", site.port), "details": false})).await?;
+    assert_eq!(again["hotels"], 30);
+    let all: Value = env.http.get(env.url("/api/v1/hotels?limit=1")).send().await?.json().await?;
+    assert_eq!(all["total"], 60);
+
+    // Bad input.
+    for params in [json!({}), json!({"city": "X", "start_url": "http://a.b"}), json!({"city": "Dubai", "pages": 11}), json!({"start_url": "ftp://a.b/"})] {
+        let r = env.submit(json!({"kind": "scrape_hotels", "params": params})).await?;
+        assert_eq!(r.status(), 400, "{params}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssrf_guard_applies_to_scrapes_too() -> R {
+    let site = HotelSite::start(Duration::from_millis(1)).await?;
+    let env = TestEnv::start().await?;
+    let r = scrape(&env, json!({"start_url": format!("http://127.0.0.1:{}/Hotels-g1-Testville-Hotels.html", site.port)})).await?;
+    assert_eq!(r["hotels"], 0, "{r}");
+    assert!(r["failures"][0]["error"].as_str().unwrap_or("").starts_with("blocked"), "{r}");
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! `scrape_hotels`: list pages of a hotel site (30 hotels each), then every
+//! hotel's detail page, fetched concurrently (bounded, a minimum interval per
+//! host, timeouts, retries with backoff, robots.txt honoured unless disabled)
+//! through the same SSRF-guarded client as URL checks; HTML parsed with the
+//! scraper crate on rayon; hotels upserted by (source, source id).
+//!
+//! The site profile (URL patterns and selectors) is `profiles/tripadvisor.json`
+//! built in, or the file named by `CRUNCH_SCRAPE_PROFILE_FILE`; its base URL
+//! can be overridden with `CRUNCH_SCRAPE_BASE_URL`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crunch_compute::Control;
+use crunch_domain::{CheckMethod, ScrapeHotelsParams};
+use crunch_store::hotels::NewHotel;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::check_url::{fetch, IoConfig};
+use super::Outcome;
+
+pub const BUILT_IN_PROFILE: &str = include_str!("../../profiles/tripadvisor.json");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Profile {
+    pub name: String,
+    pub base_url: String,
+    pub hotels_per_page: u32,
+    pub list_json_selector: String,
+    pub list_json_attribute: String,
+    pub list_fallback_selector: String,
+    pub description_selector: String,
+    pub description_attribute: String,
+    pub stars_selector: String,
+    pub cities: HashMap<String, String>,
+}
+
+/// How scrapes behave (from the worker's configuration).
+pub struct ScrapeConfig {
+    pub profile: Profile,
+    pub concurrency: usize,
+    pub min_interval: Duration,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub robots: bool,
+}
+
+/// Page `n` (1-based) of a list URL: `oa{30(n-1)}` becomes the third
+/// dash-separated segment of the path (`/Hotels-g1-oa30-City-Hotels.html`).
+pub fn page_url(list: &url::Url, n: u32, per_page: u32) -> url::Url {
+    if n <= 1 {
+        return list.clone();
+    }
+    let mut parts: Vec<String> = list.path().split('-').map(str::to_owned).collect();
+    let at = parts.len().min(2);
+    parts.insert(at, format!("oa{}", per_page * (n - 1)));
+    let mut u = list.clone();
+    u.set_path(&parts.join("-"));
+    u
+}
+
+/// A hotel as the list page shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listed {
+    pub source_id: String,
+    pub name: String,
+    pub url: String,
+    pub rating: Option<f64>,
+    pub reviews: Option<i32>,
+}
+
+/// What a detail page adds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Details {
+    pub description: Option<String>,
+    pub rating: Option<f64>,
+    pub reviews: Option<i32>,
+    pub rank: Option<i32>,
+    pub rank_total: Option<i32>,
+    pub stars: Option<f64>,
+}
+
+fn id_from_url(url: &str) -> Option<String> {
+    // ".../Hotel_Review-g295424-d302600-Reviews-..." -> "302600"
+    url.split('-').find_map(|seg| seg.strip_prefix('d').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).map(str::to_owned))
+}
+
+/// Hotels of a list page: the JSON in the profile's attribute, or the fallback anchors.
+pub fn parse_list(html: &str, p: &Profile) -> Vec<Listed> {
+    let doc = scraper::Html::parse_document(html);
+    if let Ok(sel) = scraper::Selector::parse(&p.list_json_selector) {
+        for el in doc.select(&sel) {
+            let Some(raw) = el.value().attr(&p.list_json_attribute) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else { continue };
+            let hotels: Vec<Listed> = v["hotels"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|h| {
+                            let id = match &h["id"] {
+                                serde_json::Value::String(s) => s.clone(),
+                                serde_json::Value::Number(n) => n.to_string(),
+                                _ => return None,
+                            };
+                            Some(Listed {
+                                source_id: id,
+                                name: h["name"].as_str()?.trim().to_owned(),
+                                url: h["detailUrl"].as_str().unwrap_or_default().to_owned(),
+                                rating: h["bubbleRating"]["rating"].as_f64().or_else(|| h["bubbleRating"].as_f64()),
+                                reviews: h["numReviews"].as_i64().or_else(|| h["bubbleRating"]["count"].as_i64()).map(|n| n as i32),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !hotels.is_empty() {
+                return hotels;
+            }
+        }
+    }
+    let Ok(sel) = scraper::Selector::parse(&p.list_fallback_selector) else { return Vec::new() };
+    let mut seen = std::collections::HashSet::new();
+    doc.select(&sel)
+        .filter_map(|a| {
+            let href = a.value().attr("href")?.to_owned();
+            let id = id_from_url(&href)?;
+            let name = a.text().collect::<String>().trim().to_owned();
+            (!name.is_empty() && seen.insert(id.clone())).then_some(Listed { source_id: id, name, url: href, rating: None, reviews: None })
+        })
+        .collect()
+}
+
+fn number_after<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    let start = text.find(key)? + key.len();
+    let rest = &text[start..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Fields of a detail page; missing ones stay `None`.
+pub fn parse_details(html: &str, p: &Profile) -> Details {
+    let doc = scraper::Html::parse_document(html);
+    let mut d = Details::default();
+    if let Ok(sel) = scraper::Selector::parse(&p.description_selector) {
+        d.description = doc.select(&sel).find_map(|el| {
+            let raw = el.value().attr(&p.description_attribute)?;
+            let start = raw.find("locationDescription\":\"")? + "locationDescription\":\"".len();
+            // the value is a JSON string: read it as one
+            let mut de = serde_json::Deserializer::from_str(&raw[start - 1..]).into_iter::<String>();
+            de.next()?.ok()
+        });
+    }
+    // The embedded summary, possibly with escaped quotes.
+    let text = html.replace("\\\"", "\"");
+    if let Some(at) = text.find("reviewSummary\":{") {
+        let summary = &text[at..];
+        d.rating = number_after(summary, "\"rating\":");
+        d.reviews = number_after(summary, "\"count\":");
+    }
+    if let Some(at) = text.find("\"popIndexDetails\":{") {
+        let pop = &text[at..];
+        d.rank = number_after(pop, "\"popIndexRank\":");
+        d.rank_total = number_after(pop, "\"popIndexTotal\":");
+    }
+    if let Ok(sel) = scraper::Selector::parse(&p.stars_selector) {
+        d.stars = doc.select(&sel).find_map(|el| el.value().attr("aria-label")?.split_whitespace().next()?.parse().ok());
+    }
+    d
+}
+
+/// Runs a parser on rayon (never on the async runtime's threads).
+async fn on_rayon<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.ok()
+}
+
+/// Disallowed path prefixes for `User-agent: *` in a robots.txt.
+fn robots_disallowed(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut applies = false;
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some((k, v)) = line.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            match k.as_str() {
+                "user-agent" => applies = v == "*",
+                "disallow" if applies && !v.is_empty() => out.push(v.to_owned()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Spaces requests to one host by at least `min_interval`.
+struct HostPacer {
+    next: tokio::sync::Mutex<Instant>,
+    min_interval: Duration,
+}
+
+impl HostPacer {
+    async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep(*next - now).await;
+        }
+        *next = Instant::now().max(*next) + self.min_interval;
+    }
+}
+
+async fn get_with_retries(url: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &HostPacer) -> Result<String, String> {
+    let mut attempt = 0;
+    loop {
+        pacer.wait().await;
+        let res: Result<(), (bool, String)> = match tokio::time::timeout(sc.timeout, fetch(url, CheckMethod::Get, io, true)).await {
+            Ok(Ok(f)) if (200..300).contains(&f.status) => return Ok(String::from_utf8_lossy(&f.body).into_owned()),
+            Ok(Ok(f)) if f.status >= 500 || f.status == 429 => Err((true, format!("HTTP {}", f.status))),
+            Ok(Ok(f)) => Err((false, format!("HTTP {}", f.status))),
+            Ok(Err(e)) => Err((e.retryable(), format!("{}: {}", e.kind, e.message))),
+            Err(_) => Err((true, format!("timeout after {:?}", sc.timeout))),
+        };
+        let Err((retryable, why)) = res else { unreachable!() };
+        if !retryable || attempt >= sc.retries {
+            return Err(why);
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+    }
+}
+
+pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc<ScrapeConfig>, pool: crunch_store::PgPool) -> Outcome {
+    let started = Instant::now();
+    let base = match url::Url::parse(&sc.profile.base_url) {
+        Ok(b) => b,
+        Err(e) => return Outcome::Failed(json!({"code": "bad_profile", "message": format!("profile base URL: {e}")})),
+    };
+    let list = match (&p.start_url, &p.city) {
+        (Some(u), _) => u.clone(),
+        (None, Some(city)) => {
+            let path = sc.profile.cities.iter().find(|(k, _)| k.eq_ignore_ascii_case(city)).map(|(_, v)| v.clone());
+            match path.and_then(|path| base.join(&path).ok()) {
+                Some(u) => u,
+                None => {
+                    let known: Vec<&String> = sc.profile.cities.keys().collect();
+                    return Outcome::Failed(json!({"code": "unknown_city", "message": format!("the {} profile has no list page for '{city}'; known: {known:?}; or give start_url", sc.profile.name)}));
+                }
+            }
+        }
+        (None, None) => return Outcome::Failed(json!({"code": "invalid_params", "message": "city or start_url is required"})),
+    };
+    let pacer = HostPacer { next: tokio::sync::Mutex::new(Instant::now()), min_interval: sc.min_interval };
+    let mut disallowed = Vec::new();
+    if sc.robots {
+        if let Ok(robots) = list.join("/robots.txt") {
+            if let Ok(text) = get_with_retries(&robots, &io, &sc, &pacer).await {
+                disallowed = robots_disallowed(&text);
+            }
+        }
+    }
+    let allowed = |u: &url::Url| !disallowed.iter().any(|d| u.path().starts_with(d.as_str()));
+    let total_steps = p.pages as f64 + if p.details { p.pages as f64 * sc.profile.hotels_per_page as f64 } else { 0.0 };
+    let mut done_steps = 0.0;
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut failures = Vec::new();
+    let mut skipped = 0;
+    for n in 1..=p.pages {
+        if let Err(stop) = ctl.check() {
+            return super::stopped(stop, started.elapsed().as_millis() as u64, json!({"hotels_listed": listed.len()}));
+        }
+        let url = page_url(&list, n, sc.profile.hotels_per_page);
+        if !allowed(&url) {
+            skipped += 1;
+            continue;
+        }
+        match get_with_retries(&url, &io, &sc, &pacer).await {
+            Ok(html) => {
+                let profile = sc.profile.clone();
+                let page = on_rayon(move || parse_list(&html, &profile)).await.unwrap_or_default();
+                listed.extend(page);
+            }
+            Err(e) => failures.push(json!({"url": url.as_str(), "error": e})),
+        }
+        done_steps += 1.0;
+        ctl.progress(done_steps / total_steps);
+    }
+    let mut seen = std::collections::HashSet::new();
+    listed.retain(|h| seen.insert(h.source_id.clone()));
+    let mut details: HashMap<String, Details> = HashMap::new();
+    if p.details {
+        let jobs: Vec<(String, url::Url)> = listed
+            .iter()
+            .filter_map(|h| Some((h.source_id.clone(), list.join(&h.url).ok()?)))
+            .filter(|(_, u)| {
+                let ok = allowed(u);
+                if !ok {
+                    skipped += 1;
+                }
+                ok
+            })
+            .collect();
+        let fetched: Vec<(String, String, Result<String, String>)> = futures::stream::iter(jobs)
+            .map(|(id, u)| {
+                let (io, sc, pacer, ctl) = (&io, &sc, &pacer, &ctl);
+                async move {
+                    let r = if ctl.check().is_err() { Err("stopped".to_owned()) } else { get_with_retries(&u, io, sc, pacer).await };
+                    (id, u.to_string(), r)
+                }
+            })
+            .buffer_unordered(sc.concurrency.max(1))
+            .inspect(|_| {
+                done_steps += 1.0;
+                ctl.progress(done_steps / total_steps);
+            })
+            .collect()
+            .await;
+        if let Err(stop) = ctl.check() {
+            return super::stopped(stop, started.elapsed().as_millis() as u64, json!({"hotels_listed": listed.len()}));
+        }
+        let profile = sc.profile.clone();
+        let (ok, failed): (Vec<_>, Vec<_>) = fetched.into_iter().partition(|(_, _, r)| r.is_ok());
+        failures.extend(failed.into_iter().map(|(_, u, r)| json!({"url": u, "error": r.err()})));
+        let pages: Vec<(String, String)> = ok.into_iter().filter_map(|(id, _, r)| Some((id, r.ok()?))).collect();
+        details = on_rayon(move || {
+            use rayon::prelude::*;
+            pages.into_par_iter().map(|(id, html)| (id, parse_details(&html, &profile))).collect()
+        })
+        .await
+        .unwrap_or_default();
+    }
+    let city = p.city.clone();
+    let source = sc.profile.name.clone();
+    let base_for_urls = list.clone();
+    let rows: Vec<NewHotel> = listed
+        .iter()
+        .map(|h| {
+            let d = details.get(&h.source_id).cloned().unwrap_or_default();
+            NewHotel {
+                source: source.clone(),
+                source_id: h.source_id.clone(),
+                city_id: None,
+                name: h.name.clone(),
+                url: base_for_urls.join(&h.url).ok().map(|u| u.to_string()),
+                description: d.description,
+                rating: d.rating.or(h.rating),
+                reviews: d.reviews.or(h.reviews),
+                rank: d.rank,
+                rank_total: d.rank_total,
+                stars: d.stars,
+            }
+        })
+        .collect();
+    let stored = tokio::task::spawn_blocking(move || -> Result<Vec<i64>, crunch_store::StoreError> {
+        let mut conn = pool.get()?;
+        let city_id = match &city {
+            Some(c) => crunch_store::hotels::cities(&mut conn, Some(c), 50)?.0.into_iter().find(|x| x.name.eq_ignore_ascii_case(c)).map(|x| x.id),
+            None => None,
+        };
+        rows.into_iter()
+            .map(|mut h| {
+                h.city_id = city_id;
+                crunch_store::hotels::upsert_hotel(&mut conn, &h)
+            })
+            .collect()
+    })
+    .await;
+    let ids = match stored {
+        Ok(Ok(ids)) => ids,
+        Ok(Err(e)) => return Outcome::Retry(format!("storing hotels failed: {e}")),
+        Err(e) => return Outcome::Retry(format!("storing hotels failed: {e}")),
+    };
+    Outcome::Succeeded(json!({
+        "source": sc.profile.name,
+        "list_url": list.as_str(),
+        "pages": p.pages,
+        "hotels": ids.len(),
+        "hotel_ids": ids,
+        "details_fetched": details.len(),
+        "failures": failures,
+        "skipped_by_robots": skipped,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        serde_json::from_str(BUILT_IN_PROFILE).expect("the built-in profile parses")
+    }
+
+    #[test]
+    fn page_n_inserts_the_offset_as_the_third_segment() {
+        let u = url::Url::parse("https://x.test/Hotels-g295424-Dubai-Hotels.html").expect("url");
+        assert_eq!(page_url(&u, 1, 30).path(), "/Hotels-g295424-Dubai-Hotels.html");
+        assert_eq!(page_url(&u, 3, 30).path(), "/Hotels-g295424-oa60-Dubai-Hotels.html");
+    }
+
+    #[test]
+    fn list_pages_parse_the_json_or_the_fallback_anchors() {
+        let html = r#"<div data-hotels-data='{"hotels":[{"id":"11","name":"A &amp; B","detailUrl":"/Hotel_Review-g1-d11-Reviews-A.html","bubbleRating":{"rating":4.5},"numReviews":120}]}'></div>"#;
+        let got = parse_list(html, &profile());
+        assert_eq!(got, vec![Listed { source_id: "11".into(), name: "A & B".into(), url: "/Hotel_Review-g1-d11-Reviews-A.html".into(), rating: Some(4.5), reviews: Some(120) }]);
+        let html = r#"<div data-automation="hotel-card"><a href="/Hotel_Review-g1-d22-Reviews-C.html">C Hotel</a></div><p><b>broken"#;
+        let got = parse_list(html, &profile());
+        assert_eq!(got[0].source_id, "22");
+        assert_eq!(got[0].name, "C Hotel");
+    }
+
+    #[test]
+    fn detail_pages_parse_description_summary_rank_and_stars() {
+        let html = r#"<div data-ssrev-handlers='{"x":1,"locationDescription":"Sea view \"and\" pool","y":2}'></div>
+            <script>window.__S = "{\"reviewSummary\":{\"rating\":4.5,\"count\":1234},\"popIndexDetails\":{\"popIndexRank\":7,\"popIndexTotal\":650}}"</script>
+            <svg aria-label="5.0 of 5 bubbles"></svg>"#;
+        let d = parse_details(html, &profile());
+        assert_eq!(d.description.as_deref(), Some("Sea view \"and\" pool"));
+        assert_eq!((d.rating, d.reviews, d.rank, d.rank_total, d.stars), (Some(4.5), Some(1234), Some(7), Some(650), Some(5.0)));
+        assert_eq!(parse_details("<html><p>nothing", &profile()), Details::default());
+    }
+
+    #[test]
+    fn robots_rules_for_every_agent() {
+        let r = "User-agent: Googlebot\nDisallow: /g\n\nUser-agent: *\nDisallow: /Hotel_Review-g1-d99\nDisallow:\n";
+        assert_eq!(robots_disallowed(r), vec!["/Hotel_Review-g1-d99".to_owned()]);
+    }
+}
