@@ -465,6 +465,15 @@ fn hotel_site_page(path: &str) -> (u16, String) {
             let anchors: String = (1030..1060).map(|id| format!("<div data-automation=\"card\"><a href=\"{}\">H{id:05}</a></div>", detail(id))).collect();
             (200, format!("<html><body>{anchors}<div><p><span>unclosed"))
         }
+        p if p.starts_with("/Hotels-g1-oa") => {
+            // pages 3.. : JSON like page 1, 30 hotels from the page's offset
+            let offset: u32 = p["/Hotels-g1-oa".len()..].split('-').next().and_then(|d| d.parse().ok()).unwrap_or(0);
+            let hotels: Vec<serde_json::Value> = (1000 + offset..1030 + offset)
+                .map(|id| serde_json::json!({"id": id.to_string(), "name": format!("H{id:05}"), "detailUrl": detail(id), "bubbleRating": {"rating": 3.5}, "numReviews": id}))
+                .collect();
+            let data = serde_json::json!({"hotels": hotels}).to_string().replace('\'', "&#39;");
+            (200, format!("<html><body><div data-hotels-data='{data}'></div></body></html>"))
+        }
         p if p.starts_with("/Hotel_Review-g1-d") => {
             let id: u32 = p["/Hotel_Review-g1-d".len()..].split('-').next().and_then(|d| d.parse().ok()).unwrap_or(0);
             match id {

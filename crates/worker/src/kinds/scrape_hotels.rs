@@ -270,25 +270,36 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
     let mut listed: Vec<Listed> = Vec::new();
     let mut failures = Vec::new();
     let mut skipped = 0;
-    for n in 1..=p.pages {
-        if let Err(stop) = ctl.check() {
-            return super::stopped(stop, started.elapsed().as_millis() as u64, json!({"hotels_listed": listed.len()}));
-        }
-        let url = page_url(&list, n, sc.profile.hotels_per_page);
-        if !allowed(&url) {
-            skipped += 1;
-            continue;
-        }
-        match get_with_retries(&url, &io, &sc, &pacer).await {
+    // List pages concurrently (bounded), kept in page order.
+    let page_urls: Vec<url::Url> = (1..=p.pages).map(|n| page_url(&list, n, sc.profile.hotels_per_page)).collect();
+    let (page_urls, blocked): (Vec<_>, Vec<_>) = page_urls.into_iter().partition(|u| allowed(u));
+    skipped += blocked.len();
+    let pages: Vec<(url::Url, Result<String, String>)> = futures::stream::iter(page_urls)
+        .map(|u| {
+            let (io, sc, pacer, ctl) = (&io, &sc, &pacer, &ctl);
+            async move {
+                let r = if ctl.check().is_err() { Err("stopped".to_owned()) } else { get_with_retries(&u, io, sc, pacer).await };
+                (u, r)
+            }
+        })
+        .buffered(sc.concurrency.max(1))
+        .inspect(|_| {
+            done_steps += 1.0;
+            ctl.progress(done_steps / total_steps);
+        })
+        .collect()
+        .await;
+    if let Err(stop) = ctl.check() {
+        return super::stopped(stop, started.elapsed().as_millis() as u64, json!({"hotels_listed": 0}));
+    }
+    for (u, r) in pages {
+        match r {
             Ok(html) => {
                 let profile = sc.profile.clone();
-                let page = on_rayon(move || parse_list(&html, &profile)).await.unwrap_or_default();
-                listed.extend(page);
+                listed.extend(on_rayon(move || parse_list(&html, &profile)).await.unwrap_or_default());
             }
-            Err(e) => failures.push(json!({"url": url.as_str(), "error": e})),
+            Err(e) => failures.push(json!({"url": u.as_str(), "error": e})),
         }
-        done_steps += 1.0;
-        ctl.progress(done_steps / total_steps);
     }
     let mut seen = std::collections::HashSet::new();
     listed.retain(|h| seen.insert(h.source_id.clone()));
