@@ -445,7 +445,7 @@ impl Fixture {
 /// anchors (1030..1059) and broken HTML; detail pages have the description,
 /// the summary (with escaped quotes on odd ids) and stars; 1005 has none of
 /// them, 1007 answers 500, robots.txt disallows 1003. `latency` delays every
-/// response.
+/// response; `slow` delays one more detail page by 3 s.
 pub struct HotelSite {
     pub port: u16,
 }
@@ -494,6 +494,10 @@ fn hotel_site_page(path: &str) -> (u16, String) {
 
 impl HotelSite {
     pub async fn start(latency: Duration) -> anyhow::Result<Self> {
+        Self::start_with_slow_page(latency, None).await
+    }
+
+    pub async fn start_with_slow_page(latency: Duration, slow: Option<u32>) -> anyhow::Result<Self> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
@@ -511,6 +515,9 @@ impl HotelSite {
                     let head = String::from_utf8_lossy(&buf).to_string();
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     tokio::time::sleep(latency).await;
+                    if slow.is_some_and(|id| path.starts_with(&format!("/Hotel_Review-g1-d{id}-"))) {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
                     let (status, body) = hotel_site_page(&path);
                     let out = format!("HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                     let _ = s.write_all(out.as_bytes()).await;

@@ -18,7 +18,7 @@ async fn scrape(env: &TestEnv, params: Value) -> anyhow::Result<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_list_and_detail_pages_and_upserts_hotels() -> R {
-    let site = HotelSite::start(Duration::from_millis(5)).await?;
+    let site = HotelSite::start_with_slow_page(Duration::from_millis(5), Some(1011)).await?;
     let dir = std::env::temp_dir().join(format!("crunch-profile-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     let mut profile: Value = serde_json::from_str(include_str!("../../worker/profiles/tripadvisor.json"))?;
@@ -33,16 +33,20 @@ async fn scrapes_list_and_detail_pages_and_upserts_hotels() -> R {
             ("CRUNCH_SCRAPE_MIN_INTERVAL_MS".into(), "0".into()),
             ("CRUNCH_SCRAPE_RETRIES".into(), "1".into()),
             ("CRUNCH_SCRAPE_CONCURRENCY".into(), "16".into()),
+            ("CRUNCH_SCRAPE_TIMEOUT_MS".into(), "1000".into()),
         ],
         ..Default::default()
     })
     .await?;
     let r = scrape(&env, json!({"city": "Dubai", "pages": 2})).await?;
     assert_eq!(r["hotels"], 60, "{r}");
-    assert_eq!(r["details_fetched"], 58, "{r}");
+    assert_eq!(r["details_fetched"], 57, "{r}");
     assert_eq!(r["skipped_by_robots"], 1, "{r}");
-    assert_eq!(r["failures"].as_array().map(|a| a.len()), Some(1), "{r}");
-    assert!(r["failures"][0]["url"].as_str().unwrap_or("").contains("d1007"), "{r}");
+    let failures = r["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!(failures.len(), 2, "{r}");
+    let failed = |id: &str| failures.iter().find(|f| f["url"].as_str().unwrap_or("").contains(id)).map(|f| f["error"].as_str().unwrap_or("").to_owned());
+    assert_eq!(failed("d1007").as_deref(), Some("HTTP 500"), "{r}");
+    assert!(failed("d1011").is_some_and(|e| e.starts_with("timeout")), "the slow page times out: {r}");
 
     let page: Value = env.http.get(env.url("/api/v1/hotels?q=H01004")).send().await?.json().await?;
     let h = &page["items"][0];
