@@ -349,20 +349,26 @@ pub struct Fixture {
     pub port: u16,
 }
 
-async fn serve_fixture<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, port: u16) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Reads an HTTP request's head (at most 16 KiB); `None` if the peer went away.
+async fn read_request_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+    use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         if buf.len() > 16 * 1024 {
-            return;
+            return None;
         }
     }
-    let head = String::from_utf8_lossy(&buf).to_string();
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+async fn serve_fixture<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, port: u16) {
+    use tokio::io::AsyncWriteExt;
+    let Some(head) = read_request_head(&mut s).await else { return };
     let mut parts = head.split_whitespace();
     let method = parts.next().unwrap_or("").to_owned();
     let path = parts.next().unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
@@ -498,21 +504,13 @@ impl HotelSite {
     }
 
     pub async fn start_with_slow_page(latency: Duration, slow: Option<u32>) -> anyhow::Result<Self> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&buf).to_string();
+                    let Some(head) = read_request_head(&mut s).await else { return };
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     tokio::time::sleep(latency).await;
                     if slow.is_some_and(|id| path.starts_with(&format!("/Hotel_Review-g1-d{id}-"))) {

@@ -235,6 +235,14 @@ async fn get_with_retries(url: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pace
     }
 }
 
+/// One page, unless the scrape was stopped.
+async fn fetch_page(u: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &HostPacer, ctl: &Control) -> Result<String, String> {
+    if ctl.check().is_err() {
+        return Err("stopped".to_owned());
+    }
+    get_with_retries(u, io, sc, pacer).await
+}
+
 pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc<ScrapeConfig>, pool: crunch_store::PgPool) -> Outcome {
     let started = Instant::now();
     let base = match url::Url::parse(&sc.profile.base_url) {
@@ -278,7 +286,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         .map(|u| {
             let (io, sc, pacer, ctl) = (&io, &sc, &pacer, &ctl);
             async move {
-                let r = if ctl.check().is_err() { Err("stopped".to_owned()) } else { get_with_retries(&u, io, sc, pacer).await };
+                let r = fetch_page(&u, io, sc, pacer, ctl).await;
                 (u, r)
             }
         })
@@ -320,7 +328,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
             .map(|(id, u)| {
                 let (io, sc, pacer, ctl) = (&io, &sc, &pacer, &ctl);
                 async move {
-                    let r = if ctl.check().is_err() { Err("stopped".to_owned()) } else { get_with_retries(&u, io, sc, pacer).await };
+                    let r = fetch_page(&u, io, sc, pacer, ctl).await;
                     (id, u.to_string(), r)
                 }
             })
