@@ -15,6 +15,8 @@ DB_NAME="${CRUNCH_DB_NAME:-crunch}"
 ensure_database "$DB_NAME"
 export DATABASE_URL="${DATABASE_URL:-$PG_ADMIN_URL/$DB_NAME}"
 export CRUNCH_HTTP_ADDR="${CRUNCH_HTTP_ADDR:-127.0.0.1:8080}"
+# The dashboard's demo traffic: on in development (off by default elsewhere).
+export CRUNCH_DEMO_INTERVAL_SECS="${CRUNCH_DEMO_INTERVAL_SECS:-5}" CRUNCH_DEMO_KEY_NAME="${CRUNCH_DEMO_KEY_NAME:-dev}"
 # The dev profile (kernels optimised, see Cargo.toml) shares its build with
 # scripts/test.sh; use --release builds for benchmarks and images.
 build_bins
@@ -61,7 +63,7 @@ Crunch is up.
   API          $BASE/api/v1/jobs
   Swagger UI   $BASE/docs/
   OpenAPI      $BASE/api-docs/openapi.json
-  Dashboard    $BASE/
+  Dashboard    $BASE/   (paste the API key into its key box; demo jobs every ${CRUNCH_DEMO_INTERVAL_SECS} s)
   Metrics      $BASE/metrics
   API key      $KEY   (also in .dev/api-key)
   Logs         .dev/logs/   Stop with scripts/dev-down.sh

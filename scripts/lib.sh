@@ -42,6 +42,20 @@ ensure_apt() { # packages...
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Headless Chromium (Debian's; npm tools cannot download browsers here) and
+# playwright-core for the dashboard test (crates/e2e/tests/dashboard.rs).
+ensure_browser_test_deps() {
+  ensure_apt chromium
+  command -v node >/dev/null || ensure_apt nodejs npm
+  local dir="$ROOT/crates/e2e/browser"
+  local want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$dir/node_modules/.crunch-lock" 2>/dev/null)" != "$want" ]; then
+    log "installing playwright-core (npm ci in crates/e2e/browser)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && echo "$want" >node_modules/.crunch-lock)
+  fi
+}
+
 ensure_build_deps() {
   ensure_apt build-essential pkg-config libpq-dev postgresql-client curl ca-certificates coreutils
   python3 -m pip --version >/dev/null 2>&1 || ensure_apt python3-pip

@@ -11,6 +11,7 @@ ensure_rabbitmq
 ensure_kafka
 ensure_docker_cli
 ensure_hadolint
+ensure_browser_test_deps
 
 # Databases left behind by earlier (crashed) test runs.
 for db in $(psql "$PG_ADMIN_URL/postgres" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'crunch_test_%'"); do

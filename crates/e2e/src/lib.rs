@@ -95,6 +95,8 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         http_workers: 2,
         max_body_bytes: max_body,
         admin_api_key: None,
+        adminer_url: None,
+        demo: Default::default(),
         core: CoreArgs {
             migrate_on_start: true,
             db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
@@ -450,7 +452,8 @@ impl Fixture {
 /// `data-hotels-data` (hotels 1000..1029), page 2 (`oa30`) only the fallback
 /// anchors (1030..1059) and broken HTML; detail pages have the description,
 /// the summary (with escaped quotes on odd ids) and stars; 1005 has none of
-/// them, 1007 answers 500, robots.txt disallows 1003. `latency` delays every
+/// them, 1007 answers 500, robots.txt disallows 1003; `/Hotels-g2-Evil-Hotels.html`
+/// lists hotels 3000..3002 whose names and descriptions carry HTML and script. `latency` delays every
 /// response; `slow` delays one more detail page by 3 s.
 pub struct HotelSite {
     pub port: u16,
@@ -471,6 +474,14 @@ fn hotel_site_page(path: &str) -> (u16, String) {
             let anchors: String = (1030..1060).map(|id| format!("<div data-automation=\"card\"><a href=\"{}\">H{id:05}</a></div>", detail(id))).collect();
             (200, format!("<html><body>{anchors}<div><p><span>unclosed"))
         }
+        "/Hotels-g2-Evil-Hotels.html" => {
+            // Hostile names: a dashboard must show them as text.
+            let hotels: Vec<serde_json::Value> = (3000..3003)
+                .map(|id| serde_json::json!({"id": id.to_string(), "name": format!("<img src=x onerror=window.__xss=1>Evil {id}"), "detailUrl": detail(id), "bubbleRating": {"rating": 2.0}, "numReviews": 1}))
+                .collect();
+            let data = serde_json::json!({"hotels": hotels}).to_string().replace('\'', "&#39;");
+            (200, format!("<html><body><div data-hotels-data='{data}'></div></body></html>"))
+        }
         p if p.starts_with("/Hotels-g1-oa") => {
             // pages 3.. : JSON like page 1, 30 hotels from the page's offset
             let offset: u32 = p["/Hotels-g1-oa".len()..].split('-').next().and_then(|d| d.parse().ok()).unwrap_or(0);
@@ -485,6 +496,7 @@ fn hotel_site_page(path: &str) -> (u16, String) {
             match id {
                 1007 => (500, "boom".into()),
                 1005 => (200, "<html><body><h1>no data</h1>".into()),
+                3000.. => (200, r#"<html><body><div data-ssrev-handlers='{"locationDescription":"<script>window.__xss=2</script><b onmouseover=window.__xss=3>bold</b>"}'></div></body></html>"#.into()),
                 _ => {
                     let summary = format!(r#"{{"reviewSummary":{{"rating":4.5,"count":{}}},"popIndexDetails":{{"popIndexRank":{},"popIndexTotal":60}}}}"#, id * 2, id - 999);
                     let summary = if id % 2 == 1 { summary.replace('"', "\\\"") } else { summary };

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -50,10 +51,16 @@ pub struct Config {
     /// first key, given as a Docker secret (CRUNCH_ADMIN_API_KEY_FILE).
     #[arg(long, env = "CRUNCH_ADMIN_API_KEY", hide_env_values = true)]
     pub admin_api_key: Option<String>,
+    /// Adminer's address, linked from the dashboard (e.g. http://127.0.0.1:8088
+    /// through an SSH tunnel); no link when unset.
+    #[arg(long, env = "CRUNCH_ADMINER_URL")]
+    pub adminer_url: Option<String>,
     #[command(flatten)]
     pub core: CoreArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub demo: demo::DemoArgs,
 }
 
 pub struct Application {
@@ -109,6 +116,9 @@ impl Application {
             metrics: metrics::Metrics::new(),
         });
 
+        demo::spawn(state.clone(), cfg.demo.clone());
+        let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.adminer_url.clone(), cfg.demo.info()));
+
         let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
         let port = listener.local_addr()?.port();
         let limit = cfg.max_body_bytes;
@@ -117,6 +127,7 @@ impl Application {
             let metrics = state.metrics.clone();
             App::new()
                 .app_data(state.clone())
+                .app_data(ui_config.clone())
                 .app_data(web::JsonConfig::default().limit(limit).error_handler(move |e, _| error::json_error(e, limit)))
                 .app_data(web::PayloadConfig::default().limit(limit))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e)))
@@ -153,7 +164,9 @@ impl Application {
                 .service(routes::health::metrics)
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
                 .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
-                .route("/", web::get().to(dashboard))
+                .service(routes::dashboard::ui_config)
+                .service(routes::dashboard::asset)
+                .route("/", web::get().to(routes::dashboard::index))
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
@@ -176,16 +189,6 @@ impl Application {
 async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
     let _ = req;
     Err(ApiError::NotFound("route"))
-}
-
-const DASHBOARD: &str = include_str!("../assets/index.html");
-
-async fn dashboard() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(DASHBOARD)
 }
 
 /// Keeps a broker connection up: connects (with backoff), publishes it on the

@@ -47,3 +47,15 @@ pub fn ensure_key(conn: &mut PgConnection, name: &str, key_hash: &[u8]) -> Resul
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// The oldest active key with this name (the demo traffic generator submits
+/// as a named key).
+pub fn find_active_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<ApiKeyRow>> {
+    Ok(api_keys::table
+        .filter(api_keys::name.eq(name))
+        .filter(api_keys::revoked_at.is_null())
+        .order(api_keys::created_at.asc())
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -21,4 +21,4 @@ pub mod schema;
 
 pub use diesel::PgConnection;
 pub use error::StoreError;
-pub use pool::{connect, run_migrations, PgPool, PoolConfig};
+pub use pool::{connect, ping, run_migrations, try_session_lock, PgPool, PoolConfig, PooledConn};

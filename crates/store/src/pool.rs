@@ -9,6 +9,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::error::{Result, StoreError};
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+/// A connection taken from the pool (returned when dropped).
+pub type PooledConn = diesel::r2d2::PooledConnection<ConnectionManager<PgConnection>>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -53,4 +55,16 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<Vec<String>> {
 pub fn ping(conn: &mut PgConnection) -> Result<()> {
     diesel::sql_query("SELECT 1").execute(conn)?;
     Ok(())
+}
+
+/// Tries to take a session-level advisory lock, held until the connection
+/// closes: leader election among replicas (the demo traffic generator).
+pub fn try_session_lock(conn: &mut PgConnection, key: i64) -> Result<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let row: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked").bind::<BigInt, _>(key).get_result(conn)?;
+    Ok(row.locked)
 }

@@ -84,9 +84,18 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let spec = JobSpec::parse(&req.kind, &req.params, &state.limits)?;
+    let (job, created) = submit_spec(&state, caller.key_id, spec, req.fresh).await?;
+    let location = (header::LOCATION, location(job.id));
+    Ok(if created { HttpResponse::Accepted() } else { HttpResponse::Ok() }.insert_header(location).json(job))
+}
+
+/// Stores a validated job and publishes it (with a publisher confirm), or
+/// returns the identical earlier job of the same owner (`created` false).
+/// Shared by the submit route and the demo traffic generator.
+pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bool) -> Result<(Job, bool), ApiError> {
     let kind = spec.kind();
     let params = spec.canonical_params();
-    let dedup = spec.dedup_key(caller.key_id);
+    let dedup = spec.dedup_key(owner);
     // Fail fast (and write nothing) when the broker is already known to be down.
     let bus = state.bus().ok_or(ApiError::Unavailable("the message broker"))?;
 
@@ -95,20 +104,20 @@ pub async fn submit(
     let (p2, d2) = (params.clone(), dedup.clone());
     let submitted = web::block(move || {
         let mut conn = pool.get()?;
-        let new = NewJob { id, owner_id: caller.key_id, kind: kind.as_str(), params: &p2, dedup_key: &d2 };
-        crunch_store::jobs::submit(&mut conn, new, req.fresh)
+        let new = NewJob { id, owner_id: owner, kind: kind.as_str(), params: &p2, dedup_key: &d2 };
+        crunch_store::jobs::submit(&mut conn, new, fresh)
     })
     .await??;
 
     let row = match submitted {
         Submitted::Existing(row) => {
             state.metrics.submitted.with_label_values(&[kind.as_str(), "reused"]).inc();
-            return Ok(HttpResponse::Ok().insert_header((header::LOCATION, location(row.id))).json(row.to_job()));
+            return Ok((row.to_job(), false));
         }
         Submitted::Created(row) => row,
     };
 
-    let msg = JobMessage { job_id: row.id, owner_id: caller.key_id, kind: kind.as_str().to_owned(), params };
+    let msg = JobMessage { job_id: row.id, owner_id: owner, kind: kind.as_str().to_owned(), params };
     if let Err(e) = bus.publish_job(&msg).await {
         tracing::warn!(job_id = %row.id, error = %e, "publishing failed; discarding the job");
         let pool = state.pool.clone();
@@ -140,7 +149,7 @@ pub async fn submit(
         event: EventType::Queued,
         job_id: job.id,
         kind,
-        owner_id: caller.key_id,
+        owner_id: owner,
         status: JobStatus::Queued,
         progress: 0.0,
         data: None,
@@ -150,7 +159,7 @@ pub async fn submit(
     if let Err(e) = bus.publish_event(&event).await {
         tracing::debug!(error = %e, "queued event not published");
     }
-    Ok(HttpResponse::Accepted().insert_header((header::LOCATION, location(job.id))).json(job))
+    Ok((job, true))
 }
 
 /// Get a job.

@@ -1,3 +1,4 @@
+pub mod dashboard;
 pub mod events;
 pub mod health;
 pub mod hotels;

@@ -1,0 +1,658 @@
+// Crunch dashboard. Plain ES module, no build step, no dependencies.
+// Rule: nothing a user typed or a site returned is ever parsed as HTML. Every
+// value reaches the page through textContent, attribute setters or <option>
+// constructors; the Content-Security-Policy forbids inline script on top.
+
+const KEY_STORE = 'crunch.apiKey';
+const JOBS_SHOWN = 10;
+const SELECTED_PAGE = 10;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+/** Builds an element; children are nodes or strings (always text nodes). */
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k in e && typeof v !== 'string') e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+/** JSON.parse keeping integers above 2^53 exact (as their decimal text). */
+function parseJson(text) {
+  return JSON.parse(text, (_k, v, ctx) =>
+    typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v) && ctx && ctx.source ? ctx.source : v);
+}
+
+// ---------------------------------------------------------------- API access
+
+const state = {
+  key: localStorage.getItem(KEY_STORE) || '',
+  config: null,
+  jobs: new Map(), // kind -> array of jobs, newest first
+  fetching: new Set(),
+  ws: null,
+  wsBackoff: 500,
+  hotels: [],
+  selected: { q: '', order: '-selected_at', offset: 0, total: 0 },
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.error ? body.error.code : 'http_error';
+    this.field = body && body.error ? body.error.field : undefined;
+  }
+}
+
+async function api(path, { method = 'GET', body, auth = true } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (auth && state.key) headers.Authorization = `Bearer ${state.key}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, { error: { code: 'network', message: `the gateway could not be reached (${e.message})` } });
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? parseJson(text) : null; } catch { data = null; }
+  if (res.status === 401) showAuthProblem('The API key is missing or was rejected (401 unauthorized): enter a valid key above.');
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+function showAuthProblem(message) {
+  const banner = $('#auth-banner');
+  banner.textContent = message;
+  banner.hidden = false;
+  $('#api-key').classList.add('invalid');
+}
+
+function clearAuthProblem() {
+  $('#auth-banner').hidden = true;
+  $('#api-key').classList.remove('invalid');
+}
+
+// ------------------------------------------------------------ result summaries
+
+const fmtMs = (ms) => (ms === null || ms === undefined ? '–' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms * 10) / 10} ms`);
+
+function factorText(result) {
+  const factors = result.factors || [];
+  if (factors.length === 0) return '1 (no prime factors)';
+  return factors.map((f) => (f.e > 1 ? `${f.p}^${f.e}` : `${f.p}`)).join(' × ');
+}
+
+function inputText(job) {
+  const p = job.params || {};
+  switch (job.kind) {
+    case 'factorize': return p.n;
+    case 'primes': return `[${p.from}, ${p.to}] ${p.mode}`;
+    case 'check_url': return `${p.method || 'GET'} ${p.url}`;
+    case 'scrape_hotels': return `${p.city || p.start_url} · ${p.pages} page${p.pages === 1 ? '' : 's'}`;
+    default: return JSON.stringify(p);
+  }
+}
+
+function resultNodes(job) {
+  if (job.status === 'failed' && job.error) {
+    return [el('span', { class: 'bad', text: `${job.error.code}: ${job.error.message}` })];
+  }
+  if (job.status === 'cancelled') return [el('span', { class: 'muted', text: 'cancelled' })];
+  const r = job.result;
+  if (!r) return [];
+  switch (job.kind) {
+    case 'factorize':
+      return [el('span', { class: 'factors', text: factorText(r) }),
+        el('div', { class: 'muted', text: `${r.method} · ${fmtMs(r.elapsed_ms)}` })];
+    case 'primes': {
+      const head = `${r.count} prime${r.count === 1 ? '' : 's'}`;
+      if (r.mode === 'list') {
+        const first = (r.first_primes || []).join(', ');
+        return [el('span', { text: head }), el('div', { class: 'muted', text: first ? `first: ${first}${r.count > (r.first_primes || []).length ? ', …' : ''}` : 'none' })];
+      }
+      return [el('span', { text: head }), el('div', { class: 'muted', text: `${fmtMs(r.elapsed_ms)}${r.shards ? ` · ${r.shards} shards` : ''}` })];
+    }
+    case 'check_url': {
+      if (!r.ok) {
+        const err = r.error || {};
+        return [el('span', { class: 'bad', text: `${err.kind || 'error'}: ${err.message || ''}` }),
+          el('div', { class: 'muted', text: `${r.attempts} attempt${r.attempts === 1 ? '' : 's'} · ${fmtMs(r.timings_ms && r.timings_ms.total)}` })];
+      }
+      const t = r.timings_ms || {};
+      const hops = (r.redirects || []).length;
+      return [el('span', { text: `HTTP ${r.status} · ${fmtMs(t.total)}` }),
+        el('div', { class: 'muted', text: `dns ${fmtMs(t.dns)} · connect ${fmtMs(t.connect)} · tls ${fmtMs(t.tls)} · first byte ${fmtMs(t.first_byte)}` }),
+        hops ? el('div', { class: 'muted', text: `${hops} redirect${hops === 1 ? '' : 's'} → ${r.final_url}` }) : null];
+    }
+    case 'scrape_hotels': {
+      const failures = (r.failures || []).length;
+      return [el('span', { text: `${r.hotels} hotels` }),
+        el('div', { class: 'muted', text: `${r.details_fetched} detail pages · ${failures} failure${failures === 1 ? '' : 's'} · ${fmtMs(r.elapsed_ms)}` })];
+    }
+    default:
+      return [el('code', { text: JSON.stringify(r).slice(0, 200) })];
+  }
+}
+
+// ------------------------------------------------------------------ job lists
+
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+function jobRow(job, fresh) {
+  const time = new Date(job.created_at);
+  const cancel = TERMINAL.has(job.status) ? null : el('button', {
+    type: 'button', class: 'link', text: 'cancel',
+    onclick: () => api(`/api/v1/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' }).then(upsertJob).catch(() => {}),
+  });
+  const pct = Math.round((job.progress || 0) * 100);
+  const tr = el('tr', { class: fresh ? 'fresh' : undefined },
+    el('td', { text: time.toLocaleTimeString(), title: job.created_at }),
+    el('td', {}, el('code', { text: job.id.slice(0, 8), title: job.id })),
+    el('td', { class: 'input', text: inputText(job) }),
+    el('td', {}, el('span', { class: `badge ${job.status}`, text: job.status })),
+    el('td', {}, el('progress', { max: 100, value: pct }), ` ${pct}%`),
+    el('td', { class: 'result' }, ...resultNodes(job)),
+    el('td', {}, cancel));
+  tr.dataset.jobId = job.id;
+  tr.dataset.status = job.status;
+  return tr;
+}
+
+function renderJobs(kind, freshId) {
+  const body = $(`tbody[data-jobs="${kind}"]`);
+  if (!body) return;
+  const jobs = state.jobs.get(kind) || [];
+  body.replaceChildren(...jobs.map((j) => jobRow(j, j.id === freshId)));
+  if (jobs.length === 0) body.append(el('tr', {}, el('td', { colspan: '7', class: 'muted', text: state.key ? 'no jobs yet' : 'enter an API key to see jobs' })));
+}
+
+const RANK = { queued: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
+
+/** The further along of two views of one job: REST answers and events race
+ * (a fast job's events can arrive before the response that created it). */
+function furthest(a, b) {
+  if (!a) return b;
+  if (!b) return a;
+  const ra = RANK[a.status] ?? 0;
+  const rb = RANK[b.status] ?? 0;
+  if (ra !== rb) return ra > rb ? a : b;
+  return (b.progress || 0) >= (a.progress || 0) ? b : a;
+}
+
+/** What the events said of each job lately (bounded). */
+const latest = new Map();
+function remember(jobId, view) {
+  latest.set(jobId, furthest(latest.get(jobId), view));
+  if (latest.size > 1000) latest.delete(latest.keys().next().value);
+}
+
+/** Inserts or replaces a job (newest first, at most JOBS_SHOWN per kind). */
+function upsertJob(incoming) {
+  if (!incoming || !incoming.kind) return;
+  const old = (state.jobs.get(incoming.kind) || []).find((j) => j.id === incoming.id);
+  const ev = latest.get(incoming.id);
+  let job = furthest(old, incoming);
+  if (ev && furthest(job, ev) === ev && ev !== job) job = { ...job, ...ev };
+  const list = (state.jobs.get(job.kind) || []).filter((j) => j.id !== job.id);
+  list.push(job);
+  list.sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+  state.jobs.set(job.kind, list.slice(0, JOBS_SHOWN));
+  renderJobs(job.kind, job.id);
+}
+
+async function loadJobs() {
+  const kinds = (state.config && state.config.kinds) || [];
+  await Promise.all(kinds.map(async (kind) => {
+    if (!state.key) { state.jobs.set(kind, []); renderJobs(kind); return; }
+    try {
+      const page = await api(`/api/v1/jobs?kind=${encodeURIComponent(kind)}&limit=${JOBS_SHOWN}`);
+      state.jobs.set(kind, page.items);
+      renderJobs(kind);
+    } catch (e) {
+      if (e.status !== 401) console.warn('loading jobs failed', e);
+    }
+  }));
+}
+
+function onEvent(ev) {
+  if (ev.type === 'lagged') { loadJobs(); return; }
+  const list = state.jobs.get(ev.kind);
+  if (!list) return;
+  const view = { status: ev.status, progress: ev.type === 'succeeded' ? 1 : ev.progress };
+  if (ev.type === 'succeeded') view.result = ev.data;
+  if (ev.type === 'failed') view.error = ev.data;
+  remember(ev.job_id, view);
+  const job = list.find((j) => j.id === ev.job_id);
+  if (!job) {
+    // A job this tab has not seen (another tab, a script, the demo generator).
+    if (state.fetching.has(ev.job_id)) return;
+    state.fetching.add(ev.job_id);
+    api(`/api/v1/jobs/${encodeURIComponent(ev.job_id)}`).then(upsertJob).catch(() => {}).finally(() => state.fetching.delete(ev.job_id));
+    return;
+  }
+  if (furthest(job, view) !== view) return; // e.g. late progress after the end
+  const next = { ...job, ...view };
+  const rows = list.map((j) => (j.id === job.id ? next : j));
+  state.jobs.set(ev.kind, rows);
+  renderJobs(ev.kind);
+  if (ev.kind === 'scrape_hotels' && ev.type === 'succeeded') loadHotels();
+}
+
+function setWsStatus(text, ok) {
+  const pill = $('#ws-status');
+  pill.textContent = `events: ${text}`;
+  pill.className = `pill ${ok === true ? 'ok' : ok === false ? 'bad' : ''}`;
+}
+
+function connectEvents() {
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+  if (!state.key) { setWsStatus('off'); return; }
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${proto}://${location.host}/api/v1/events?access_token=${encodeURIComponent(state.key)}`);
+  state.ws = ws;
+  setWsStatus('connecting');
+  ws.onopen = () => {
+    setWsStatus('live', true);
+    state.wsBackoff = 500;
+    loadJobs(); // catch up with what happened while disconnected
+  };
+  ws.onmessage = (m) => {
+    try { onEvent(parseJson(m.data)); } catch (e) { console.warn('bad event', e); }
+  };
+  ws.onclose = () => {
+    setWsStatus('reconnecting', false);
+    setTimeout(() => { if (state.ws === ws) connectEvents(); }, state.wsBackoff);
+    state.wsBackoff = Math.min(state.wsBackoff * 2, 10000);
+  };
+}
+
+// --------------------------------------------------- client-side validation
+// The same rules, limits and messages as the API (crates/domain/src/job.rs).
+
+const U64_MAX = 18446744073709551615n;
+const PRIME_RULE = 'must be an integer from 0 to 18446744073709551615 (2^64 - 1), as a JSON number or a decimal string';
+
+function checkBound(field, text, errors) {
+  if (text === '') { errors[`params.${field}`] = `params.${field} is required: it ${PRIME_RULE}`; return null; }
+  if (!/^[0-9]+$/.test(text) || text.length > 64) {
+    errors[`params.${field}`] = `params.${field} ${text.startsWith('-') ? 'is negative' : 'is not a decimal integer'}: it ${PRIME_RULE}`;
+    return null;
+  }
+  const v = BigInt(text);
+  if (v > U64_MAX) { errors[`params.${field}`] = `params.${field} is above 2^64 - 1: it ${PRIME_RULE}`; return null; }
+  return v;
+}
+
+function intIn(text, lo, hi) {
+  if (!/^[0-9]+$/.test(text)) return null;
+  const v = Number(text);
+  return v >= lo && v <= hi ? v : null;
+}
+
+function hasScheme(raw) {
+  if (raw.includes('://')) return true;
+  const i = raw.indexOf(':');
+  if (i < 0) return false;
+  const scheme = raw.slice(0, i);
+  const rest = raw.slice(i + 1);
+  const port = rest.split(/[/?#]/)[0];
+  return /^[A-Za-z][A-Za-z0-9+-]*$/.test(scheme) && !(port !== '' && /^[0-9]+$/.test(port));
+}
+
+const validators = {
+  factorize(form, limits) {
+    const errors = {};
+    const n = form.n.value.trim();
+    const max = limits.factorize_max_digits;
+    if (n === '') errors['params.n'] = 'params.n is required (a positive decimal integer as a string)';
+    else if (n.replace(/^0+/, '').length > max) errors['params.n'] = `params.n has more than ${max} digits (the limit is ${max} digits)`;
+    else if (!/^[0-9]+$/.test(n)) errors['params.n'] = 'params.n must be a positive decimal integer (digits 0-9 only, no sign, spaces or exponent)';
+    else if (/^0+$/.test(n)) errors['params.n'] = 'params.n must be at least 1 (0 has no factorization)';
+    return { errors, params: { n } };
+  },
+  primes(form, limits) {
+    const errors = {};
+    const from = checkBound('from', form.from.value.trim(), errors);
+    const to = checkBound('to', form.to.value.trim(), errors);
+    const mode = form.mode.value;
+    if (mode !== 'list' && mode !== 'count') errors['params.mode'] = 'params.mode must be "list" or "count"';
+    if (from !== null && to !== null && !errors['params.mode']) {
+      const max = BigInt(mode === 'list' ? limits.primes_list_max_width : limits.primes_count_max_width);
+      if (from > to) errors['params.from'] = `params.from must not exceed to (from = ${from}, to = ${to})`;
+      else if (to - from > max) errors['params.to'] = `params.to makes the range too wide for ${mode} mode: to - from = ${to - from} exceeds the limit of ${max}`;
+    }
+    return { errors, params: { from: form.from.value.trim(), to: form.to.value.trim(), mode } };
+  },
+  check_url(form, limits) {
+    const errors = {};
+    const raw = form.url.value.trim();
+    if (raw === '') errors['params.url'] = 'params.url is required: an http or https URL as a string';
+    else if (raw.length > limits.url_max_length) errors['params.url'] = `params.url is longer than ${limits.url_max_length} characters`;
+    else {
+      let url = null;
+      try { url = new URL(hasScheme(raw) ? raw : `http://${raw}`); } catch (e) { errors['params.url'] = 'params.url is not a valid URL'; }
+      if (url && url.protocol !== 'http:' && url.protocol !== 'https:') {
+        errors['params.url'] = `params.url has the scheme '${url.protocol.replace(/:$/, '')}': only http and https are allowed`;
+      } else if (url && !url.hostname) errors['params.url'] = 'params.url has no host';
+    }
+    const retries = intIn(form.retries.value.trim(), 0, limits.url_check_max_retries);
+    if (retries === null) errors['params.retries'] = `params.retries must be an integer from 0 to ${limits.url_check_max_retries}`;
+    const lo = limits.url_check_timeout_ms_min;
+    const hi = limits.url_check_timeout_ms_max;
+    const timeout = intIn(form.timeout_ms.value.trim(), lo, hi);
+    if (timeout === null) errors['params.timeout_ms'] = `params.timeout_ms must be an integer from ${lo} to ${hi}`;
+    return { errors, params: { url: raw, method: form.method.value, retries, timeout_ms: timeout } };
+  },
+  scrape_hotels(form, limits) {
+    const errors = {};
+    const city = form.city.value;
+    if (!city) errors['params.city'] = 'params.city or start_url is required, not both';
+    const max = limits.scrape_max_pages;
+    const pages = intIn(form.pages.value.trim(), 1, max);
+    if (pages === null) errors['params.pages'] = `params.pages must be an integer from 1 to ${max}`;
+    return { errors, params: { city, pages, details: form.details.checked } };
+  },
+};
+
+function clearErrors(form) {
+  for (const s of $$('.field-error', form)) s.textContent = '';
+  for (const i of $$('.invalid', form)) i.classList.remove('invalid');
+  $('.form-error', form).textContent = '';
+}
+
+function showFieldError(form, field, message) {
+  const slot = field ? $(`[data-error-for="${CSS.escape(field)}"]`, form) : null;
+  const input = field ? $(`[data-field="${CSS.escape(field)}"]`, form) : null;
+  if (input) input.classList.add('invalid');
+  if (slot) slot.textContent = message;
+  else $('.form-error', form).textContent = message;
+}
+
+async function submitForm(form) {
+  clearErrors(form);
+  const kind = form.dataset.kind;
+  if (!state.config) return;
+  const { errors, params } = validators[kind](form, state.config.limits);
+  const fields = Object.keys(errors);
+  if (fields.length) {
+    for (const f of fields) showFieldError(form, f, errors[f]);
+    const first = $(`[data-field="${CSS.escape(fields[0])}"]`, form);
+    if (first) first.focus();
+    return;
+  }
+  if (!state.key) { showAuthProblem('Enter an API key above to submit jobs.'); return; }
+  const button = $('button[type="submit"]', form);
+  button.disabled = true;
+  try {
+    const job = await api('/api/v1/jobs', { method: 'POST', body: { kind, params, fresh: true } });
+    clearAuthProblem();
+    upsertJob(job);
+  } catch (e) {
+    if (e.status === 401) showFieldError(form, null, 'not submitted: the API key was rejected');
+    else if (e.status === 503) showFieldError(form, null, `${e.message} (service unavailable; nothing was stored, try again shortly)`);
+    else showFieldError(form, e.field, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --------------------------------------------------------------------- hotels
+
+function safeHref(url) {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+  } catch { return null; }
+}
+
+function hotelName(h) {
+  const href = safeHref(h.url);
+  return href ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', text: h.name }) : el('span', { text: h.name });
+}
+
+const num = (v) => (v === null || v === undefined ? '–' : String(v));
+
+function selectedCityId() {
+  const opt = $('#city-select').selectedOptions[0];
+  return opt && opt.dataset.id ? opt.dataset.id : null;
+}
+
+async function loadCities() {
+  try {
+    const page = await api('/api/v1/cities?limit=500', { auth: false });
+    const select = $('#city-select');
+    for (const c of page.items) {
+      const opt = new Option(`${c.name}${c.country ? `, ${c.country}` : ''}`, c.name);
+      opt.dataset.id = String(c.id);
+      select.add(opt);
+    }
+  } catch (e) { console.warn('loading cities failed', e); }
+}
+
+async function loadHotels() {
+  const city = selectedCityId();
+  const body = $('#hotels-body');
+  if (!city) { state.hotels = []; body.replaceChildren(); $('#hotels-count').textContent = ''; updateSaveButton(); return; }
+  try {
+    const page = await api(`/api/v1/hotels?city=${encodeURIComponent(city)}&order=-rating&limit=100`, { auth: false });
+    state.hotels = page.items;
+    $('#hotels-count').textContent = `(${page.total}${page.total > page.items.length ? `, best ${page.items.length} shown` : ''})`;
+    body.replaceChildren(...page.items.map((h) => {
+      const tr = el('tr', {},
+        el('td', {}, el('input', { type: 'checkbox', class: 'pick', value: String(h.id), 'aria-label': `select ${h.name}`, onchange: updateSaveButton })),
+        el('td', {}, hotelName(h)),
+        el('td', { text: num(h.rating) }),
+        el('td', { text: num(h.reviews) }),
+        el('td', { text: h.rank ? `${h.rank}${h.rank_total ? ` of ${h.rank_total}` : ''}` : '–' }),
+        el('td', { text: num(h.stars) }),
+        el('td', { class: 'desc', text: h.description || '' }));
+      tr.dataset.hotelId = String(h.id);
+      return tr;
+    }));
+    if (page.items.length === 0) body.append(el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'no hotels for this city yet: run a scrape' })));
+  } catch (e) { console.warn('loading hotels failed', e); }
+  $('#hotels-all').checked = false;
+  updateSaveButton();
+}
+
+function pickedIds() {
+  return $$('#hotels-body input.pick:checked').map((i) => Number(i.value));
+}
+
+function updateSaveButton() {
+  const n = pickedIds().length;
+  const b = $('#save-selected');
+  b.disabled = n === 0;
+  b.textContent = n ? `Save selected (${n})` : 'Save selected';
+}
+
+/** Polls the selections until `done(page)` holds (the persister is asynchronous). */
+async function waitForSelections(done, status) {
+  for (let i = 0; i < 40; i += 1) {
+    const page = await api('/api/v1/selections?limit=100&order=-selected_at');
+    if (done(page)) { status(true); return; }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  status(false);
+}
+
+async function saveSelected() {
+  const ids = pickedIds();
+  if (!ids.length) return;
+  const status = $('#save-status');
+  if (!state.key) { showAuthProblem('Enter an API key above to save selections.'); return; }
+  try {
+    await api('/api/v1/selections', { method: 'POST', body: { hotel_ids: ids } });
+    status.textContent = `${ids.length} sent through Kafka; waiting for the persister…`;
+    await waitForSelections((page) => ids.slice(0, 100).every((id) => page.items.some((s) => s.id === id)), (ok) => {
+      status.textContent = ok ? `${ids.length} saved` : `${ids.length} sent; not stored yet (the persister may be down): they will appear when it catches up`;
+    });
+    for (const i of $$('#hotels-body input.pick:checked')) i.checked = false;
+    $('#hotels-all').checked = false;
+    updateSaveButton();
+    state.selected.offset = 0;
+    loadSelected();
+  } catch (e) {
+    status.textContent = `not saved: ${e.message}`;
+  }
+}
+
+async function removeSelected(hotelId) {
+  try {
+    await api(`/api/v1/selections/${encodeURIComponent(hotelId)}`, { method: 'DELETE' });
+    await waitForSelections((page) => !page.items.some((s) => s.id === hotelId), () => {});
+    loadSelected();
+  } catch (e) { $('#save-status').textContent = `not removed: ${e.message}`; }
+}
+
+async function loadSelected() {
+  const body = $('#selected-body');
+  if (!state.key) { body.replaceChildren(); $('#sel-info').textContent = ''; return; }
+  const s = state.selected;
+  const q = s.q ? `&q=${encodeURIComponent(s.q)}` : '';
+  try {
+    const page = await api(`/api/v1/selections?order=${encodeURIComponent(s.order)}&offset=${s.offset}&limit=${SELECTED_PAGE}${q}`);
+    s.total = page.total;
+    body.replaceChildren(...page.items.map((h) => {
+      const tr = el('tr', {},
+        el('td', {}, hotelName(h)),
+        el('td', { text: num(h.rating) }),
+        el('td', { text: num(h.reviews) }),
+        el('td', { text: h.rank ? `${h.rank}${h.rank_total ? ` of ${h.rank_total}` : ''}` : '–' }),
+        el('td', { text: new Date(h.selected_at).toLocaleString(), title: h.selected_at }),
+        el('td', {}, el('button', { type: 'button', class: 'link', text: 'remove', onclick: () => removeSelected(h.id) })));
+      tr.dataset.hotelId = String(h.id);
+      return tr;
+    }));
+    if (page.items.length === 0) body.append(el('tr', {}, el('td', { colspan: '6', class: 'muted', text: s.q ? 'no selected hotel matches' : 'nothing selected yet' })));
+    const last = Math.min(s.offset + page.items.length, page.total);
+    $('#sel-info').textContent = page.total ? `${s.offset + 1}–${last} of ${page.total}` : '0 of 0';
+    $('#sel-prev').disabled = s.offset === 0;
+    $('#sel-next').disabled = last >= page.total;
+    for (const b of $$('#selected-table button.sort')) {
+      const col = b.dataset.order;
+      b.textContent = col === 'selected_at' ? 'selected' : col;
+      if (s.order === col) b.textContent += ' ▲';
+      if (s.order === `-${col}`) b.textContent += ' ▼';
+    }
+  } catch (e) {
+    if (e.status !== 401) $('#sel-info').textContent = `could not load: ${e.message}`;
+  }
+}
+
+// ---------------------------------------------------------------- the rest
+
+async function checkReady() {
+  const pill = $('#ready-status');
+  try {
+    const res = await fetch('/readyz');
+    const body = await res.json().catch(() => ({}));
+    const down = Object.entries(body).filter(([, v]) => v === false).map(([k]) => k);
+    pill.textContent = res.ok ? 'ready' : `not ready${down.length ? `: ${down.join(', ')} down` : ''}`;
+    pill.className = `pill ${res.ok ? 'ok' : 'bad'}`;
+  } catch {
+    pill.textContent = 'gateway unreachable';
+    pill.className = 'pill bad';
+  }
+}
+
+function useKey(key) {
+  state.key = key;
+  if (key) localStorage.setItem(KEY_STORE, key); else localStorage.removeItem(KEY_STORE);
+  clearAuthProblem();
+  if (!key) showAuthProblem('Enter an API key to see and submit jobs.');
+  state.jobs = new Map();
+  connectEvents();
+  loadJobs();
+  state.selected.offset = 0;
+  loadSelected();
+}
+
+function wire() {
+  const keyInput = $('#api-key');
+  keyInput.value = state.key;
+  $('#key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const key = keyInput.value.trim();
+    const err = $('#key-error');
+    err.textContent = '';
+    if (!(key.startsWith('crk_') && key.length > 4 && key.length <= 128)) {
+      err.textContent = 'an API key looks like crk_ followed by hex digits';
+      keyInput.classList.add('invalid');
+      return;
+    }
+    useKey(key);
+  });
+  $('#key-forget').addEventListener('click', () => { keyInput.value = ''; useKey(''); });
+  for (const form of $$('form.job-form')) {
+    form.addEventListener('submit', (e) => { e.preventDefault(); submitForm(form); });
+  }
+  $('#city-select').addEventListener('change', loadHotels);
+  $('#hotels-all').addEventListener('change', (e) => {
+    for (const i of $$('#hotels-body input.pick')) i.checked = e.target.checked;
+    updateSaveButton();
+  });
+  $('#save-selected').addEventListener('click', saveSelected);
+  let timer = null;
+  $('#sel-search').addEventListener('input', (e) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { state.selected.q = e.target.value.trim(); state.selected.offset = 0; loadSelected(); }, 250);
+  });
+  $('#sel-prev').addEventListener('click', () => { state.selected.offset = Math.max(0, state.selected.offset - SELECTED_PAGE); loadSelected(); });
+  $('#sel-next').addEventListener('click', () => { state.selected.offset += SELECTED_PAGE; loadSelected(); });
+  for (const b of $$('#selected-table button.sort')) {
+    b.addEventListener('click', () => {
+      const col = b.dataset.order;
+      const s = state.selected;
+      const descFirst = col !== 'name' && col !== 'rank';
+      if (s.order === col) s.order = `-${col}`;
+      else if (s.order === `-${col}`) s.order = col;
+      else s.order = descFirst ? `-${col}` : col;
+      s.offset = 0;
+      loadSelected();
+    });
+  }
+}
+
+async function main() {
+  wire();
+  checkReady();
+  setInterval(checkReady, 5000);
+  try {
+    state.config = await api('/api/v1/ui-config', { auth: false });
+  } catch (e) {
+    showAuthProblem(`The dashboard settings could not be loaded: ${e.message}`);
+    return;
+  }
+  const c = state.config;
+  if (c.adminer_url) {
+    const a = $('#adminer-link');
+    a.href = c.adminer_url;
+    a.hidden = false;
+  }
+  if (c.demo && c.demo.enabled) {
+    const d = $('#demo-info');
+    d.textContent = `Demo traffic: a random factorization job every ${c.demo.interval_secs} s, as the key named "${c.demo.key_name}".`;
+    d.hidden = false;
+  }
+  for (const section of $$('section.kind')) section.hidden = !c.kinds.includes(section.dataset.kind);
+  await loadCities();
+  useKey(state.key);
+  document.body.dataset.ready = 'true';
+}
+
+main();
