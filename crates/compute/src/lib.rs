@@ -10,6 +10,7 @@
 
 pub mod control;
 pub mod factor;
+pub mod genes;
 pub mod primes;
 
 pub use control::{Control, Stop};

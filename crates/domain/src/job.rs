@@ -29,10 +29,13 @@ pub enum JobKind {
     CheckUrl,
     /// Scrape hotel listings: `{"city" | "start_url", "pages"?, "details"?}`.
     ScrapeHotels,
+    /// Parse an uploaded gene file: `{"file_id": ..}` (started through
+    /// `/api/v1/gene-files`).
+    Genes,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes, JobKind::CheckUrl, JobKind::ScrapeHotels];
+    pub const ALL: &'static [JobKind] = &[JobKind::Factorize, JobKind::Primes, JobKind::CheckUrl, JobKind::ScrapeHotels, JobKind::Genes];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +43,7 @@ impl JobKind {
             JobKind::Primes => "primes",
             JobKind::CheckUrl => "check_url",
             JobKind::ScrapeHotels => "scrape_hotels",
+            JobKind::Genes => "genes",
         }
     }
 
@@ -135,10 +139,14 @@ pub enum SpecError {
     UnknownKind(String),
     #[error("{field}: {message}")]
     InvalidParam { field: &'static str, message: String },
+    /// A top-level field of a request body other than a job's (e.g. a gene
+    /// file's `format`); `message` names the field.
+    #[error("{message}")]
+    Field { field: &'static str, message: String },
 }
 
 impl SpecError {
-    fn param(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn param(field: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidParam { field, message: message.into() }
     }
 
@@ -147,6 +155,7 @@ impl SpecError {
         match self {
             SpecError::UnknownKind(_) => "unknown_kind",
             SpecError::InvalidParam { .. } => "invalid_params",
+            SpecError::Field { .. } => "invalid_field",
         }
     }
 
@@ -155,6 +164,7 @@ impl SpecError {
         match self {
             SpecError::UnknownKind(_) => "kind".to_owned(),
             SpecError::InvalidParam { field, .. } => format!("params.{field}"),
+            SpecError::Field { field, .. } => (*field).to_owned(),
         }
     }
 
@@ -164,6 +174,7 @@ impl SpecError {
                 format!("unknown job kind '{k}': valid kinds are {}", JobKind::names().join(", "))
             }
             SpecError::InvalidParam { field, message } => format!("params.{field} {message}"),
+            SpecError::Field { message, .. } => message.clone(),
         }
     }
 }
@@ -457,6 +468,7 @@ pub enum JobSpec {
     Primes(PrimesParams),
     CheckUrl(CheckUrlParams),
     ScrapeHotels(ScrapeHotelsParams),
+    Genes(crate::genes::GenesParams),
 }
 
 impl JobSpec {
@@ -467,6 +479,7 @@ impl JobSpec {
             JobKind::Primes => PrimesParams::parse(params, limits).map(JobSpec::Primes),
             JobKind::CheckUrl => CheckUrlParams::parse(params).map(JobSpec::CheckUrl),
             JobKind::ScrapeHotels => ScrapeHotelsParams::parse(params, limits).map(JobSpec::ScrapeHotels),
+            JobKind::Genes => crate::genes::GenesParams::parse(params).map(JobSpec::Genes),
         }
     }
 
@@ -476,6 +489,7 @@ impl JobSpec {
             JobSpec::Primes(_) => JobKind::Primes,
             JobSpec::CheckUrl(_) => JobKind::CheckUrl,
             JobSpec::ScrapeHotels(_) => JobKind::ScrapeHotels,
+            JobSpec::Genes(_) => JobKind::Genes,
         }
     }
 
@@ -487,6 +501,7 @@ impl JobSpec {
             JobSpec::Primes(p) => p.canonical(),
             JobSpec::CheckUrl(p) => p.canonical(),
             JobSpec::ScrapeHotels(p) => p.canonical(),
+            JobSpec::Genes(p) => p.canonical(),
         }
     }
 

@@ -11,17 +11,20 @@
 //! - [`message`]: [`JobMessage`], the envelope of a job on the jobs queue.
 //! - [`error`]: [`ErrorBody`], the one JSON error shape of the API.
 //! - [`limits`]: the configurable input limits every kind is checked against.
+//! - [`genes`]: gene-file formats and the `genes` kind's parameters.
 //!
 //! This crate performs no I/O and depends on no web, database or broker crate.
 
 pub mod error;
 pub mod event;
+pub mod genes;
 pub mod job;
 pub mod limits;
 pub mod message;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{EventType, JobEvent};
+pub use genes::{Compression, GeneFileSpec, GeneFormat, GenesParams};
 pub use job::{
     CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, ScrapeHotelsParams, SpecError,
 };

@@ -45,7 +45,7 @@ impl From<SpecError> for ApiError {
     fn from(e: SpecError) -> Self {
         let details = match &e {
             SpecError::UnknownKind(_) => Some(serde_json::json!({ "valid_kinds": crunch_domain::JobKind::names() })),
-            SpecError::InvalidParam { .. } => None,
+            SpecError::InvalidParam { .. } | SpecError::Field { .. } => None,
         };
         ApiError::BadRequest { code: e.code(), message: e.message(), field: Some(e.field()), details }
     }
