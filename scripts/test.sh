@@ -9,6 +9,7 @@ ensure_apt primesieve
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka
+ensure_s3
 ensure_docker_cli
 ensure_hadolint
 ensure_browser_test_deps
@@ -20,6 +21,7 @@ done
 
 export TEST_DATABASE_SERVER="${TEST_DATABASE_SERVER:-$PG_ADMIN_URL}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export TEST_S3_ENDPOINT="${TEST_S3_ENDPOINT:-$S3_DEV_ENDPOINT}" TEST_S3_ACCESS_KEY="${TEST_S3_ACCESS_KEY:-$S3_DEV_ACCESS_KEY}" TEST_S3_SECRET_KEY="${TEST_S3_SECRET_KEY:-$S3_DEV_SECRET_KEY}"
 build_bins
 log "running the tests"
 OUT="$DEV_DIR/logs/test-output.log"

@@ -538,3 +538,15 @@ impl HotelSite {
         Ok(Self { port })
     }
 }
+
+/// Settings of the S3-compatible test server that scripts/test.sh starts
+/// (s3s-fs), with a bucket of the test's own.
+pub fn s3_args(bucket: &str) -> crunch_blob::BlobArgs {
+    let mut a = crunch_blob::BlobArgs::local("/nonexistent");
+    a.blob_backend = crunch_blob::Backend::S3;
+    a.s3_endpoint = Some(std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9400".into()));
+    a.s3_access_key_id = Some(std::env::var("TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "crunch-dev".into()));
+    a.s3_secret_access_key = Some(std::env::var("TEST_S3_SECRET_KEY").unwrap_or_else(|_| "crunch-dev-secret".into()));
+    a.s3_bucket = bucket.into();
+    a
+}

@@ -33,8 +33,8 @@ pub fn run(spec: &JobSpec, ctl: &Control, ctx: &JobContext) -> Outcome {
     match spec {
         JobSpec::Factorize(p) => factorize::run(p, ctl),
         JobSpec::Primes(p) => primes::run(p, ctl, ctx),
-        JobSpec::CheckUrl(_) | JobSpec::ScrapeHotels(_) => {
-            Outcome::Failed(json!({"code": "internal_error", "message": "I/O kinds do not run on rayon"}))
+        JobSpec::CheckUrl(_) | JobSpec::ScrapeHotels(_) | JobSpec::Genes(_) => {
+            Outcome::Failed(json!({"code": "internal_error", "message": "this kind does not run on rayon"}))
         }
     }
 }
