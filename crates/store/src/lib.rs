@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod events;
+pub mod genes;
 pub mod hotels;
 pub mod jobs;
 pub mod keys;

@@ -87,9 +87,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    gene_files (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        file_name -> Text,
+        format -> Text,
+        compression -> Nullable<Text>,
+        on_invalid -> Text,
+        object_key -> Text,
+        size_bytes -> Nullable<Int8>,
+        uploaded_at -> Nullable<Timestamptz>,
+        job_id -> Nullable<Uuid>,
+        records_done -> Int8,
+        checkpoint -> Nullable<Jsonb>,
+        result_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    gene_sequences (file_id, record_index) {
+        file_id -> Uuid,
+        record_index -> Int8,
+        line_number -> Int8,
+        name -> Text,
+        sequence -> Text,
+        length -> Int8,
+        gc -> Float8,
+    }
+}
+
 diesel::joinable!(jobs -> api_keys (owner_id));
 diesel::joinable!(hotels -> cities (city_id));
 diesel::joinable!(selections -> hotels (hotel_id));
 diesel::joinable!(job_events -> jobs (job_id));
 diesel::joinable!(prime_chunks -> jobs (job_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections);
+diesel::joinable!(gene_sequences -> gene_files (file_id));
+diesel::joinable!(gene_files -> jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections, gene_files, gene_sequences);

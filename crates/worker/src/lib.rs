@@ -72,6 +72,24 @@ pub struct Config {
     /// Honour the site's robots.txt (`Disallow` rules for every agent).
     #[arg(long, env = "CRUNCH_SCRAPE_ROBOTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub scrape_robots: bool,
+    /// Gene files: largest decompressed size (gzip bombs stop here), in bytes.
+    #[arg(long, env = "CRUNCH_GENES_MAX_DECOMPRESSED_BYTES", default_value_t = 16 << 30)]
+    pub genes_max_decompressed_bytes: u64,
+    /// Gene files: largest record (header and sequence), in bytes.
+    #[arg(long, env = "CRUNCH_GENES_MAX_RECORD_BYTES", default_value_t = 64 << 20)]
+    pub genes_max_record_bytes: usize,
+    /// Gene files: sequences stored per transaction (each with a checkpoint).
+    #[arg(long, env = "CRUNCH_GENES_BATCH_RECORDS", default_value_t = 5000)]
+    pub genes_batch_records: usize,
+    /// Gene files: problems listed in the result (all are counted).
+    #[arg(long, env = "CRUNCH_GENES_MAX_PROBLEMS", default_value_t = 100)]
+    pub genes_max_problems: usize,
+    /// Gene files: the time budget of one file, in seconds (large files take
+    /// longer than other jobs).
+    #[arg(long, env = "CRUNCH_GENES_TIME_BUDGET_SECS", default_value_t = 3600)]
+    pub genes_time_budget_secs: u64,
+    #[command(flatten)]
+    pub blob: crunch_blob::BlobArgs,
     /// Kernel threads (rayon); 0 = one per core.
     #[arg(long, env = "CRUNCH_WORKER_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -123,6 +141,8 @@ pub struct Shared {
     /// The scrapes' client (same SSRF guard, larger body cap) and settings.
     pub scrape_io: Arc<kinds::check_url::IoConfig>,
     pub scrape: Arc<kinds::scrape_hotels::ScrapeConfig>,
+    pub genes: Arc<kinds::genes::GenesConfig>,
+    pub blobs: crunch_blob::Blobs,
 }
 
 impl Shared {
@@ -193,8 +213,15 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         timeout: Duration::from_millis(cfg.scrape_timeout_ms),
         robots: cfg.scrape_robots,
     });
+    let genes = Arc::new(kinds::genes::GenesConfig {
+        max_decompressed_bytes: cfg.genes_max_decompressed_bytes,
+        max_record_bytes: cfg.genes_max_record_bytes,
+        batch_records: cfg.genes_batch_records.clamp(1, 100_000),
+        max_problems: cfg.genes_max_problems,
+    });
+    let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
     let (bus_tx, bus_rx) = watch::channel(None);
-    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape });
+    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape, genes, blobs });
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));

@@ -10,7 +10,7 @@ use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{EventType, JobEvent, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_domain::{EventType, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
 use crunch_store::jobs::{ParentUpdate, Started};
 use crunch_store::models::{JobRow, NewShard};
 use crunch_store::{PgConnection, StoreError};
@@ -192,7 +192,10 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
     let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let ctl = Control::unlimited()
         .with_cancel_flag(Arc::clone(&cancel))
-        .with_deadline(Instant::now() + Duration::from_secs(shared.cfg.time_budget_secs))
+        .with_deadline(Instant::now() + Duration::from_secs(match kind {
+            JobKind::Genes => shared.cfg.genes_time_budget_secs,
+            _ => shared.cfg.time_budget_secs,
+        }))
         .with_progress(move |p| {
             let _ = progress_tx.send(p);
         });
@@ -209,6 +212,13 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
             let run = kinds::scrape_hotels::run(p, ctl, Arc::clone(&shared.scrape_io), Arc::clone(&shared.scrape), shared.pool.clone());
             let handle = tokio::spawn(run);
             io_task = Some(handle.abort_handle());
+            Box::pin(async move { handle.await.ok() })
+        }
+        JobSpec::Genes(p) => {
+            // Not aborted on cancel: the parse stops at its next batch (the
+            // control's cancel flag) so that the writer ends cleanly.
+            let run = kinds::genes::run(p, ctl, Arc::clone(&shared.genes), shared.blobs.clone(), shared.pool.clone());
+            let handle = tokio::spawn(run);
             Box::pin(async move { handle.await.ok() })
         }
         spec => {

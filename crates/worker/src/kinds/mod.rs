@@ -2,6 +2,7 @@
 
 pub mod check_url;
 pub mod factorize;
+pub mod genes;
 pub mod primes;
 pub mod scrape_hotels;
 

@@ -1,0 +1,2 @@
+DROP TABLE gene_sequences;
+DROP TABLE gene_files;

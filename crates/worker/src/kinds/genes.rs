@@ -1,0 +1,409 @@
+//! `genes`: parses an uploaded gene file into PostgreSQL.
+//!
+//! The upload is read from blob storage as a stream (never whole in memory),
+//! decompressed if gzip (with a decompressed-size limit against gzip bombs),
+//! cut into chunks and parsed on rayon (`crunch_compute::genes`). Sequences go
+//! to PostgreSQL in batches on a writer thread; each batch commits together
+//! with the checkpoint (records consumed, running totals), so a worker killed
+//! mid-file resumes after the last committed batch without duplicates. With
+//! the S3 backend the result document is also written to the bucket.
+
+use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crunch_blob::Blobs;
+use crunch_compute::genes::{parse_stream, Format, Item, ParseError, ParseOptions, Problem, Stats};
+use crunch_compute::{Control, Stop};
+use crunch_domain::GenesParams;
+use crunch_store::genes::{GeneFileRow, GeneSequenceRow};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::Outcome;
+
+/// Settings of gene-file jobs.
+#[derive(Debug, Clone)]
+pub struct GenesConfig {
+    /// Largest decompressed size of one file (gzip bombs stop here).
+    pub max_decompressed_bytes: u64,
+    /// Largest record (bytes of header and sequence).
+    pub max_record_bytes: usize,
+    /// Sequences stored per transaction (and checkpoint).
+    pub batch_records: usize,
+    /// Problems listed in the result (all are counted).
+    pub max_problems: usize,
+}
+
+/// What the checkpoint keeps besides `records_done`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    valid: u64,
+    invalid: u64,
+    stored: u64,
+    duplicates: u64,
+    bases: u64,
+    gc_bases: u64,
+    whitespace_stripped: u64,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    problems: Vec<ProblemView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProblemView {
+    record: u64,
+    line: u64,
+    column: u64,
+    name: String,
+    reason: String,
+}
+
+impl From<&Problem> for ProblemView {
+    fn from(p: &Problem) -> Self {
+        Self { record: p.index, line: p.line, column: p.column, name: p.name.chars().take(200).collect(), reason: p.reason.clone() }
+    }
+}
+
+/// Counts the bytes read from the upload (progress is bytes done / total).
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Fails the read once more than `left` bytes came out (gzip bombs).
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the decompressed data exceeds the limit of {} bytes (a gzip bomb?)", self.limit),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+struct Batch {
+    rows: Vec<GeneSequenceRow>,
+    records_done: u64,
+    progress: Progress,
+}
+
+fn failed(code: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Failed(json!({"code": code, "message": message.into()}))
+}
+
+/// Runs the job: async wrapper (blob access) around the blocking parse.
+pub async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blobs, pool: crunch_store::PgPool) -> Outcome {
+    let file_id = p.file_id;
+    let p2 = pool.clone();
+    let file = match tokio::task::spawn_blocking(move || -> anyhow::Result<Option<GeneFileRow>> {
+        let mut c = p2.get()?;
+        Ok(crunch_store::genes::get(&mut c, file_id)?)
+    })
+    .await
+    {
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return failed("not_found", "the gene file does not exist"),
+        Ok(Err(e)) => return Outcome::Retry(format!("loading the gene file: {e}")),
+        Err(e) => return Outcome::Retry(format!("loading the gene file: {e}")),
+    };
+    let size = match blobs.size(&file.object_key).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return failed("upload_missing", "nothing was uploaded for this gene file"),
+        Err(e) => return Outcome::Retry(format!("blob storage: {e}")),
+    };
+    if size == 0 {
+        return failed("invalid_file", "the file is empty");
+    }
+    let stream = match blobs.get_stream(&file.object_key).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::Retry(format!("blob storage: {e}")),
+    };
+    let handle = tokio::runtime::Handle::current();
+    let key = file.object_key.clone();
+    let p3 = pool.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let reader = SyncIoBridge::new_with_handle(StreamReader::new(stream), handle);
+        parse_into_db(file, size, reader, &ctl, &cfg, &p3)
+    })
+    .await
+    .unwrap_or_else(|e| Outcome::Failed(json!({"code": "internal_error", "message": format!("the parse failed unexpectedly: {e}")})));
+    // With S3, the result document goes to the bucket too (a presigned GET is
+    // offered); the local backend serves it from the database only.
+    match outcome {
+        Outcome::Succeeded(mut result) if blobs.backend() == crunch_blob::Backend::S3 => {
+            let result_key = format!("{}.result.json", key.trim_end_matches("/source"));
+            match write_result_document(&blobs, &pool, file_id, &result_key).await {
+                Ok(()) => result["result_key"] = json!(result_key),
+                Err(e) => tracing::warn!(error = %e, "writing the result document to blob storage failed"),
+            }
+            Outcome::Succeeded(result)
+        }
+        other => other,
+    }
+}
+
+/// Streams the sequences as the result JSON array into blob storage and
+/// records where it is.
+async fn write_result_document(blobs: &Blobs, pool: &crunch_store::PgPool, file_id: uuid::Uuid, key: &str) -> anyhow::Result<()> {
+    let p = pool.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, io::Error>>(4);
+    let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = p.get()?;
+        let mut after = -1i64;
+        let mut first = true;
+        let _ = tx.blocking_send(Ok(bytes::Bytes::from_static(b"[")));
+        loop {
+            let rows = crunch_store::genes::sequences_after(&mut conn, file_id, after, 2000)?;
+            let Some(last) = rows.last() else { break };
+            after = last.record_index;
+            let mut buf = Vec::with_capacity(rows.iter().map(|r| r.sequence.len() + 128).sum());
+            for r in &rows {
+                if !first {
+                    buf.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut buf, &crunch_store::genes::result_item(r))?;
+            }
+            if tx.blocking_send(Ok(buf.into())).is_err() {
+                anyhow::bail!("the upload stopped");
+            }
+        }
+        let _ = tx.blocking_send(Ok(bytes::Bytes::from_static(b"]")));
+        Ok(())
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stored = blobs.put_stream(key, Box::pin(body), u64::MAX).await;
+    producer.await??;
+    stored?;
+    let p = pool.clone();
+    let key = key.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut c = p.get()?;
+        Ok(crunch_store::genes::set_result_key(&mut c, file_id, &key)?)
+    })
+    .await??;
+    Ok(())
+}
+
+fn format_of(file: &GeneFileRow) -> Format {
+    match file.format.as_str() {
+        "csv" => Format::Csv,
+        "fastq" => Format::Fastq,
+        _ => Format::Fasta,
+    }
+}
+
+/// The writer thread: stores batches in order, each in one transaction with
+/// its checkpoint. It owns the stored / duplicate totals (only the insert
+/// knows how many names were already there).
+fn writer(rx: Receiver<Batch>, file_id: uuid::Uuid, pool: crunch_store::PgPool, error: Arc<Mutex<Option<String>>>, totals: Arc<Mutex<(u64, u64)>>) {
+    for batch in rx {
+        let (stored, dups) = totals.lock().map(|t| *t).unwrap_or_default();
+        let n = batch.rows.len();
+        let mut progress = batch.progress;
+        let attempt = (|| -> anyhow::Result<usize> {
+            let mut c = pool.get()?;
+            Ok(crunch_store::genes::store_batch(&mut c, file_id, &batch.rows, batch.records_done as i64, |inserted| {
+                progress.stored = stored + inserted as u64;
+                progress.duplicates = dups + (n - inserted) as u64;
+                serde_json::to_value(&progress).unwrap_or_default()
+            })?)
+        })();
+        match attempt {
+            Ok(inserted) => {
+                if let Ok(mut t) = totals.lock() {
+                    *t = (stored + inserted as u64, dups + (n - inserted) as u64);
+                }
+            }
+            Err(e) => {
+                if let Ok(mut slot) = error.lock() {
+                    *slot = Some(e.to_string());
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The blocking part: decompress, parse, store.
+fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &Control, cfg: &GenesConfig, pool: &crunch_store::PgPool) -> Outcome {
+    let started = Instant::now();
+    let read = Arc::new(AtomicU64::new(0));
+    let buffered = BufReader::with_capacity(1 << 20, Counting { inner: reader, count: Arc::clone(&read) });
+    let max = cfg.max_decompressed_bytes;
+    let input: Box<dyn Read + Send> = if file.compression.as_deref() == Some("gzip") {
+        Box::new(Limited { inner: flate2::read::MultiGzDecoder::new(buffered), left: max, limit: max })
+    } else {
+        Box::new(Limited { inner: buffered, left: max, limit: max })
+    };
+    // Resuming: records before the checkpoint are parsed again but skipped.
+    let resume_from = file.records_done.max(0) as u64;
+    let mut progress: Progress = if resume_from > 0 {
+        file.checkpoint.clone().and_then(|c| serde_json::from_value(c).ok()).unwrap_or_default()
+    } else {
+        Progress::default()
+    };
+    if resume_from > 0 {
+        tracing::info!(resume_from, "resuming the gene file after its last committed batch");
+    }
+    let fail_on_invalid = file.on_invalid == "fail";
+    let write_error = Arc::new(Mutex::new(None::<String>));
+    let totals = Arc::new(Mutex::new((progress.stored, progress.duplicates)));
+    let (tx, rx) = sync_channel::<Batch>(2);
+    let writer_thread = {
+        let (pool, error, totals, id) = (pool.clone(), Arc::clone(&write_error), Arc::clone(&totals), file.id);
+        std::thread::spawn(move || writer(rx, id, pool, error, totals))
+    };
+    let mut rows: Vec<GeneSequenceRow> = Vec::with_capacity(cfg.batch_records);
+    let mut rows_bytes = 0usize;
+    let mut records_done = resume_from;
+    let mut invalid_problem: Option<ProblemView> = None;
+    let mut opts = ParseOptions::new(format_of(&file));
+    opts.max_record_bytes = cfg.max_record_bytes;
+    let parsed = parse_stream(input, &opts, ctl, |items, _| {
+        if let Some(e) = write_error.lock().ok().and_then(|e| e.clone()) {
+            return Err(format!("storing sequences failed: {e}"));
+        }
+        for it in items {
+            let index = match &it {
+                Item::Record(r) => r.index,
+                Item::Problem(p) => p.index,
+            };
+            if index < resume_from {
+                continue;
+            }
+            match it {
+                Item::Record(r) => {
+                    progress.valid += 1;
+                    progress.bases += r.length;
+                    progress.gc_bases += r.gc_count;
+                    progress.whitespace_stripped += r.whitespace;
+                    progress.min_length = Some(progress.min_length.map_or(r.length, |m| m.min(r.length)));
+                    progress.max_length = Some(progress.max_length.map_or(r.length, |m| m.max(r.length)));
+                    let gc = r.gc();
+                    let sequence = r.sequence().into_owned();
+                    rows_bytes += sequence.len() + r.name.len();
+                    rows.push(GeneSequenceRow {
+                        file_id: file.id,
+                        record_index: r.index as i64,
+                        line_number: r.line as i64,
+                        name: r.name,
+                        length: r.length as i64,
+                        sequence,
+                        gc,
+                    });
+                }
+                Item::Problem(p) => {
+                    progress.invalid += 1;
+                    let view = ProblemView::from(&p);
+                    if fail_on_invalid {
+                        invalid_problem = Some(view);
+                        return Err("an invalid record".into());
+                    }
+                    if progress.problems.len() < cfg.max_problems {
+                        progress.problems.push(view);
+                    }
+                }
+            }
+            records_done = index + 1;
+            if rows.len() >= cfg.batch_records || rows_bytes >= 16 << 20 {
+                let batch = Batch { rows: std::mem::take(&mut rows), records_done, progress: progress.clone() };
+                rows_bytes = 0;
+                if tx.send(batch).is_err() {
+                    return Err("the writer stopped".into());
+                }
+            }
+        }
+        ctl.progress((read.load(Ordering::Relaxed) as f64 / size as f64).min(0.999));
+        Ok(())
+    });
+    // The last batch (also when empty: it carries the final checkpoint).
+    if parsed.is_ok() {
+        let _ = tx.send(Batch { rows: std::mem::take(&mut rows), records_done, progress: progress.clone() });
+    }
+    drop(tx);
+    let _ = writer_thread.join();
+    if let Some(e) = write_error.lock().ok().and_then(|e| e.clone()) {
+        return Outcome::Retry(format!("storing sequences failed: {e}"));
+    }
+    let (stored, duplicates) = totals.lock().map(|t| *t).unwrap_or_default();
+    let stats: Stats = match parsed {
+        Ok(s) => s,
+        Err(ParseError::Stopped(Stop::Cancelled)) => return Outcome::Cancelled,
+        Err(ParseError::Stopped(Stop::TimeBudgetExceeded)) => {
+            return Outcome::Failed(json!({
+                "code": "time_budget_exceeded",
+                "message": format!("the time budget ran out after {} ms; {} sequences were stored", started.elapsed().as_millis(), stored),
+                "details": {"records_done": records_done, "stored": stored},
+            }))
+        }
+        Err(ParseError::Sink(_)) if invalid_problem.is_some() => {
+            let p = invalid_problem.unwrap_or_else(|| ProblemView { record: 0, line: 0, column: 0, name: String::new(), reason: String::new() });
+            return Outcome::Failed(json!({
+                "code": "invalid_record",
+                "message": format!("record {} (line {}, column {}) is invalid: {}; the file's policy is to fail", p.record, p.line, p.column, p.reason),
+                "details": {"problem": p},
+            }));
+        }
+        Err(ParseError::Sink(e)) => return Outcome::Retry(e),
+        Err(ParseError::Io(e)) if e.kind() == io::ErrorKind::Other => return Outcome::Retry(format!("reading the upload: {e}")),
+        Err(ParseError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return failed("invalid_file", format!("the compressed data ends early (a truncated gzip file?): {e}"))
+        }
+        Err(ParseError::Io(e)) if e.to_string().contains("gzip bomb") => return failed("too_large", e.to_string()),
+        Err(ParseError::Io(e)) => return failed("invalid_file", format!("the file could not be read: {e}")),
+        Err(e @ (ParseError::RecordTooLong(_) | ParseError::Empty | ParseError::Format(_))) => return failed("invalid_file", e.to_string()),
+    };
+    if progress.valid == 0 {
+        let why = progress.problems.first().map(|p| format!(": record {} (line {}): {}", p.record, p.line, p.reason)).unwrap_or_default();
+        return Outcome::Failed(json!({
+            "code": "invalid_file",
+            "message": format!("the file holds no valid {} record{why}", file.format),
+            "details": {"problems": progress.problems, "invalid": progress.invalid},
+        }));
+    }
+    let gc = if progress.bases > 0 { progress.gc_bases as f64 / progress.bases as f64 } else { 0.0 };
+    Outcome::Succeeded(json!({
+        "file_id": file.id,
+        "format": file.format,
+        "compression": file.compression,
+        "records": progress.valid + progress.invalid,
+        "stored": stored,
+        "invalid": progress.invalid,
+        "duplicates": duplicates,
+        "whitespace_stripped": progress.whitespace_stripped,
+        "bases": progress.bases,
+        "gc": (gc * 1e6).round() / 1e6,
+        "min_length": progress.min_length,
+        "max_length": progress.max_length,
+        "mean_length": if progress.valid > 0 { (progress.bases as f64 / progress.valid as f64 * 10.0).round() / 10.0 } else { 0.0 },
+        "bytes": size,
+        "decompressed_bytes": stats.bytes,
+        "lines": stats.lines,
+        "problems": progress.problems,
+        "resumed_from": resume_from,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    }))
+}
