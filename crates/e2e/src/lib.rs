@@ -51,11 +51,25 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub worker_env: Vec<(String, String)>,
     pub workers: usize,
+    /// Blob storage on the S3 test server (a bucket of the test's own) instead
+    /// of a local directory.
+    pub s3: bool,
+    /// Largest gene-file upload the gateway takes.
+    pub genes_max_upload_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { database_url: None, gateway_amqp_url: None, gateway_db_url: None, max_body_bytes: 64 * 1024, worker_env: Vec::new(), workers: 1 }
+        Self {
+            database_url: None,
+            gateway_amqp_url: None,
+            gateway_db_url: None,
+            max_body_bytes: 64 * 1024,
+            worker_env: Vec::new(),
+            workers: 1,
+            s3: false,
+            genes_max_upload_bytes: 2 << 30,
+        }
     }
 }
 
@@ -88,6 +102,26 @@ pub fn kafka_args(namespace: &str) -> KafkaArgs {
     }
 }
 
+/// The local blob directory shared by a test's gateway and workers.
+pub fn blob_dir(namespace: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("crunch-blobs-{namespace}"))
+}
+
+/// The environment that gives a worker process the same blob storage.
+pub fn blob_env(args: &crunch_blob::BlobArgs) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("CRUNCH_BLOB_BACKEND".to_owned(), if args.blob_backend == crunch_blob::Backend::S3 { "s3" } else { "local" }.to_owned()),
+        ("CRUNCH_BLOB_DIR".to_owned(), args.blob_dir.display().to_string()),
+        ("S3_BUCKET".to_owned(), args.s3_bucket.clone()),
+    ];
+    for (k, v) in [("S3_ENDPOINT", &args.s3_endpoint), ("S3_ACCESS_KEY_ID", &args.s3_access_key_id), ("S3_SECRET_ACCESS_KEY", &args.s3_secret_access_key)] {
+        if let Some(v) = v {
+            env.push((k.to_owned(), v.clone()));
+        }
+    }
+    env
+}
+
 pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body: usize) -> Config {
     Config {
         kafka: kafka_args(namespace),
@@ -96,6 +130,8 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         max_body_bytes: max_body,
         admin_api_key: None,
         adminer_url: None,
+        genes_max_upload_bytes: 2 << 30,
+        blob: crunch_blob::BlobArgs::local(blob_dir(namespace)),
         demo: Default::default(),
         core: CoreArgs {
             migrate_on_start: true,
@@ -134,7 +170,14 @@ impl TestEnv {
         let namespace = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
         let gw_db = opts.gateway_db_url.clone().unwrap_or_else(|| database_url.clone());
         let gw_amqp = opts.gateway_amqp_url.clone().unwrap_or_else(amqp_url);
-        let app = Application::build(gateway_config(&gw_db, &gw_amqp, &namespace, opts.max_body_bytes)).await?;
+        let mut cfg = gateway_config(&gw_db, &gw_amqp, &namespace, opts.max_body_bytes);
+        if opts.s3 {
+            cfg.blob = s3_args(&namespace);
+        }
+        cfg.genes_max_upload_bytes = opts.genes_max_upload_bytes;
+        let mut worker_env = blob_env(&cfg.blob);
+        worker_env.extend(opts.worker_env);
+        let app = Application::build(cfg).await?;
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         let key = create_key(&database_url, "test")?;
@@ -146,7 +189,7 @@ impl TestEnv {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
             workers: Vec::new(),
             persisters: Vec::new(),
-            worker_env: opts.worker_env,
+            worker_env,
         };
         for _ in 0..opts.workers {
             env.spawn_worker()?;

@@ -61,6 +61,11 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub demo: demo::DemoArgs,
+    /// Largest gene-file upload, in bytes (larger: 413, nothing kept).
+    #[arg(long, env = "CRUNCH_GENES_MAX_UPLOAD_BYTES", default_value_t = 2 << 30)]
+    pub genes_max_upload_bytes: u64,
+    #[command(flatten)]
+    pub blob: crunch_blob::BlobArgs,
 }
 
 pub struct Application {
@@ -106,7 +111,21 @@ impl Application {
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         });
+        let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
+        if cfg.blob.blob_backend == crunch_blob::Backend::S3 {
+            let b = blobs.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(500);
+                while let Err(e) = b.ensure_bucket().await {
+                    tracing::warn!(error = %e, "creating the S3 bucket failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            });
+        }
         let state = web::Data::new(AppState {
+            blobs,
+            genes_max_upload_bytes: cfg.genes_max_upload_bytes,
             kafka,
             kafka_topic: kafka_cfg.selections_topic.clone(),
             pool,
@@ -156,6 +175,13 @@ impl Application {
                 .service(routes::hotels::select)
                 .service(routes::hotels::unselect)
                 .service(routes::hotels::selections)
+                .service(routes::genes::create)
+                .service(routes::genes::list_files)
+                .service(routes::genes::upload)
+                .service(routes::genes::uploaded)
+                .service(routes::genes::result)
+                .service(routes::genes::sequences)
+                .service(routes::genes::get_file)
                 .service(routes::jobs::get_job)
                 .service(routes::jobs::cancel_job)
                 .service(routes::events::events)

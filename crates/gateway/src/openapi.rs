@@ -3,19 +3,20 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{dashboard, events, health, hotels, jobs, results, url_checks};
+use crate::routes::{dashboard, events, genes, health, hotels, jobs, results, url_checks};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Crunch API", description = "Submit CPU- and I/O-heavy jobs, follow them live, read their results. Every error is `{\"error\": {\"code\", \"message\"}}`."),
-    paths(jobs::submit, jobs::get_job, jobs::list_jobs, jobs::cancel_job, results::job_result, url_checks::list_url_checks, hotels::cities, hotels::hotels, hotels::select, hotels::unselect, hotels::selections, events::events, health::healthz, health::readyz, health::metrics, dashboard::ui_config),
+    paths(jobs::submit, jobs::get_job, jobs::list_jobs, jobs::cancel_job, results::job_result, url_checks::list_url_checks, hotels::cities, hotels::hotels, hotels::select, hotels::unselect, hotels::selections, events::events, genes::create, genes::list_files, genes::upload, genes::uploaded, genes::get_file, genes::result, genes::sequences, health::healthz, health::readyz, health::metrics, dashboard::ui_config),
     components(schemas(crunch_domain::Job, crunch_domain::JobError, crunch_domain::JobKind, crunch_domain::JobStatus,
         crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::ErrorBody, crunch_domain::ErrorDetail,
         jobs::SubmitRequest, jobs::JobPage, results::PrimePage, url_checks::UrlCheck, url_checks::UrlCheckPage, hotels::CityPage, hotels::HotelPage, hotels::Selection, hotels::SelectionPage, hotels::SelectRequest, health::Readiness,
-        dashboard::UiConfig, dashboard::UiLimits, crate::demo::DemoInfo)),
+        dashboard::UiConfig, genes::CreateGeneFile, genes::UploadTarget, genes::GeneFile, genes::GeneFilePage, genes::Sequence, genes::SequencePage, dashboard::UiLimits, crate::demo::DemoInfo)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
-         (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"))
+         (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
+         (name = "gene-files", description = "Gene files: upload, parse, results"))
 )]
 pub struct ApiDoc;
 

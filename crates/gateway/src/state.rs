@@ -21,6 +21,9 @@ pub struct AppState {
     /// The idempotent Kafka producer of selection changes, and its topic.
     pub kafka: crunch_bus::kafka::rdkafka::producer::FutureProducer,
     pub kafka_topic: String,
+    /// Uploaded gene files and result documents.
+    pub blobs: crunch_blob::Blobs,
+    pub genes_max_upload_bytes: u64,
 }
 
 impl AppState {

@@ -92,13 +92,13 @@ pub fn mark_uploaded(conn: &mut PgConnection, id: Uuid, size: i64) -> Result<()>
 }
 
 /// Before a new run of the file: forget what an earlier (failed or
-/// cancelled) run stored, and attach the new job.
-pub fn start_run(conn: &mut PgConnection, id: Uuid, job_id: Uuid) -> Result<()> {
+/// cancelled) run stored and detach its job; `set_job` attaches the new one.
+pub fn reset_run(conn: &mut PgConnection, id: Uuid) -> Result<()> {
     conn.transaction(|c| {
         diesel::delete(gene_sequences::table.filter(gene_sequences::file_id.eq(id))).execute(c)?;
         diesel::update(gene_files::table.find(id))
             .set((
-                gene_files::job_id.eq(job_id),
+                gene_files::job_id.eq(None::<Uuid>),
                 gene_files::records_done.eq(0),
                 gene_files::checkpoint.eq(None::<serde_json::Value>),
                 gene_files::result_key.eq(None::<String>),
@@ -106,6 +106,11 @@ pub fn start_run(conn: &mut PgConnection, id: Uuid, job_id: Uuid) -> Result<()> 
             .execute(c)?;
         Ok(())
     })
+}
+
+pub fn set_job(conn: &mut PgConnection, id: Uuid, job_id: Uuid) -> Result<()> {
+    diesel::update(gene_files::table.find(id)).set(gene_files::job_id.eq(job_id)).execute(conn)?;
+    Ok(())
 }
 
 /// Stores a batch of sequences and the checkpoint in one transaction; the

@@ -84,6 +84,14 @@ pub async fn submit(
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let spec = JobSpec::parse(&req.kind, &req.params, &state.limits)?;
+    if spec.kind() == JobKind::Genes {
+        return Err(ApiError::BadRequest {
+            code: "invalid_params",
+            message: "genes jobs are started through the gene-files API: POST /api/v1/gene-files, upload, then POST /api/v1/gene-files/{id}/uploaded".into(),
+            field: Some("kind".into()),
+            details: None,
+        });
+    }
     let (job, created) = submit_spec(&state, caller.key_id, spec, req.fresh).await?;
     let location = (header::LOCATION, location(job.id));
     Ok(if created { HttpResponse::Accepted() } else { HttpResponse::Ok() }.insert_header(location).json(job))

@@ -1,5 +1,6 @@
 pub mod dashboard;
 pub mod events;
+pub mod genes;
 pub mod health;
 pub mod hotels;
 pub mod jobs;

@@ -1,0 +1,306 @@
+//! Gene files end to end: create, upload (streamed PUT or presigned URL),
+//! parse on the worker, sequences in PostgreSQL, result download, bad input,
+//! a worker killed mid-file, and the S3 backend.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crunch_e2e::{Options, TestEnv};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+/// The 002 seed's demo_file.fasta, generated: 13 records, lowercase
+/// 60-column lines, long descriptive headers.
+fn demo_fasta() -> (Vec<u8>, Vec<(String, String)>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let mut out = Vec::new();
+    let mut records = Vec::new();
+    for i in 0..13 {
+        let name = format!("NM_{:06}.{} Homo sapiens synthetic gene {i} (SYN{i}), transcript variant {}, mRNA", 1000 + i * 7, i % 3 + 1, i % 4 + 1);
+        let len = rng.gen_range(70..400);
+        let seq: String = (0..len).map(|_| b"acgt"[rng.gen_range(0..4)] as char).collect();
+        out.extend_from_slice(format!(">{name}\n").as_bytes());
+        for line in seq.as_bytes().chunks(60) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        records.push((name, seq));
+    }
+    (out, records)
+}
+
+/// The seed's demo_file.csv: CRLF, a header and 10 rows; row 3's sequence has
+/// spaces, row 6's is lowercase.
+fn demo_csv() -> Vec<u8> {
+    let mut s = String::from("gene name,sequence\r\n");
+    for i in 0..10 {
+        let seq = match i {
+            3 => "ACGT ACGT  GGCC".to_owned(),
+            6 => "acgtacgtttaa".to_owned(),
+            _ => "ACGTGGCCAATT".repeat(i + 1),
+        };
+        s.push_str(&format!("gene_{i},{seq}\r\n"));
+    }
+    s.into_bytes()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+async fn create(env: &TestEnv, body: Value) -> anyhow::Result<(u16, Value)> {
+    let r = env.http.post(env.url("/api/v1/gene-files")).bearer_auth(&env.key).json(&body).send().await?;
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+async fn put(env: &TestEnv, id: &str, bytes: Vec<u8>) -> anyhow::Result<(u16, Value)> {
+    let r = env.http.put(env.url(&format!("/api/v1/gene-files/{id}/content"))).bearer_auth(&env.key).body(bytes).send().await?;
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+/// Creates, uploads and waits for the job; returns the finished job.
+async fn parse_file(env: &TestEnv, create_body: Value, bytes: Vec<u8>) -> anyhow::Result<(String, Value)> {
+    let (status, file) = create(env, create_body).await?;
+    anyhow::ensure!(status == 201, "create: {status} {file}");
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    let (status, file) = put(env, &id, bytes).await?;
+    anyhow::ensure!(status == 202, "upload: {status} {file}");
+    let job_id = file["job"]["id"].as_str().unwrap_or_default().to_owned();
+    let job = env.wait_for(&job_id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed" | "cancelled")).await?;
+    Ok((id, job))
+}
+
+async fn get_json(env: &TestEnv, path: &str) -> anyhow::Result<(u16, Value)> {
+    let r = env.http.get(env.url(path)).bearer_auth(&env.key).send().await?;
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fasta_and_csv_are_parsed_stored_and_served() -> R {
+    let env = TestEnv::start().await?;
+    let (fasta, records) = demo_fasta();
+    let (id, job) = parse_file(&env, json!({"file_name": "demo_file.fasta"}), fasta.clone()).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let r = &job["result"];
+    assert_eq!((r["records"].as_u64(), r["stored"].as_u64(), r["invalid"].as_u64(), r["duplicates"].as_u64()), (Some(13), Some(13), Some(0), Some(0)), "{r}");
+    assert_eq!(r["bytes"].as_u64(), Some(fasta.len() as u64));
+
+    // The result document: the seed's shape plus length and GC, in file order.
+    let (status, doc) = get_json(&env, &format!("/api/v1/gene-files/{id}/result")).await?;
+    assert_eq!(status, 200);
+    let items = doc.as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 13);
+    let mut line = 1;
+    for (item, (name, seq)) in items.iter().zip(&records) {
+        assert_eq!(item["gene_name"], name.as_str());
+        assert_eq!(item["sequence"], seq.as_str(), "lines joined, case kept");
+        assert_eq!(item["line_number"], line);
+        assert_eq!(item["length"], seq.len());
+        let gc = seq.bytes().filter(|b| matches!(b, b'g' | b'c')).count() as f64 / seq.len() as f64;
+        assert!((item["gc"].as_f64().unwrap_or(-1.0) - gc).abs() < 1e-6);
+        line += 1 + seq.len().div_ceil(60);
+    }
+    // Pages and a name filter.
+    let (_, page) = get_json(&env, &format!("/api/v1/gene-files/{id}/sequences?offset=10&limit=5")).await?;
+    assert_eq!((page["total"].as_i64(), page["items"].as_array().map(Vec::len)), (Some(13), Some(3)));
+    let (_, found) = get_json(&env, &format!("/api/v1/gene-files/{id}/sequences?name=gene%2012%20")).await?;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["items"][0]["gene_name"], records[12].0.as_str());
+    let (_, file) = get_json(&env, &format!("/api/v1/gene-files/{id}")).await?;
+    assert_eq!((file["status"].as_str(), file["size_bytes"].as_u64(), file["result_url"].is_null()), (Some("succeeded"), Some(fasta.len() as u64), true));
+
+    // CSV: CRLF, header, spaces stripped and counted, lowercase kept; gzip-compressed.
+    let (id, job) = parse_file(&env, json!({"file_name": "demo_file.csv.gz"}), gzip(&demo_csv())).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!((job["result"]["stored"].as_u64(), job["result"]["whitespace_stripped"].as_u64()), (Some(10), Some(3)), "{job}");
+    let (_, doc) = get_json(&env, &format!("/api/v1/gene-files/{id}/result")).await?;
+    assert_eq!(doc[3]["sequence"], "ACGTACGTGGCC");
+    assert_eq!(doc[6]["sequence"], "acgtacgtttaa");
+    assert_eq!(doc[0]["line_number"], 2, "the header is line 1");
+
+    // FASTQ with a duplicate name, a bad base and a short quality line.
+    let fastq = b"@r1\nACGT\n+\nIIII\n@r2\nGGCC\n+\nIIII\n@r1\nTTTT\n+\nIIII\n@r3\nACXT\n+\nIIII\n@r4\nAC\n+\nI\n".to_vec();
+    let (id, job) = parse_file(&env, json!({"file_name": "reads.fq"}), fastq).await?;
+    let r = &job["result"];
+    assert_eq!((r["records"].as_u64(), r["stored"].as_u64(), r["duplicates"].as_u64(), r["invalid"].as_u64()), (Some(5), Some(2), Some(1), Some(2)), "{r}");
+    assert_eq!(r["problems"][0]["line"], 14, "{r}");
+    assert_eq!(r["problems"][0]["column"], 3, "{r}");
+    let (_, doc) = get_json(&env, &format!("/api/v1/gene-files/{id}/result")).await?;
+    assert_eq!(doc[0]["sequence"], "ACGT", "the first r1 is kept");
+
+    // Another key sees none of it.
+    let other = crunch_e2e::create_key(&env.database_url, "other")?;
+    let r = env.http.get(env.url(&format!("/api/v1/gene-files/{id}"))).bearer_auth(&other).send().await?;
+    assert_eq!(r.status(), 404);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_gene_files_fail_clearly_and_nothing_else_is_affected() -> R {
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_GENES_MAX_DECOMPRESSED_BYTES".into(), (4 << 20).to_string())],
+        genes_max_upload_bytes: 8 << 20,
+        ..Default::default()
+    })
+    .await?;
+    // Create-time rules.
+    for (body, field) in [
+        (json!({"file_name": "x.txt"}), "format"),
+        (json!({"file_name": "x.fasta", "format": "genbank"}), "format"),
+        (json!({"file_name": "x.fasta", "compression": "zstd"}), "compression"),
+        (json!({"file_name": "x.fasta", "on_invalid": "ignore"}), "on_invalid"),
+        (json!({"file_name": ""}), "file_name"),
+    ] {
+        let (status, err) = create(&env, body.clone()).await?;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(err["error"]["field"], field, "{err}");
+    }
+    let r = env.submit(json!({"kind": "genes", "params": {"file_id": uuid::Uuid::new_v4()}})).await?;
+    assert_eq!(r.status(), 400, "genes jobs only through the gene-files API");
+
+    // Empty upload, too large upload, start before upload.
+    let (_, file) = create(&env, json!({"file_name": "e.fasta"})).await?;
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = put(&env, &id, Vec::new()).await?;
+    assert_eq!(status, 400);
+    let r = env.http.post(env.url(&format!("/api/v1/gene-files/{id}/uploaded"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 409, "nothing uploaded");
+    let (status, err) = put(&env, &id, vec![b'A'; 9 << 20]).await?;
+    assert_eq!(status, 413, "{err}");
+
+    let failing = |name: &str, bytes: Vec<u8>, code: &'static str, needle: &'static str| {
+        let name = name.to_owned();
+        let env = &env;
+        async move {
+            let (_, job) = parse_file(env, json!({"file_name": name}), bytes).await?;
+            assert_eq!(job["status"], "failed", "{name}: {job}");
+            assert_eq!(job["error"]["code"], code, "{name}: {job}");
+            let msg = job["error"]["message"].as_str().unwrap_or_default();
+            assert!(msg.contains(needle), "{name}: {msg}");
+            anyhow::Ok(())
+        }
+    };
+    // Truncated gzip, a gzip bomb, binary data, a header without a sequence only, whitespace only.
+    let gz = gzip(&demo_fasta().0);
+    failing("t.fasta.gz", gz[..gz.len() / 2].to_vec(), "invalid_file", "truncated").await?;
+    failing("bomb.fasta.gz", gzip(&vec![b'A'; 40 << 20]), "too_large", "gzip bomb").await?;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..5000u32).map(|i| (i * 7919 % 251) as u8));
+    failing("img.fasta", png, "invalid_file", "no valid").await?;
+    failing("h.fasta", b">only a header\n".to_vec(), "invalid_file", "header without a sequence").await?;
+    failing("ws.fasta", b"\n\n  \n".to_vec(), "invalid_file", "").await?;
+    failing("bad.csv", b"name;seq\nx;ACGT\n".to_vec(), "invalid_file", "gene name,sequence").await?;
+    // Non-ASCII bytes in a record are reported with record, line and column; the rest is stored.
+    let (_, job) = parse_file(&env, json!({"file_name": "u.fasta"}), ">a\nACGT\n>b\nAC\u{e9}GT\n>c\nGG\n".as_bytes().to_vec()).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let p = &job["result"]["problems"][0];
+    assert_eq!((p["record"].as_u64(), p["line"].as_u64(), p["column"].as_u64()), (Some(1), Some(4), Some(3)), "{p}");
+    assert!(p["reason"].as_str().unwrap_or("").contains("0xc3"), "{p}");
+    // The same file with the fail policy fails on that record.
+    let (_, job) = parse_file(&env, json!({"file_name": "u.fasta", "on_invalid": "fail"}), ">a\nACGT\n>b\nAC\u{e9}GT\n".as_bytes().to_vec()).await?;
+    assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("failed"), Some("invalid_record")), "{job}");
+
+    // The system still works.
+    let n = env.submit_n("1000").await?;
+    assert_eq!(env.wait_finished(&n).await?["status"], "succeeded");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_file_resumes_without_duplicates() -> R {
+    // Small batches: many checkpoints.
+    let mut env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_GENES_BATCH_RECORDS".into(), "500".into()), ("CRUNCH_WORKER_THREADS".into(), "1".into())],
+        ..Default::default()
+    })
+    .await?;
+    // 60,000 records of 300-900 bases (~37 MB).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let pool: Vec<u8> = (0..8192).map(|_| b"ACGT"[rng.gen_range(0..4)]).collect();
+    let mut fasta = Vec::with_capacity(40 << 20);
+    let total = 60_000;
+    for i in 0..total {
+        fasta.extend_from_slice(format!(">seq{i}\n").as_bytes());
+        let (len, at) = (rng.gen_range(300..900), rng.gen_range(0..7000));
+        let seq = &pool[at..at + len];
+        for line in seq.chunks(70) {
+            fasta.extend_from_slice(line);
+            fasta.push(b'\n');
+        }
+    }
+    let (_, file) = create(&env, json!({"file_name": "big.fasta"})).await?;
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    let (status, file) = put(&env, &id, fasta).await?;
+    assert_eq!(status, 202, "{file}");
+    let job_id = file["job"]["id"].as_str().unwrap_or_default().to_owned();
+
+    // Kill the worker once some batches are committed, then start another.
+    let file_uuid = uuid::Uuid::parse_str(&id)?;
+    let t = Instant::now();
+    loop {
+        let mut c = env.db()?;
+        let row = crunch_store::genes::get(&mut c, file_uuid)?.expect("file");
+        if row.records_done >= 5000 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "no progress: {row:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("killing after {:?}", t.elapsed());
+    env.kill_worker(0);
+    let done_at_kill = crunch_store::genes::get(&mut env.db()?, file_uuid)?.expect("file").records_done;
+    assert!(done_at_kill < total, "killed before the end");
+    env.spawn_worker()?;
+    let job = env.wait_for(&job_id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed")).await?;
+    eprintln!("done after {:?}: {}", t.elapsed(), job["result"]["elapsed_ms"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let r = &job["result"];
+    assert_eq!((r["stored"].as_i64(), r["duplicates"].as_i64(), r["records"].as_i64()), (Some(total), Some(0), Some(total)), "{r}");
+    assert!(r["resumed_from"].as_i64().unwrap_or(0) >= 5000, "{r}");
+    assert_eq!(job["attempts"], 2);
+    let (_, page) = get_json(&env, &format!("/api/v1/gene-files/{id}/sequences?limit=1")).await?;
+    assert_eq!(page["total"], total, "every record exactly once");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_backend_presigned_upload_and_result_document() -> R {
+    let env = TestEnv::start_with(Options { s3: true, ..Default::default() }).await?;
+    let (status, file) = create(&env, json!({"file_name": "demo_file.fasta"})).await?;
+    assert_eq!(status, 201);
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    let url = file["upload"]["presigned_url"].as_str().expect("a presigned PUT URL with S3").to_owned();
+    let (fasta, records) = demo_fasta();
+    // The client uploads straight to S3, without the API key.
+    let client = reqwest::Client::new();
+    let t = Instant::now();
+    let r = loop {
+        let r = client.put(&url).body(fasta.clone()).send().await?;
+        if r.status().is_success() || t.elapsed() > Duration::from_secs(10) {
+            break r; // (the gateway creates the bucket in the background at start)
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(r.status().is_success(), "presigned PUT: {}", r.status());
+    let r = env.http.post(env.url(&format!("/api/v1/gene-files/{id}/uploaded"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 202);
+    let job_id = r.json::<Value>().await?["job"]["id"].as_str().unwrap_or_default().to_owned();
+    let job = env.wait_finished(&job_id).await?;
+    assert_eq!(job["result"]["stored"], 13, "{job}");
+    // Calling it again does not start another run.
+    let r = env.http.post(env.url(&format!("/api/v1/gene-files/{id}/uploaded"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 200);
+    // The result document is in the bucket, behind a presigned GET.
+    let (_, file) = get_json(&env, &format!("/api/v1/gene-files/{id}")).await?;
+    let result_url = file["result_url"].as_str().expect("a presigned GET URL of the result").to_owned();
+    let doc: Value = client.get(&result_url).send().await?.json().await?;
+    assert_eq!(doc.as_array().map(Vec::len), Some(13));
+    assert_eq!(doc[12]["sequence"], records[12].1.as_str());
+    let (_, served) = get_json(&env, &format!("/api/v1/gene-files/{id}/result")).await?;
+    assert_eq!(served, doc, "the gateway and the bucket serve the same document");
+    Ok(())
+}
