@@ -15,6 +15,8 @@ DB_NAME="${CRUNCH_DB_NAME:-crunch}"
 ensure_database "$DB_NAME"
 export DATABASE_URL="${DATABASE_URL:-$PG_ADMIN_URL/$DB_NAME}"
 export CRUNCH_HTTP_ADDR="${CRUNCH_HTTP_ADDR:-127.0.0.1:8080}"
+# Uploaded gene files live here (gateway and worker share the directory).
+export CRUNCH_BLOB_DIR="${CRUNCH_BLOB_DIR:-$DEV_DIR/blobs}"
 # The dashboard's demo traffic: on in development (off by default elsewhere).
 export CRUNCH_DEMO_INTERVAL_SECS="${CRUNCH_DEMO_INTERVAL_SECS:-5}" CRUNCH_DEMO_KEY_NAME="${CRUNCH_DEMO_KEY_NAME:-dev}"
 # The dev profile (kernels optimised, see Cargo.toml) shares its build with

@@ -52,6 +52,10 @@ pub struct BlobArgs {
     pub s3_access_key_id: Option<String>,
     #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
+    /// Offer presigned URLs (S3 only). Switch off when clients cannot reach
+    /// S3_PUBLIC_ENDPOINT; uploads then go through the gateway.
+    #[arg(long, env = "CRUNCH_BLOB_PRESIGN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub blob_presign: bool,
     /// How long presigned URLs stay valid, in seconds.
     #[arg(long, env = "CRUNCH_PRESIGN_TTL_SECS", default_value_t = 3600)]
     pub presign_ttl_secs: u64,
@@ -69,6 +73,7 @@ impl BlobArgs {
             s3_region: "us-east-1".into(),
             s3_access_key_id: None,
             s3_secret_access_key: None,
+            blob_presign: true,
             presign_ttl_secs: 3600,
         }
     }
@@ -99,6 +104,7 @@ pub struct Blobs {
     signer: Option<Arc<AmazonS3>>,
     backend: Backend,
     ttl: Duration,
+    presign: bool,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -128,14 +134,14 @@ impl Blobs {
                 std::fs::create_dir_all(&args.blob_dir)
                     .map_err(|e| anyhow::anyhow!("creating CRUNCH_BLOB_DIR {}: {e}", args.blob_dir.display()))?;
                 let store = LocalFileSystem::new_with_prefix(&args.blob_dir)?.with_automatic_cleanup(true);
-                Ok(Self { store: Arc::new(store), signer: None, backend: Backend::Local, ttl })
+                Ok(Self { store: Arc::new(store), signer: None, backend: Backend::Local, ttl, presign: false })
             }
             Backend::S3 => {
                 let endpoint = args.s3_endpoint.as_deref().ok_or_else(|| anyhow::anyhow!("CRUNCH_BLOB_BACKEND=s3 needs S3_ENDPOINT"))?;
                 let store = s3(args, endpoint)?;
                 let public = args.s3_public_endpoint.as_deref().unwrap_or(endpoint);
                 let signer = s3(args, public)?;
-                Ok(Self { store: Arc::new(store), signer: Some(Arc::new(signer)), backend: Backend::S3, ttl })
+                Ok(Self { store: Arc::new(store), signer: Some(Arc::new(signer)), backend: Backend::S3, ttl, presign: args.blob_presign })
             }
         }
     }
@@ -219,10 +225,10 @@ impl Blobs {
         }
     }
 
-    /// A presigned URL for `key` (S3 only; None for the local backend), valid
-    /// for `CRUNCH_PRESIGN_TTL_SECS`.
+    /// A presigned URL for `key` (S3 with `CRUNCH_BLOB_PRESIGN`; None
+    /// otherwise), valid for `CRUNCH_PRESIGN_TTL_SECS`.
     pub async fn presign(&self, op: Presign, key: &str) -> Result<Option<url::Url>, BlobError> {
-        let Some(s) = &self.signer else { return Ok(None) };
+        let Some(s) = self.signer.as_ref().filter(|_| self.presign) else { return Ok(None) };
         let method = match op {
             Presign::Put => http::Method::PUT,
             Presign::Get => http::Method::GET,

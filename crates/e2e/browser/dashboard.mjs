@@ -134,6 +134,20 @@ try {
   await primesRow.waitFor({ timeout: 20000 });
   expect((await primesRow.textContent()).includes('first: 2, 3, 5, 7, 11'), 'first primes shown');
 
+  step('a gene file: upload from the browser, parsed live');
+  const fasta = Array.from({ length: 13 }, (_, i) => `>gene ${i} synthetic\n${'acgtgc'.repeat(10)}\n${'ggcc'.repeat(5)}\n`).join('');
+  await page.setInputFiles('form[data-kind="genes"] input[name="file"]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(fasta) });
+  await page.click('form[data-kind="genes"] button[type="submit"]');
+  const formatError = await page.textContent('form[data-kind="genes"] [data-error-for="format"]');
+  expect(formatError.includes('could not be inferred'), `inline error for the format: ${formatError}`);
+  await page.setInputFiles('form[data-kind="genes"] input[name="file"]', { name: 'demo_file.fasta', mimeType: 'text/plain', buffer: Buffer.from(fasta) });
+  await page.click('form[data-kind="genes"] button[type="submit"]');
+  const genesRow = page.locator('tbody[data-jobs="genes"] tr', { hasText: '13 sequences stored' });
+  await genesRow.waitFor({ timeout: 30000 });
+  expect((await genesRow.locator('td.input').textContent()) === 'demo_file.fasta', 'the file name is shown');
+  expect((await genesRow.textContent()).includes('GC 75.0%'), `GC shown: ${await genesRow.textContent()}`);
+  await shot('05-gene-file');
+
   step('an XSS payload in a URL check stays text');
   const payload = 'http://10.0.0.1/"><img src=x onerror=window.__xss=1><script>window.__xss=2</script>';
   await page.fill('form[data-kind="check_url"] input[name="url"]', payload);
@@ -144,7 +158,7 @@ try {
   expect(await page.locator('tbody[data-jobs="check_url"] img, tbody[data-jobs="check_url"] script').count() === 0, 'no element injected');
   expect((await checkRow.locator('td.input').textContent()).includes('10.0.0.1'), 'URL shown as text');
   await noXss('URL check');
-  await shot('05-url-check-xss');
+  await shot('06-url-check-xss');
 
   step('hotels: pick a city, scrape, see the hotels');
   await page.selectOption('#city-select', 'Dubai');
@@ -162,7 +176,7 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#selected-body tr[data-hotel-id]').length === 3);
   const selectedText = await page.textContent('#selected-body');
   for (const n of pickedNames) expect(selectedText.includes(n), `${n} in the selected table`);
-  await shot('06-selected');
+  await shot('07-selected');
 
   step('select all, then page, order and search the selected table');
   await page.check('#hotels-all');
@@ -183,7 +197,7 @@ try {
   await page.waitForFunction(() => document.querySelector('#sel-info').textContent === '0 of 0', null, { timeout: 30000 });
   await page.fill('#sel-search', '');
   await page.waitForFunction(() => document.querySelector('#sel-info').textContent === '1–10 of 29');
-  await shot('07-selected-paged');
+  await shot('08-selected-paged');
 
   step('hostile hotel names and descriptions stay text');
   await page.selectOption('#city-select', 'Paris');
@@ -202,7 +216,7 @@ try {
   expect((await page.textContent('#selected-body')).includes('<img src=x onerror=window.__xss=1>Evil 3000'), 'selected hostile name shown literally');
   expect(await page.locator('#selected-body img').count() === 0, 'no element injected in the selected table');
   await noXss('hotels');
-  await shot('08-hostile-hotels');
+  await shot('09-hostile-hotels');
 
   step('reload: the key is remembered and the lists come back');
   await page.reload();

@@ -73,7 +73,7 @@ async fn dashboard_works_in_headless_chromium() -> R {
     let mut db = env.db()?;
     let rows: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM selections").load(&mut db)?;
     assert_eq!(rows[0].n, 32);
-    for shot in ["01-no-key", "03-factorized", "04-inline-errors", "06-selected", "08-hostile-hotels"] {
+    for shot in ["01-no-key", "03-factorized", "04-inline-errors", "05-gene-file", "07-selected", "09-hostile-hotels"] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "screenshot {shot}");
     }
     Ok(())

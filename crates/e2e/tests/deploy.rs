@@ -144,3 +144,32 @@ fn the_dockerfile_is_multi_stage_non_root_with_a_healthcheck_and_lints_clean() {
         .unwrap_or_else(|e| panic!("hadolint ({hadolint}) must be installed: scripts/test.sh installs it ({e})"));
     assert!(out.status.success(), "hadolint:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_setting_is_documented_in_the_env_template() {
+    let template = std::fs::read_to_string(root().join(".env.template")).expect(".env.template");
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    let mut missing = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        for piece in text.split("env = \"").skip(1) {
+            let name: String = piece.chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            if !name.is_empty() && !template.contains(&name) && !missing.contains(&name) {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "settings missing from .env.template: {missing:?}");
+}

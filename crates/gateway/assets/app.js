@@ -45,6 +45,7 @@ const state = {
   wsBackoff: 500,
   hotels: [],
   selected: { q: '', order: '-selected_at', offset: 0, total: 0 },
+  fileNames: new Map(), // gene file id -> file name
 };
 
 class ApiError extends Error {
@@ -88,6 +89,7 @@ function clearAuthProblem() {
 
 // ------------------------------------------------------------ result summaries
 
+const fmtBytes = (n) => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 const fmtMs = (ms) => (ms === null || ms === undefined ? '–' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms * 10) / 10} ms`);
 
 function factorText(result) {
@@ -103,6 +105,7 @@ function inputText(job) {
     case 'primes': return `[${p.from}, ${p.to}] ${p.mode}`;
     case 'check_url': return `${p.method || 'GET'} ${p.url}`;
     case 'scrape_hotels': return `${p.city || p.start_url} · ${p.pages} page${p.pages === 1 ? '' : 's'}`;
+    case 'genes': return state.fileNames.get(p.file_id) || `file ${String(p.file_id).slice(0, 8)}`;
     default: return JSON.stringify(p);
   }
 }
@@ -143,9 +146,34 @@ function resultNodes(job) {
       return [el('span', { text: `${r.hotels} hotels` }),
         el('div', { class: 'muted', text: `${r.details_fetched} detail pages · ${failures} failure${failures === 1 ? '' : 's'} · ${fmtMs(r.elapsed_ms)}` })];
     }
+    case 'genes': {
+      const gc = typeof r.gc === 'number' ? `GC ${(r.gc * 100).toFixed(1)}%` : '';
+      return [el('span', { text: `${r.stored} sequence${r.stored === 1 ? '' : 's'} stored` }),
+        el('div', { class: 'muted', text: `${r.invalid} invalid · ${r.duplicates} duplicate names · ${gc} · ${fmtBytes(r.bytes)} · ${fmtMs(r.elapsed_ms)}` }),
+        el('button', { type: 'button', class: 'link', text: 'download result', onclick: () => downloadGenes(job.params.file_id) })];
+    }
     default:
       return [el('code', { text: JSON.stringify(r).slice(0, 200) })];
   }
+}
+
+async function downloadGenes(fileId) {
+  const res = await fetch(`/api/v1/gene-files/${encodeURIComponent(fileId)}/result`, { headers: { Authorization: `Bearer ${state.key}` } });
+  if (!res.ok) return;
+  const url = URL.createObjectURL(await res.blob());
+  const a = el('a', { href: url, download: `${state.fileNames.get(fileId) || fileId}.result.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function loadFileNames() {
+  if (!state.key) return;
+  try {
+    const page = await api('/api/v1/gene-files?limit=100');
+    for (const f of page.items) state.fileNames.set(f.id, f.file_name);
+  } catch { /* the list is a nicety */ }
 }
 
 // ------------------------------------------------------------------ job lists
@@ -216,6 +244,7 @@ function upsertJob(incoming) {
 
 async function loadJobs() {
   const kinds = (state.config && state.config.kinds) || [];
+  await loadFileNames();
   await Promise.all(kinds.map(async (kind) => {
     if (!state.key) { state.jobs.set(kind, []); renderJobs(kind); return; }
     try {
@@ -357,6 +386,17 @@ const validators = {
     if (timeout === null) errors['params.timeout_ms'] = `params.timeout_ms must be an integer from ${lo} to ${hi}`;
     return { errors, params: { url: raw, method: form.method.value, retries, timeout_ms: timeout } };
   },
+  genes(form, limits) {
+    const errors = {};
+    const file = form.file.files[0];
+    const format = form.format.value;
+    if (!file) errors.file_name = 'choose a FASTA, FASTQ or CSV file (optionally .gz)';
+    else if (file.name.length > 255) errors.file_name = 'file_name must be 1 to 255 characters, without control characters or slashes';
+    else if (file.size === 0) errors.file_name = 'the file is empty';
+    else if (file.size > limits.genes_max_upload_bytes) errors.file_name = `the file is larger than the upload limit of ${limits.genes_max_upload_bytes} bytes`;
+    else if (!format && !inferFormat(file.name)) errors.format = 'format could not be inferred from file_name (.fasta, .fa, .fna, .fas, .fastq, .fq, .csv, optionally .gz): give format';
+    return { errors, params: { file, format: format || undefined, on_invalid: form.on_invalid.value } };
+  },
   scrape_hotels(form, limits) {
     const errors = {};
     const city = form.city.value;
@@ -367,6 +407,22 @@ const validators = {
     return { errors, params: { city, pages, details: form.details.checked } };
   },
 };
+
+function inferFormat(name) {
+  const base = name.toLowerCase().replace(/\.gz$/, '');
+  const ext = base.includes('.') ? base.slice(base.lastIndexOf('.') + 1) : '';
+  return { fasta: 'fasta', fa: 'fasta', fna: 'fasta', fas: 'fasta', fastq: 'fastq', fq: 'fastq', csv: 'csv' }[ext] || null;
+}
+
+/** Creates a gene file, uploads its bytes (streamed by the browser) and returns its job. */
+async function uploadGeneFile({ file, format, on_invalid: onInvalid }) {
+  const created = await api('/api/v1/gene-files', { method: 'POST', body: { file_name: file.name, format, on_invalid: onInvalid } });
+  state.fileNames.set(created.id, created.file_name);
+  const res = await fetch(created.upload.url, { method: 'PUT', headers: { Authorization: `Bearer ${state.key}`, 'Content-Type': 'application/octet-stream' }, body: file });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data.job;
+}
 
 function clearErrors(form) {
   for (const s of $$('.field-error', form)) s.textContent = '';
@@ -398,7 +454,9 @@ async function submitForm(form) {
   const button = $('button[type="submit"]', form);
   button.disabled = true;
   try {
-    const job = await api('/api/v1/jobs', { method: 'POST', body: { kind, params, fresh: true } });
+    const job = kind === 'genes'
+      ? await uploadGeneFile(params)
+      : await api('/api/v1/jobs', { method: 'POST', body: { kind, params, fresh: true } });
     clearAuthProblem();
     upsertJob(job);
   } catch (e) {

@@ -136,7 +136,7 @@ impl Application {
         });
 
         demo::spawn(state.clone(), cfg.demo.clone());
-        let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.adminer_url.clone(), cfg.demo.info()));
+        let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.genes_max_upload_bytes, cfg.adminer_url.clone(), cfg.demo.info()));
 
         let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
         let port = listener.local_addr()?.port();

@@ -72,10 +72,12 @@ pub struct UiLimits {
     pub url_check_max_retries: u32,
     pub url_check_timeout_ms_min: u64,
     pub url_check_timeout_ms_max: u64,
+    /// Largest gene-file upload, in bytes.
+    pub genes_max_upload_bytes: u64,
 }
 
 impl UiConfig {
-    pub fn new(limits: &Limits, adminer_url: Option<String>, demo: DemoInfo) -> Self {
+    pub fn new(limits: &Limits, genes_max_upload_bytes: u64, adminer_url: Option<String>, demo: DemoInfo) -> Self {
         Self {
             kinds: JobKind::names(),
             limits: UiLimits {
@@ -87,6 +89,7 @@ impl UiConfig {
                 url_check_max_retries: CheckUrlParams::MAX_RETRIES,
                 url_check_timeout_ms_min: *CheckUrlParams::TIMEOUT_MS.start(),
                 url_check_timeout_ms_max: *CheckUrlParams::TIMEOUT_MS.end(),
+                genes_max_upload_bytes,
             },
             adminer_url: adminer_url.filter(|u| u.starts_with("http://") || u.starts_with("https://")),
             demo,
