@@ -14,28 +14,13 @@ OURS="$CARGO_TARGET_DIR/release/crunch-factor"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-python3 - "$WORK" <<'PY'
-import random, sys
+SCRIPTS="$ROOT/scripts" python3 - "$WORK" <<'PY'
+import os, random, sys
 out = sys.argv[1]
 rng = random.Random(20261125)
-def is_prime(n):
-    if n < 2: return False
-    for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37):
-        if n % p == 0: return n == p
-    d, s = n - 1, 0
-    while d % 2 == 0: d //= 2; s += 1
-    for a in (2, 325, 9375, 28178, 450775, 9780504, 1795265022):
-        x = pow(a, d, n)
-        if x in (0, 1, n - 1): continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1: break
-        else: return False
-    return True
-def prime(bits):
-    while True:
-        p = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
-        if is_prime(p): return p
+sys.path.insert(0, os.environ['SCRIPTS'])
+from primegen import prime as _prime
+prime = lambda bits: _prime(rng, bits)
 with open(f"{out}/random64.txt", "w") as f:
     f.write("".join(f"{rng.getrandbits(64)}\n" for _ in range(100_000)))
 with open(f"{out}/semiprimes32x32.txt", "w") as f:

@@ -19,8 +19,6 @@ WORK="$(mktemp -d)"
 cleanup() { [ -n "${GW:-}" ] && kill "$GW" 2>/dev/null; [ -n "${WK:-}" ] && kill "$WK" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-secs() { local s e; s=$(date +%s.%N); "$@" >"$WORK/out" 2>/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
-best() { local b="" t i; for ((i = 0; i < RUNS; i++)); do t=$(secs "$@"); if [ -z "$b" ] || (( $(echo "$t < $b" | bc -l) )); then b=$t; fi; done; printf '%.3f' "$b"; }
 
 row() { # label primesieve-args crunch-args
   local ps cr pn cn

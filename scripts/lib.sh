@@ -28,6 +28,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Wall time of a command in seconds, and the best of RUNS (default 3) runs.
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+best() { local b="" t i; for ((i = 0; i < ${RUNS:-3}; i++)); do t=$(secs "$@"); if [ -z "$b" ] || (( $(echo "$t < $b" | bc -l) )); then b=$t; fi; done; printf '%.3f' "$b"; }
+
 wait_port() { # port seconds what
   local i
   for ((i = 0; i < $2 * 10; i++)); do port_open "$1" && return 0; sleep 0.1; done

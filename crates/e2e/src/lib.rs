@@ -33,10 +33,14 @@ pub fn fresh_database() -> anyhow::Result<String> {
     Ok(format!("{}/{name}", db_server()))
 }
 
-/// Where cargo put the workspace's binaries (next to this test's `deps/`).
+/// Where cargo put the workspace's binaries (next to this test's `deps/`, or
+/// `CRUNCH_BIN_DIR`: the benchmark drivers point it at the release build).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    let dir = match std::env::var_os("CRUNCH_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf(),
+    };
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
     path
@@ -592,4 +596,16 @@ pub fn s3_args(bucket: &str) -> crunch_blob::BlobArgs {
     a.s3_secret_access_key = Some(std::env::var("TEST_S3_SECRET_KEY").unwrap_or_else(|_| "crunch-dev-secret".into()));
     a.s3_bucket = bucket.into();
     a
+}
+
+/// A scrape profile file (the built-in TripAdvisor profile) whose city list is
+/// `cities` (name -> list page path), for tests against a `HotelSite`.
+pub fn hotel_profile(cities: serde_json::Value) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("crunch-profile-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let mut profile: Value = serde_json::from_str(include_str!("../../worker/profiles/tripadvisor.json"))?;
+    profile["cities"] = cities;
+    let file = dir.join("profile.json");
+    std::fs::write(&file, profile.to_string())?;
+    Ok(file)
 }

@@ -34,12 +34,7 @@ async fn dashboard_works_in_headless_chromium() -> R {
     anyhow::ensure!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: apt-get install chromium (scripts/test.sh does)");
 
     let site = HotelSite::start(Duration::from_millis(1)).await?;
-    let dir = std::env::temp_dir().join(format!("crunch-profile-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let mut profile: Value = serde_json::from_str(include_str!("../../worker/profiles/tripadvisor.json"))?;
-    profile["cities"] = json!({"Dubai": "/Hotels-g1-Testville-Hotels.html", "Paris": "/Hotels-g2-Evil-Hotels.html"});
-    let profile_file = dir.join("profile.json");
-    std::fs::write(&profile_file, profile.to_string())?;
+    let profile_file = crunch_e2e::hotel_profile(json!({"Dubai": "/Hotels-g1-Testville-Hotels.html", "Paris": "/Hotels-g2-Evil-Hotels.html"}))?;
     let mut env = TestEnv::start_with(Options {
         worker_env: vec![
             ("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()),

@@ -19,12 +19,7 @@ async fn scrape(env: &TestEnv, params: Value) -> anyhow::Result<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_list_and_detail_pages_and_upserts_hotels() -> R {
     let site = HotelSite::start_with_slow_page(Duration::from_millis(5), Some(1011)).await?;
-    let dir = std::env::temp_dir().join(format!("crunch-profile-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir)?;
-    let mut profile: Value = serde_json::from_str(include_str!("../../worker/profiles/tripadvisor.json"))?;
-    profile["cities"] = json!({"Dubai": "/Hotels-g1-Testville-Hotels.html"});
-    let profile_file = dir.join("profile.json");
-    std::fs::write(&profile_file, profile.to_string())?;
+    let profile_file = crunch_e2e::hotel_profile(json!({"Dubai": "/Hotels-g1-Testville-Hotels.html"}))?;
     let env = TestEnv::start_with(Options {
         worker_env: vec![
             ("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()),

@@ -10,8 +10,24 @@ use crunch_compute::factor::{factorize, factorize_u64};
 use crunch_compute::Control;
 use num_bigint::BigUint;
 
-fn line_for(text: &str, out: &mut impl Write) -> std::io::Result<()> {
+fn line_for(text: &str, out: &mut impl Write, timed: bool) -> std::io::Result<()> {
     let text = text.trim();
+    if timed {
+        // `--time`: "N: p q ... # <ms> ms <method,...>", for the benchmark scripts.
+        let Ok(n) = BigUint::from_str(text) else { return Ok(()) };
+        let started = std::time::Instant::now();
+        let f = factorize(&n, &Control::unlimited());
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        write!(out, "{n}:")?;
+        for pf in &f.factors {
+            for _ in 0..pf.e {
+                write!(out, " {}", pf.p)?;
+            }
+        }
+        let methods: Vec<&str> = f.factors.iter().map(|pf| pf.method.as_str()).collect();
+        writeln!(out, " # {ms:.3} ms {}", methods.join(","))?;
+        return out.flush();
+    }
     if text.is_empty() {
         return Ok(());
     }
@@ -45,18 +61,20 @@ fn line_for(text: &str, out: &mut impl Write) -> std::io::Result<()> {
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: crunch-factor [N...]   (numbers from standard input when none given)");
+        println!("usage: crunch-factor [--time] [N...]   (numbers from standard input when none given;\n       --time adds each number's milliseconds and methods)");
         return Ok(());
     }
+    let timed = args.first().is_some_and(|a| a == "--time");
+    let args: Vec<String> = args.into_iter().filter(|a| a != "--time").collect();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.is_empty() {
         for line in std::io::stdin().lock().lines() {
-            line_for(&line?, &mut out)?;
+            line_for(&line?, &mut out, timed)?;
         }
     } else {
         for a in &args {
-            line_for(a, &mut out)?;
+            line_for(a, &mut out, timed)?;
         }
     }
     out.flush()

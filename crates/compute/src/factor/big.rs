@@ -78,41 +78,106 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
     best
 }
 
-/// Finds a non-trivial factor of the odd composite `n` (not a perfect power),
-/// with the method that found it. Up to 128 bits: a short Pollard-Brent run
-/// (small factors), then ECM with growing bounds until the control stops it.
-/// Above 128 bits: Pollard-Brent on arbitrary precision; ECM and SIQS for large
-/// inputs join this list with the factorization-engine issue.
-pub fn split(n: &BigUint, ctl: &Control) -> Result<(BigUint, Method), Stop> {
+/// Composites from this many bits go to the quadratic sieve after a short
+/// Pollard-Brent and ECM pass (below it, ECM on Montgomery words is faster).
+pub const SIQS_MIN_BITS: u64 = 90;
+
+/// Splits the odd composite `n` (not a perfect power) into parts whose
+/// product is `n`, with the method that found them. Up to 128 bits: a short
+/// Pollard-Brent run (small factors), then ECM; from `SIQS_MIN_BITS` the
+/// quadratic sieve takes over after the cheap ECM stages. Above 128 bits the
+/// SIQS engine (rusqsieve: its own bounded Pollard-Brent and ECM, then SIQS
+/// with large primes, sieving on every kernel thread) does the work.
+pub fn split(n: &BigUint, ctl: &Control) -> Result<(Vec<BigUint>, Method), Stop> {
+    let two = |d: BigUint, m: Method| Ok((vec![n / &d, d], m));
+    let bits = n.bits();
     if let Some(v) = n.to_u128() {
         let m = Mont128::new(v);
         match brent(&m, 1, Some(ctl), 1 << 18) {
-            Rho::Found(d) => return Ok((BigUint::from(d), Method::PollardBrent)),
+            Rho::Found(d) => return two(BigUint::from(d), Method::PollardBrent),
             Rho::Stopped(s) => return Err(s),
             Rho::Failed => {}
         }
         let mut sigma = 6;
-        for b1 in [150u64, 500, 2_000, 10_000, 50_000, 250_000, 1_000_000] {
+        let ladder: &[u64] = if bits >= SIQS_MIN_BITS { &[150, 500] } else { &[150, 500, 2_000, 10_000, 50_000, 250_000, 1_000_000] };
+        for &b1 in ladder {
             let params = EcmParams { b1, b2: 50 * b1, curves: 40 };
             if let Some(d) = ecm(&m, params, sigma, Some(ctl))? {
-                return Ok((BigUint::from(d), Method::Ecm));
+                return two(BigUint::from(d), Method::Ecm);
             }
             sigma += params.curves as u64;
         }
-        for c in 2u64.. {
-            match brent(&m, c, Some(ctl), u64::MAX) {
-                Rho::Found(d) => return Ok((BigUint::from(d), Method::PollardBrent)),
-                Rho::Failed => continue,
-                Rho::Stopped(s) => return Err(s),
+        if bits < SIQS_MIN_BITS {
+            for c in 2u64.. {
+                match brent(&m, c, Some(ctl), u64::MAX) {
+                    Rho::Found(d) => return two(BigUint::from(d), Method::PollardBrent),
+                    Rho::Failed => continue,
+                    Rho::Stopped(s) => return Err(s),
+                }
             }
         }
     }
+    if let Some(found) = siqs(n, ctl)? {
+        return Ok(found);
+    }
+    // Beyond the sieve's range (a hard composite over 400 bits): Pollard-Brent
+    // until the time budget stops it.
     for c in 1u64.. {
         if let Some(d) = brent_big(n, c, ctl)? {
-            return Ok((d, Method::PollardBrent));
+            return two(d, Method::PollardBrent);
         }
     }
     unreachable!("the loop over c only ends by returning")
+}
+
+/// The SIQS engine on `n`: every prime factor it found (each checked again by
+/// the caller) and whether the sieve ran; None when `n` is beyond its range.
+/// Cancellation and the time budget reach it through its progress callback;
+/// progress is relations found / needed while sieving.
+fn siqs(n: &BigUint, ctl: &Control) -> Result<Option<(Vec<BigUint>, Method)>, Stop> {
+    use rusqsieve::{FactorConfig, FactorError, Natural, Parallelism, ProgressAction, ProgressPhase, ProgressUnit};
+    let Ok(input) = n.to_str_radix(10).parse::<Natural<16>>() else { return Ok(None) };
+    let threads = rayon::current_num_threads().max(1);
+    // Callbacks at least every 100 ms: cancel and the budget act within that.
+    let mut config = FactorConfig::default().with_progress_interval(std::time::Duration::from_millis(100));
+    if let Some(p) = Parallelism::threads(threads) {
+        config = config.with_parallelism(p);
+    }
+    let mut sieved = false;
+    let mut stop = None;
+    let result = rusqsieve::factor_with_progress(input, config, |snap| {
+        if matches!(snap.phase(), ProgressPhase::Sieving | ProgressPhase::LinearAlgebra) {
+            sieved = true;
+        }
+        let amount = snap.amount();
+        if snap.phase() == ProgressPhase::Sieving && amount.unit() == ProgressUnit::Relations {
+            if let Some(f) = amount.fraction() {
+                ctl.progress(f.min(0.99));
+            }
+        }
+        match ctl.check() {
+            Ok(()) => ProgressAction::Continue,
+            Err(s) => {
+                stop = Some(s);
+                ProgressAction::Cancel
+            }
+        }
+    });
+    if let Some(s) = stop {
+        return Err(s);
+    }
+    match result {
+        Ok(factors) => {
+            let parts: Vec<BigUint> = factors.expanded().filter_map(|p| BigUint::parse_bytes(p.to_string().as_bytes(), 10)).collect();
+            let product = parts.iter().fold(BigUint::one(), |acc, p| acc * p);
+            if parts.len() < 2 || product != *n {
+                return Ok(None);
+            }
+            Ok(Some((parts, if sieved { Method::Siqs } else { Method::RhoEcm })))
+        }
+        Err(FactorError::Cancelled) => Err(ctl.check().err().unwrap_or(Stop::Cancelled)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Pollard-Brent on arbitrary precision (no Montgomery form).
@@ -206,10 +271,10 @@ pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
             }
         } else {
             match split(&m, ctl) {
-                Ok((d, method)) => {
-                    let other = &m / &d;
-                    stack.push((d, method));
-                    stack.push((other, method));
+                Ok((parts, method)) => {
+                    for d in parts {
+                        stack.push((d, method));
+                    }
                 }
                 Err(stop) => {
                     stopped = Some(stop);

@@ -27,6 +27,11 @@ pub enum Method {
     PerfectPower,
     PollardBrent,
     Ecm,
+    /// Pollard-Brent or ECM inside the SIQS engine's pre-sieve stage (it
+    /// split the number before sieving).
+    RhoEcm,
+    /// The self-initialising quadratic sieve (rusqsieve).
+    Siqs,
 }
 
 impl Method {
@@ -37,6 +42,8 @@ impl Method {
             Method::PerfectPower => "perfect_power",
             Method::PollardBrent => "pollard_brent",
             Method::Ecm => "ecm",
+            Method::RhoEcm => "rho_ecm",
+            Method::Siqs => "siqs",
         }
     }
 }

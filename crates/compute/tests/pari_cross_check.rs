@@ -1,0 +1,130 @@
+//! Cross-check against PARI/GP (`gp`, Debian package pari-gp, installed by
+//! scripts/test.sh) on 1,000+ seeded composites of 64 to 160 bits:
+//! semiprimes (balanced and not), prime powers, numbers with many small
+//! factors, Carmichael numbers and squares of primes. Every factorization
+//! must equal PARI's, multiply back and consist of primes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crunch_compute::factor::{big::is_prime_big, factorize};
+use crunch_compute::Control;
+use num_bigint::{BigUint, RandBigInt};
+use num_traits::One;
+use rand::{Rng, SeedableRng};
+
+fn prime(rng: &mut impl Rng, bits: u64) -> BigUint {
+    loop {
+        let mut p = rng.gen_biguint(bits);
+        p.set_bit(bits - 1, true);
+        p.set_bit(0, true);
+        if is_prime_big(&p) {
+            return p;
+        }
+    }
+}
+
+/// Carmichael numbers of Chernick's form (6k+1)(12k+1)(18k+1).
+fn carmichaels(rng: &mut impl Rng, count: usize) -> Vec<BigUint> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let k: u64 = rng.gen_range(1u64 << 18..1u64 << 40);
+        let fs = [6 * k + 1, 12 * k + 1, 18 * k + 1].map(BigUint::from);
+        if fs.iter().all(is_prime_big) {
+            out.push(fs.iter().product());
+        }
+    }
+    out
+}
+
+fn inputs() -> Vec<BigUint> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261125);
+    let mut v = Vec::new();
+    // Semiprimes: unbalanced (a small factor), 64..160 bits.
+    for _ in 0..420 {
+        let total = rng.gen_range(64..=160u64);
+        let small = rng.gen_range(20..=(total / 2).min(48));
+        v.push(prime(&mut rng, small) * prime(&mut rng, total - small));
+    }
+    // Balanced semiprimes: 64..128 bits, and a few 130..160 (the sieve's work).
+    for _ in 0..250 {
+        let total = rng.gen_range(64..=128u64);
+        v.push(prime(&mut rng, total / 2) * prime(&mut rng, total - total / 2));
+    }
+    for _ in 0..12 {
+        let total = rng.gen_range(130..=160u64);
+        v.push(prime(&mut rng, total / 2) * prime(&mut rng, total - total / 2));
+    }
+    // Prime powers and squares of primes.
+    for _ in 0..100 {
+        let k = rng.gen_range(2..=5u32);
+        let bits = rng.gen_range(64 / k as u64 + 1..=160 / k as u64);
+        v.push(prime(&mut rng, bits).pow(k));
+    }
+    for _ in 0..80 {
+        let bits = rng.gen_range(33..=80u64);
+        v.push(prime(&mut rng, bits).pow(2));
+    }
+    // Many small factors times a larger prime.
+    for _ in 0..120 {
+        let mut n = BigUint::one();
+        let target = rng.gen_range(64..=140u64);
+        while n.bits() < target {
+            let bits = rng.gen_range(2..=24u64);
+            n *= prime(&mut rng, bits);
+        }
+        let bits = rng.gen_range(8..=20u64);
+        v.push(n * prime(&mut rng, bits));
+    }
+    v.extend(carmichaels(&mut rng, 40));
+    v.retain(|n| (64..=160).contains(&n.bits()));
+    v
+}
+
+/// PARI/GP's factorizations, `n -> [p, p, q, ...]`, in one run.
+fn pari(inputs: &[BigUint]) -> BTreeMap<String, Vec<String>> {
+    let mut child = Command::new("gp")
+        .args(["-q", "-f", "--default", "parisize=200000000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("PARI/GP (`gp`) must be installed (scripts/test.sh installs pari-gp)");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for n in inputs {
+            writeln!(stdin, "f = factor({n}); s = \"{n}:\"; for (i = 1, #f~, for (j = 1, f[i, 2], s = Str(s, \" \", f[i, 1]))); print(s)").expect("write");
+        }
+    }
+    let out = child.wait_with_output().expect("gp ran");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, fs)| (n.trim().to_owned(), fs.split_whitespace().map(str::to_owned).collect()))
+        .collect()
+}
+
+#[test]
+fn factorizations_match_pari_gp_from_64_to_160_bits() {
+    let inputs = inputs();
+    assert!(inputs.len() >= 1000, "{} inputs", inputs.len());
+    let theirs = pari(&inputs);
+    assert_eq!(theirs.len(), inputs.len(), "gp answered every input");
+    let mut methods: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &inputs {
+        let f = factorize(n, &Control::unlimited());
+        assert!(f.unfactored.is_empty(), "{n} left unfactored");
+        let mut ours: Vec<BigUint> = Vec::new();
+        for pf in &f.factors {
+            assert!(is_prime_big(&pf.p), "{} is not prime (from {n})", pf.p);
+            *methods.entry(pf.method.as_str()).or_default() += 1;
+            ours.extend(std::iter::repeat_n(pf.p.clone(), pf.e as usize));
+        }
+        assert_eq!(&ours.iter().product::<BigUint>(), n, "product of the factors of {n}");
+        let ours: Vec<String> = ours.iter().map(|p| p.to_str_radix(10)).collect();
+        assert_eq!(Some(&ours), theirs.get(&n.to_str_radix(10)), "{n}");
+    }
+    // The sieve did take part.
+    assert!(methods.get("siqs").copied().unwrap_or(0) > 0, "{methods:?}");
+}

@@ -1,0 +1,75 @@
+//! Large factorizations through the whole pipeline: the quadratic sieve's
+//! progress reaches the job, cancel stops it within a second, the time budget
+//! ends it with the partial result.
+
+use std::time::{Duration, Instant};
+
+use crunch_e2e::{Options, TestEnv};
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+/// 2^89 - 1 and 2^107 - 1 (Mersenne primes): a 196-bit balanced semiprime
+/// no cheap method splits.
+fn semiprime_196() -> String {
+    let p = (num_bigint::BigUint::from(1u32) << 89u32) - 1u32;
+    let q = (num_bigint::BigUint::from(1u32) << 107u32) - 1u32;
+    (p * q).to_str_radix(10)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_siqs_job_reports_progress_and_stops_on_cancel() -> R {
+    let env = TestEnv::start().await?;
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": semiprime_196()}})).await?;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned();
+    // Relations found / needed move the job's progress.
+    let t = Instant::now();
+    loop {
+        let job = env.get_job(&id).await?;
+        if job["progress"].as_f64().unwrap_or(0.0) > 0.05 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "no sieve progress: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cancelled_at = Instant::now();
+    let r = env.http.delete(env.url(&format!("/api/v1/jobs/{id}"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 200);
+    // The worker stops sieving: the next job runs promptly.
+    let small = env.submit_n("1000").await?;
+    let done = env.wait_finished(&small).await?;
+    assert_eq!(done["status"], "succeeded");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(3), "the sieve kept the worker busy for {:?}", cancelled_at.elapsed());
+    assert_eq!(env.get_job(&id).await?["status"], "cancelled");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn siqs_factors_are_reported_and_the_budget_reports_partial_results() -> R {
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_JOB_TIME_BUDGET_SECS".into(), "2".into()), ("CRUNCH_WORKER_PREFETCH".into(), "1".into())],
+        ..Default::default()
+    })
+    .await?;
+    // 2^89-1 times 2^61-1 times 3: solved quickly; the big part by the sieve engine.
+    let n = ((num_bigint::BigUint::from(1u32) << 89u32) - 1u32) * ((num_bigint::BigUint::from(1u32) << 61u32) - 1u32) * 3u32;
+    let id = env.submit_n(&n.to_str_radix(10)).await?;
+    let job = env.wait_finished(&id).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let factors = job["result"]["factors"].as_array().cloned().unwrap_or_default();
+    let ps: Vec<&str> = factors.iter().filter_map(|f| f["p"].as_str()).collect();
+    assert_eq!(ps, ["3", "2305843009213693951", "618970019642690137449562111"]);
+    assert!(factors.iter().all(|f| f["method"].as_str().is_some()), "{job}");
+
+    // A 196-bit semiprime does not fit a 2 s budget: failed with what is left.
+    let started = Instant::now();
+    let id = env.submit_n(&format!("{}", num_bigint::BigUint::parse_bytes(semiprime_196().as_bytes(), 10).unwrap_or_default() * 5u32)).await?;
+    let job = env.wait_finished(&id).await?;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "time_budget_exceeded");
+    assert_eq!(job["error"]["details"]["factors"][0]["p"], "5");
+    assert_eq!(job["error"]["details"]["unfactored"][0], semiprime_196().as_str());
+    assert!(started.elapsed() < Duration::from_secs(8), "budget honoured: {:?}", started.elapsed());
+    Ok(())
+}
