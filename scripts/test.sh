@@ -27,7 +27,7 @@ log "running the tests"
 OUT="$DEV_DIR/logs/test-output.log"
 set +e
 [ $# -gt 0 ] || set -- --workspace
-cargo test "$@" 2>&1 | tee "$OUT"
+cargo test --no-fail-fast "$@" 2>&1 | tee "$OUT"
 STATUS=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary).
