@@ -13,10 +13,9 @@ type R = anyhow::Result<()>;
 
 /// 8 * M89 * M107: the factor 2^3 comes at once, the ~200-bit rest never.
 const HARD: &str = "803469022129495137770981044872502134867237448237672738848776";
-/// A 44-bit prime times a 100-bit prime (145 bits, above the 128-bit ECM
-/// path): a few seconds of arbitrary-precision Pollard-Brent. When ECM for
-/// large numbers lands (factorization-engine issue) pick a slower input.
-const SECONDS: &str = "18584373485770732355800492231611259432064099";
+/// (2^89 - 1)(2^127 - 1): a balanced 216-bit semiprime, a few seconds of
+/// quadratic sieve on two cores.
+const SECONDS: &str = "105312291668557186697918027513529248857806893649219117400977309697";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submitted_job_is_factored_with_sorted_prime_factors() -> R {
@@ -145,7 +144,7 @@ async fn bad_requests_get_clear_json_errors() -> R {
     }
     let r = env.submit(json!({"kind": "sing"})).await?;
     let err: Value = r.json().await?;
-    assert_eq!(err["error"]["details"]["valid_kinds"], json!(["factorize", "primes", "check_url", "scrape_hotels"]));
+    assert_eq!(err["error"]["details"]["valid_kinds"], json!(["factorize", "primes", "check_url", "scrape_hotels", "genes"]));
     let r = env.submit(json!({"kind": "factorize", "params": {"n": "1".repeat(301)}})).await?;
     let err: Value = r.json().await?;
     assert!(err["error"]["message"].as_str().unwrap_or("").contains("300"), "{err}");
@@ -330,7 +329,7 @@ async fn a_worker_killed_mid_job_yields_exactly_one_result_after_redelivery() ->
     let job = env.wait_for(&id, Duration::from_secs(90), |s| s == "succeeded").await?;
     assert_eq!(job["attempts"], 2, "{job}");
     let ps: Vec<&str> = job["result"]["factors"].as_array().expect("factors").iter().map(|f| f["p"].as_str().unwrap_or("")).collect();
-    assert_eq!(ps, vec!["16934296360951", "1097439957920227808970408002549"]);
+    assert_eq!(ps, vec!["618970019642690137449562111", "170141183460469231731687303715884105727"]);
     let mut conn = env.db()?;
     let events: Count = diesel::sql_query("SELECT count(*) AS n FROM job_events WHERE job_id = $1::uuid AND event->>'type' = 'succeeded'")
         .bind::<Text, _>(&id)
