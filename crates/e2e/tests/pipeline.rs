@@ -251,7 +251,9 @@ async fn websocket_streams_the_callers_events_only() -> R {
             }
         }
     }
-    assert_eq!(seen.first().map(String::as_str), Some("queued"), "{seen:?}");
+    // `queued` (sent by the gateway) and `started` (by the worker) travel
+    // separately and may arrive in either order (docs/api.md).
+    assert!(seen.contains(&"queued".to_owned()), "{seen:?}");
     assert!(seen.contains(&"started".to_owned()), "{seen:?}");
     assert_eq!(seen.iter().filter(|t| *t == "succeeded").count(), 1, "{seen:?}");
     // The other key's socket got nothing.

@@ -98,16 +98,20 @@ pub struct SequencePage {
 pub struct SequenceQuery {
     /// Only names containing this (case-insensitive).
     pub name: Option<String>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -280,6 +284,7 @@ async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owne
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 202, description = "Stored; the job was started", body = GeneFile),
+        (status = 400, description = "An empty or interrupted upload", body = crunch_domain::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
         (status = 404, description = "No such gene file for this key", body = crunch_domain::ErrorBody),
         (status = 409, description = "The file's job is already queued, running or done", body = crunch_domain::ErrorBody),

@@ -25,6 +25,7 @@ pub struct CityQuery {
     /// Part of a city's or country's name.
     pub q: Option<String>,
     /// At most this many (1..=500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -45,8 +46,10 @@ pub struct HotelQuery {
     /// `name`, `rating`, `reviews`, `rank` (`-` first for descending; default `name`);
     /// selections also `selected_at`.
     pub order: Option<String>,
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -122,7 +125,7 @@ pub async fn cities(state: web::Data<AppState>, q: web::Query<CityQuery>) -> Res
 pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let (offset, limit) = page(q.offset, q.limit)?;
-    let order = order(q.order.as_deref(), false)?;
+    let order = order(super::non_empty(q.order.clone()).as_deref(), false)?;
     let pool = state.pool.clone();
     let (items, total) = web::block(move || {
         let mut conn = pool.get()?;
@@ -196,7 +199,7 @@ pub async fn unselect(state: web::Data<AppState>, caller: Caller, id: web::Path<
 pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let (offset, limit) = page(q.offset, q.limit)?;
-    let order = order(q.order.as_deref(), true)?;
+    let order = order(super::non_empty(q.order.clone()).as_deref(), true)?;
     let pool = state.pool.clone();
     let (rows, total) = web::block(move || {
         let mut conn = pool.get()?;

@@ -46,6 +46,7 @@ pub struct ListQuery {
     /// Only jobs in this status.
     pub status: Option<String>,
     /// Page size, 1..=100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Cursor from a previous page's `next`.
     pub before: Option<String>,
@@ -208,7 +209,8 @@ pub async fn get_job(state: web::Data<AppState>, caller: Caller, id: web::Path<S
 )]
 #[get("/api/v1/jobs")]
 pub async fn list_jobs(state: web::Data<AppState>, caller: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
+    let mut q = q.into_inner();
+    (q.kind, q.status, q.before) = (super::non_empty(q.kind), super::non_empty(q.status), super::non_empty(q.before));
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));

@@ -6,3 +6,8 @@ pub mod hotels;
 pub mod jobs;
 pub mod results;
 pub mod url_checks;
+
+/// A query parameter given empty (`?kind=`) counts as not given.
+pub fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}

@@ -26,6 +26,7 @@ pub struct ResultQuery {
     /// Index of the first prime (0-based; default 0).
     pub offset: Option<u64>,
     /// Primes per page (1..=100000, default 1000); for streams, the most to send (default: all).
+    #[param(minimum = 1, maximum = 100000)]
     pub limit: Option<u64>,
 }
 
@@ -117,7 +118,7 @@ fn format_of(req: &HttpRequest) -> Format {
     get, path = "/api/v1/jobs/{id}/result", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id"), ResultQuery),
     responses(
-        (status = 200, description = "A page of primes (JSON), a stream (text/plain, application/x-ndjson), or the job's result object", body = PrimePage),
+        (status = 200, description = "For a prime list: a page of primes (`PrimePage`), or a stream with Accept text/plain or application/x-ndjson; for other jobs: the job's result object", body = serde_json::Value),
         (status = 400, description = "Invalid offset or limit", body = crunch_domain::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
         (status = 404, description = "No such job for this key", body = crunch_domain::ErrorBody),

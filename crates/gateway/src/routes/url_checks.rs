@@ -17,8 +17,10 @@ pub struct UrlCheckQuery {
     /// Only checks of this URL (normalised as at submission: `example.com` is `http://example.com/`).
     pub url: Option<String>,
     /// Checks to skip (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// Page size, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -63,7 +65,7 @@ pub async fn list_url_checks(state: web::Data<AppState>, caller: Caller, q: web:
     if !(1..=100).contains(&limit) || offset < 0 {
         return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 100 and offset at least 0"));
     }
-    let url = match q.url {
+    let url = match super::non_empty(q.url) {
         Some(u) => Some(CheckUrlParams::parse(&serde_json::json!({"url": u}))?.url.to_string()),
         None => None,
     };
