@@ -133,5 +133,20 @@ async fn dashboard_assets_are_embedded_with_a_strict_csp() -> R {
     let r = env.http.get(env.url("/assets/nope.js")).send().await?;
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await?["error"]["code"], "not_found");
+
+    // A known path with a method it does not take: 405 with Allow, as JSON.
+    for (method, path, allow) in [
+        ("DELETE", "/api/v1/jobs".to_owned(), "GET, POST"),
+        ("PATCH", format!("/api/v1/jobs/{}", uuid::Uuid::new_v4()), "GET, DELETE"),
+        ("TRACE", "/readyz".to_owned(), "GET"),
+        ("POST", "/".to_owned(), "GET"),
+    ] {
+        let r = env.http.request(reqwest::Method::from_bytes(method.as_bytes())?, env.url(&path)).bearer_auth(&env.key).send().await?;
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"].to_str()?, allow, "{method} {path}");
+        assert_eq!(r.json::<Value>().await?["error"]["code"], "method_not_allowed");
+    }
+    let r = env.http.delete(env.url("/api/v1/nope")).send().await?;
+    assert_eq!(r.status(), 404);
     Ok(())
 }

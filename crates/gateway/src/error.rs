@@ -13,6 +13,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The path exists, the method does not: the methods it takes.
+    #[error("method not allowed here; this path takes {}", .0.join(", "))]
+    MethodNotAllowed(Vec<String>),
     #[error("{0}")]
     Conflict(String),
     #[error("request body is larger than the limit of {0} bytes")]
@@ -33,6 +36,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "service_unavailable",
@@ -74,6 +78,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +102,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::Unavailable(_)) {
             resp.insert_header(("Retry-After", "2"));
+        }
+        if let ApiError::MethodNotAllowed(methods) = self {
+            resp.insert_header(("Allow", methods.join(", ")));
         }
         resp.json(body)
     }

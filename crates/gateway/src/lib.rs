@@ -142,11 +142,13 @@ impl Application {
         let port = listener.local_addr()?.port();
         let limit = cfg.max_body_bytes;
         let openapi = openapi::ApiDoc::openapi();
+        let routes = web::Data::new(RouteTable::from_openapi(&openapi));
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(ui_config.clone())
+                .app_data(routes.clone())
                 .app_data(web::JsonConfig::default().limit(limit).error_handler(move |e, _| error::json_error(e, limit)))
                 .app_data(web::PayloadConfig::default().limit(limit))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e)))
@@ -212,9 +214,55 @@ impl Application {
     }
 }
 
-async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
-    let _ = req;
-    Err(ApiError::NotFound("route"))
+/// The routes of the OpenAPI document with their methods, plus the pages
+/// outside it: what an unmatched request is checked against (405 vs 404).
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable(Vec<(Vec<String>, Vec<String>)>);
+
+impl RouteTable {
+    fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut routes: Vec<(Vec<String>, Vec<String>)> = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let mut methods: Vec<String> = Vec::new();
+                for (m, op) in [
+                    ("GET", &item.get),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("DELETE", &item.delete),
+                    ("PATCH", &item.patch),
+                ] {
+                    if op.is_some() {
+                        methods.push(m.to_owned());
+                    }
+                }
+                (path.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect();
+        for page in ["/", "/assets/{name}", "/docs", "/api-docs/openapi.json"] {
+            routes.push((page.split('/').map(str::to_owned).collect(), vec!["GET".to_owned()]));
+        }
+        Self(routes)
+    }
+
+    /// The methods of the route template matching `path`, if one does.
+    fn methods_for(&self, path: &str) -> Option<Vec<String>> {
+        let segs: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(template, methods)| {
+            let same = template.len() == segs.len()
+                && template.iter().zip(&segs).all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s);
+            same.then(|| methods.clone())
+        })
+    }
+}
+
+async fn not_found(req: actix_web::HttpRequest, routes: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
+    match routes.methods_for(req.path()) {
+        Some(methods) if !methods.iter().any(|m| m == req.method().as_str()) => Err(ApiError::MethodNotAllowed(methods)),
+        _ => Err(ApiError::NotFound("route")),
+    }
 }
 
 /// Keeps a broker connection up: connects (with backoff), publishes it on the
