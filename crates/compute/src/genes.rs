@@ -524,8 +524,10 @@ impl<R: Read> Chunker<R> {
     }
 }
 
-/// Totals over a file.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Totals over a file (or, kept by the worker in its checkpoint, over the
+/// records stored so far).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub records: u64,
     pub valid: u64,
@@ -542,18 +544,22 @@ pub struct Stats {
 impl Stats {
     pub fn add(&mut self, items: &[Item]) {
         for it in items {
-            self.records += 1;
-            match it {
-                Item::Record(r) => {
-                    self.valid += 1;
-                    self.bases += r.length;
-                    self.gc_bases += r.gc_count;
-                    self.whitespace_stripped += r.whitespace;
-                    self.min_length = Some(self.min_length.map_or(r.length, |m| m.min(r.length)));
-                    self.max_length = Some(self.max_length.map_or(r.length, |m| m.max(r.length)));
-                }
-                Item::Problem(_) => self.invalid += 1,
+            self.add_item(it);
+        }
+    }
+
+    pub fn add_item(&mut self, it: &Item) {
+        self.records += 1;
+        match it {
+            Item::Record(r) => {
+                self.valid += 1;
+                self.bases += r.length;
+                self.gc_bases += r.gc_count;
+                self.whitespace_stripped += r.whitespace;
+                self.min_length = Some(self.min_length.map_or(r.length, |m| m.min(r.length)));
+                self.max_length = Some(self.max_length.map_or(r.length, |m| m.max(r.length)));
             }
+            Item::Problem(_) => self.invalid += 1,
         }
     }
 }

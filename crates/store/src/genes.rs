@@ -144,7 +144,7 @@ pub fn set_result_key(conn: &mut PgConnection, id: Uuid, key: &str) -> Result<()
 /// A page of the file's sequences in file order; `name` filters by a
 /// case-insensitive substring.
 pub fn sequences_page(conn: &mut PgConnection, file_id: Uuid, name: Option<&str>, offset: i64, limit: i64) -> Result<(Vec<GeneSequenceRow>, i64)> {
-    let pattern = name.map(|n| format!("%{}%", n.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = name.map(|n| format!("%{}%", crate::hotels::escape_like(n)));
     let mut count = gene_sequences::table.filter(gene_sequences::file_id.eq(file_id)).into_boxed();
     let mut page = gene_sequences::table.filter(gene_sequences::file_id.eq(file_id)).into_boxed();
     if let Some(p) = &pattern {

@@ -106,7 +106,8 @@ impl HotelOrder {
     }
 }
 
-fn escape_like(q: &str) -> String {
+/// `q` with LIKE's wildcards and escape character escaped.
+pub(crate) fn escape_like(q: &str) -> String {
     q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 

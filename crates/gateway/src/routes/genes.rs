@@ -256,19 +256,13 @@ async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owne
     let (job, _) = crate::routes::jobs::submit_spec(state, owner, JobSpec::Genes(GenesParams { file_id: id }), true).await?;
     let pool = state.pool.clone();
     let job_id = job.id;
-    let row = web::block(move || {
+    let (row, job_row) = web::block(move || {
         let mut conn = pool.get()?;
         crunch_store::genes::set_job(&mut conn, id, job_id)?;
-        crunch_store::genes::get(&mut conn, id)
+        crunch_store::genes::get_owned(&mut conn, id, owner)
     })
     .await??
     .ok_or(ApiError::NotFound("gene file"))?;
-    let pool = state.pool.clone();
-    let job_row = web::block(move || {
-        let mut conn = pool.get()?;
-        crunch_store::jobs::get_owned(&mut conn, job_id, owner)
-    })
-    .await??;
     Ok((view(state, row, job_row).await, true))
 }
 

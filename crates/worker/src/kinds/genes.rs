@@ -41,15 +41,11 @@ pub struct GenesConfig {
 /// What the checkpoint keeps besides `records_done`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Progress {
-    valid: u64,
-    invalid: u64,
+    /// Totals of the records after `resume_from` (lines and bytes unused).
+    #[serde(flatten)]
+    stats: Stats,
     stored: u64,
     duplicates: u64,
-    bases: u64,
-    gc_bases: u64,
-    whitespace_stripped: u64,
-    min_length: Option<u64>,
-    max_length: Option<u64>,
     problems: Vec<ProblemView>,
 }
 
@@ -294,14 +290,9 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
             if index < resume_from {
                 continue;
             }
+            progress.stats.add_item(&it);
             match it {
                 Item::Record(r) => {
-                    progress.valid += 1;
-                    progress.bases += r.length;
-                    progress.gc_bases += r.gc_count;
-                    progress.whitespace_stripped += r.whitespace;
-                    progress.min_length = Some(progress.min_length.map_or(r.length, |m| m.min(r.length)));
-                    progress.max_length = Some(progress.max_length.map_or(r.length, |m| m.max(r.length)));
                     let gc = r.gc();
                     let sequence = r.sequence().into_owned();
                     rows_bytes += sequence.len() + r.name.len();
@@ -316,7 +307,6 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
                     });
                 }
                 Item::Problem(p) => {
-                    progress.invalid += 1;
                     let view = ProblemView::from(&p);
                     if fail_on_invalid {
                         invalid_problem = Some(view);
@@ -376,29 +366,29 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
         Err(ParseError::Io(e)) => return failed("invalid_file", format!("the file could not be read: {e}")),
         Err(e @ (ParseError::RecordTooLong(_) | ParseError::Empty | ParseError::Format(_))) => return failed("invalid_file", e.to_string()),
     };
-    if progress.valid == 0 {
+    if progress.stats.valid == 0 {
         let why = progress.problems.first().map(|p| format!(": record {} (line {}): {}", p.record, p.line, p.reason)).unwrap_or_default();
         return Outcome::Failed(json!({
             "code": "invalid_file",
             "message": format!("the file holds no valid {} record{why}", file.format),
-            "details": {"problems": progress.problems, "invalid": progress.invalid},
+            "details": {"problems": progress.problems, "invalid": progress.stats.invalid},
         }));
     }
-    let gc = if progress.bases > 0 { progress.gc_bases as f64 / progress.bases as f64 } else { 0.0 };
+    let gc = if progress.stats.bases > 0 { progress.stats.gc_bases as f64 / progress.stats.bases as f64 } else { 0.0 };
     Outcome::Succeeded(json!({
         "file_id": file.id,
         "format": file.format,
         "compression": file.compression,
-        "records": progress.valid + progress.invalid,
+        "records": progress.stats.valid + progress.stats.invalid,
         "stored": stored,
-        "invalid": progress.invalid,
+        "invalid": progress.stats.invalid,
         "duplicates": duplicates,
-        "whitespace_stripped": progress.whitespace_stripped,
-        "bases": progress.bases,
+        "whitespace_stripped": progress.stats.whitespace_stripped,
+        "bases": progress.stats.bases,
         "gc": (gc * 1e6).round() / 1e6,
-        "min_length": progress.min_length,
-        "max_length": progress.max_length,
-        "mean_length": if progress.valid > 0 { (progress.bases as f64 / progress.valid as f64 * 10.0).round() / 10.0 } else { 0.0 },
+        "min_length": progress.stats.min_length,
+        "max_length": progress.stats.max_length,
+        "mean_length": if progress.stats.valid > 0 { (progress.stats.bases as f64 / progress.stats.valid as f64 * 10.0).round() / 10.0 } else { 0.0 },
         "bytes": size,
         "decompressed_bytes": stats.bytes,
         "lines": stats.lines,
