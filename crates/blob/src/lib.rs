@@ -197,12 +197,6 @@ impl Blobs {
         Ok(size)
     }
 
-    /// Writes a small blob in one request.
-    pub async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
-        self.store.put(&Path::from(key), bytes.into()).await?;
-        Ok(())
-    }
-
     /// The blob's size, or None if there is no such blob.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         match self.store.head(&Path::from(key)).await {
@@ -212,10 +206,14 @@ impl Blobs {
         }
     }
 
-    /// The blob's bytes as a stream.
-    pub async fn get_stream(&self, key: &str) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static, BlobError> {
-        let res = self.store.get(&Path::from(key)).await?;
-        Ok(res.into_stream().map_err(std::io::Error::other))
+    /// The blob's size and its bytes as a stream (one request), or None if
+    /// there is no such blob.
+    pub async fn get_stream(&self, key: &str) -> Result<Option<(u64, impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static)>, BlobError> {
+        match self.store.get(&Path::from(key)).await {
+            Ok(res) => Ok(Some((res.meta.size, res.into_stream().map_err(std::io::Error::other)))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
@@ -253,7 +251,9 @@ mod tests {
         let n = blobs.put_stream("x/source", futures::stream::iter(parts), 1 << 30).await.unwrap();
         assert_eq!(n, 15 << 20);
         assert_eq!(blobs.size("x/source").await.unwrap(), Some(15 << 20));
-        let read: Vec<Bytes> = blobs.get_stream("x/source").await.unwrap().try_collect().await.unwrap();
+        let (size, stream) = blobs.get_stream("x/source").await.unwrap().expect("stored");
+        assert_eq!(size, 15 << 20);
+        let read: Vec<Bytes> = stream.try_collect().await.unwrap();
         let all: Vec<u8> = read.concat();
         assert_eq!(all.len(), 15 << 20);
         assert_eq!((all[0], all[(3 << 20) + 1], all[all.len() - 1]), (b'a', b'b', b'e'));
@@ -265,6 +265,7 @@ mod tests {
         assert!(blobs.presign(Presign::Get, "x/source").await.unwrap().is_none());
         blobs.delete("x/source").await.unwrap();
         assert_eq!(blobs.size("x/source").await.unwrap(), None);
+        assert!(blobs.get_stream("x/source").await.unwrap().is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

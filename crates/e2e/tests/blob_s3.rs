@@ -20,7 +20,9 @@ async fn s3_backend_streams_limits_and_presigns() -> R {
     let n = blobs.put_stream("gene-files/x/source", futures::stream::iter(parts), 1 << 30).await?;
     assert_eq!(n, 20 << 20);
     assert_eq!(blobs.size("gene-files/x/source").await?, Some(20 << 20));
-    let back: Vec<Bytes> = blobs.get_stream("gene-files/x/source").await?.try_collect().await?;
+    let (size, stream) = blobs.get_stream("gene-files/x/source").await?.expect("stored");
+    assert_eq!(size, 20 << 20);
+    let back: Vec<Bytes> = stream.try_collect().await?;
     let back = back.concat();
     assert_eq!((back.len(), back[0], back[(7 << 20) + 5], back[back.len() - 1]), (20 << 20, b'a', b'h', b't'));
 

@@ -124,18 +124,14 @@ pub async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blo
         Ok(Err(e)) => return Outcome::Retry(format!("loading the gene file: {e}")),
         Err(e) => return Outcome::Retry(format!("loading the gene file: {e}")),
     };
-    let size = match blobs.size(&file.object_key).await {
-        Ok(Some(s)) => s,
+    let (size, stream) = match blobs.get_stream(&file.object_key).await {
+        Ok(Some(found)) => found,
         Ok(None) => return failed("upload_missing", "nothing was uploaded for this gene file"),
         Err(e) => return Outcome::Retry(format!("blob storage: {e}")),
     };
     if size == 0 {
         return failed("invalid_file", "the file is empty");
     }
-    let stream = match blobs.get_stream(&file.object_key).await {
-        Ok(s) => s,
-        Err(e) => return Outcome::Retry(format!("blob storage: {e}")),
-    };
     let handle = tokio::runtime::Handle::current();
     let key = file.object_key.clone();
     let p3 = pool.clone();
