@@ -376,10 +376,7 @@ pub async fn get_file(state: web::Data<AppState>, caller: Caller, id: web::Path<
 )]
 #[get("/api/v1/gene-files")]
 pub async fn list_files(state: web::Data<AppState>, caller: Caller, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(20));
-    if offset < 0 || !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "offset must be at least 0 and limit between 1 and 100"));
-    }
+    let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
     let pool = state.pool.clone();
     let (rows, total) = web::block(move || {
         let mut conn = pool.get()?;
@@ -479,10 +476,7 @@ pub async fn result(state: web::Data<AppState>, caller: Caller, id: web::Path<St
 pub async fn sequences(state: web::Data<AppState>, caller: Caller, id: web::Path<String>, q: web::Query<SequenceQuery>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let q = q.into_inner();
-    let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(100));
-    if offset < 0 || !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "offset must be at least 0 and limit between 1 and 1000"));
-    }
+    let (offset, limit) = super::page(q.offset, q.limit, 100, 1000)?;
     if q.name.as_ref().is_some_and(|n| n.len() > 1000) {
         return Err(ApiError::bad_request("invalid_query", "name must be at most 1000 characters"));
     }

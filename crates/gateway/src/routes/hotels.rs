@@ -81,14 +81,6 @@ pub struct SelectRequest {
     pub hotel_ids: Vec<i64>,
 }
 
-fn page(offset: Option<i64>, limit: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let (offset, limit) = (offset.unwrap_or(0), limit.unwrap_or(20));
-    if offset < 0 || !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "offset must be at least 0 and limit between 1 and 100"));
-    }
-    Ok((offset, limit))
-}
-
 fn order(order: Option<&str>, of_selections: bool) -> Result<HotelOrder, ApiError> {
     match order {
         None => Ok(if of_selections { HotelOrder::SelectedAt(true) } else { HotelOrder::Name(false) }),
@@ -124,7 +116,7 @@ pub async fn cities(state: web::Data<AppState>, q: web::Query<CityQuery>) -> Res
 #[get("/api/v1/hotels")]
 pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let (offset, limit) = page(q.offset, q.limit)?;
+    let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
     let order = order(super::non_empty(q.order.clone()).as_deref(), false)?;
     let pool = state.pool.clone();
     let (items, total) = web::block(move || {
@@ -198,7 +190,7 @@ pub async fn unselect(state: web::Data<AppState>, caller: Caller, id: web::Path<
 #[get("/api/v1/selections")]
 pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let (offset, limit) = page(q.offset, q.limit)?;
+    let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
     let order = order(super::non_empty(q.order.clone()).as_deref(), true)?;
     let pool = state.pool.clone();
     let (rows, total) = web::block(move || {
