@@ -60,6 +60,8 @@ pub struct Options {
     pub s3: bool,
     /// Largest gene-file upload the gateway takes.
     pub genes_max_upload_bytes: u64,
+    /// The gateway's rate limits and timeouts.
+    pub protect: crunch_gateway::protect::ProtectArgs,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             workers: 1,
             s3: false,
             genes_max_upload_bytes: 2 << 30,
+            protect: Default::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         genes_max_upload_bytes: 2 << 30,
         blob: crunch_blob::BlobArgs::local(blob_dir(namespace)),
         demo: Default::default(),
+        protect: Default::default(),
         core: CoreArgs {
             migrate_on_start: true,
             db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
@@ -179,6 +183,7 @@ impl TestEnv {
             cfg.blob = s3_args(&namespace);
         }
         cfg.genes_max_upload_bytes = opts.genes_max_upload_bytes;
+        cfg.protect = opts.protect;
         let mut worker_env = blob_env(&cfg.blob);
         worker_env.extend(opts.worker_env);
         let app = Application::build(cfg).await?;
@@ -500,7 +505,9 @@ impl Fixture {
 /// anchors (1030..1059) and broken HTML; detail pages have the description,
 /// the summary (with escaped quotes on odd ids) and stars; 1005 has none of
 /// them, 1007 answers 500, robots.txt disallows 1003; `/Hotels-g2-Evil-Hotels.html`
-/// lists hotels 3000..3002 whose names and descriptions carry HTML and script. `latency` delays every
+/// lists hotels 3000..3002 whose names and descriptions carry HTML and script;
+/// `/Hotels-g3-Deep-Hotels.html` and `/Hotels-g4-Bold-Hotels.html` hide hotel 1000 under
+/// a million unclosed `<div>` or `<b>` elements. `latency` delays every
 /// response; `slow` delays one more detail page by 3 s.
 pub struct HotelSite {
     pub port: u16,
@@ -528,6 +535,12 @@ fn hotel_site_page(path: &str) -> (u16, String) {
                 .collect();
             let data = serde_json::json!({"hotels": hotels}).to_string().replace('\'', "&#39;");
             (200, format!("<html><body><div data-hotels-data='{data}'></div></body></html>"))
+        }
+        "/Hotels-g3-Deep-Hotels.html" | "/Hotels-g4-Bold-Hotels.html" => {
+            // One hotel under a million unclosed elements (block or formatting).
+            let tag = if path.contains("Deep") { "<div>" } else { "<b>" };
+            let hotel = serde_json::json!({"hotels": [{"id": "1000", "name": "Deep", "detailUrl": detail(1000), "bubbleRating": {"rating": 1.0}, "numReviews": 1}]});
+            (200, format!("<html><body>{}<div data-hotels-data='{hotel}'></div>", tag.repeat(1_000_000)))
         }
         p if p.starts_with("/Hotels-g1-oa") => {
             // pages 3.. : JSON like page 1, 30 hotels from the page's offset

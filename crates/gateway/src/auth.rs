@@ -64,7 +64,9 @@ impl FromRequest for Caller {
                 crunch_store::keys::find_active_by_hash(&mut conn, &hash)
             })
             .await??;
-            row.map(|r| Caller { key_id: r.id }).ok_or(ApiError::Unauthorized)
+            let caller = row.map(|r| Caller { key_id: r.id }).ok_or(ApiError::Unauthorized)?;
+            state.rate_limits.check(caller.key_id)?;
+            Ok(caller)
         })
     }
 }

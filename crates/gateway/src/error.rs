@@ -20,6 +20,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("too many requests for this API key; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0} is unavailable, try again shortly")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -39,6 +43,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -81,6 +87,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -103,6 +111,12 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable(_)) {
             resp.insert_header(("Retry-After", "2"));
         }
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+        }
+        if let ApiError::RequestTimeout(_) = self {
+            resp.insert_header(("Connection", "close"));
+        }
         if let ApiError::MethodNotAllowed(methods) = self {
             resp.insert_header(("Allow", methods.join(", ")));
         }
@@ -119,6 +133,10 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> acti
         J::ContentType => ApiError::bad_request("unsupported_content_type", "the body must be JSON (Content-Type: application/json)"),
         J::Deserialize(e) => ApiError::bad_request("invalid_json", format!("the body is not valid JSON for this endpoint: {e}")),
         J::Payload(actix_web::error::PayloadError::Overflow) => ApiError::PayloadTooLarge(limit),
+        J::Payload(p) => match crate::protect::timed_out(p) {
+            Some(why) => ApiError::RequestTimeout(why),
+            None => ApiError::bad_request("invalid_body", format!("the body could not be read: {p}")),
+        },
         other => ApiError::bad_request("invalid_body", format!("the body could not be read: {other}")),
     };
     actix_web::error::InternalError::from_response(err, api.error_response()).into()

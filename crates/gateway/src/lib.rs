@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod protect;
 pub mod routes;
 pub mod state;
 
@@ -66,6 +67,8 @@ pub struct Config {
     pub genes_max_upload_bytes: u64,
     #[command(flatten)]
     pub blob: crunch_blob::BlobArgs,
+    #[command(flatten)]
+    pub protect: protect::ProtectArgs,
 }
 
 pub struct Application {
@@ -133,6 +136,14 @@ impl Application {
             limits: cfg.core.limits.limits(),
             events: events_tx,
             metrics: metrics::Metrics::new(),
+            rate_limits: protect::RateLimits::new(&cfg.protect),
+        });
+        let limiter = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                limiter.rate_limits.shrink();
+            }
         });
 
         demo::spawn(state.clone(), cfg.demo.clone());
@@ -143,8 +154,10 @@ impl Application {
         let limit = cfg.max_body_bytes;
         let openapi = openapi::ApiDoc::openapi();
         let routes = web::Data::new(RouteTable::from_openapi(&openapi));
+        let protect = cfg.protect.clone();
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
+            let protect = protect.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(ui_config.clone())
@@ -166,6 +179,10 @@ impl Application {
                         metrics.durations.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
                         Ok(res)
                     }
+                })
+                .wrap_fn(move |mut req, srv| {
+                    protect::time_body(&mut req, &protect);
+                    srv.call(req)
                 })
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("crunch::http"))
                 .service(routes::jobs::submit)
@@ -197,6 +214,7 @@ impl Application {
                 .route("/", web::get().to(routes::dashboard::index))
                 .default_service(web::to(not_found))
         })
+        .client_request_timeout(Duration::from_millis(cfg.protect.header_timeout_ms))
         .listen(listener)?
         .shutdown_timeout(25);
         if cfg.http_workers > 0 {

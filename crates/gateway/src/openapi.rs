@@ -13,7 +13,7 @@ use crate::routes::{dashboard, events, genes, health, hotels, jobs, results, url
         crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::ErrorBody, crunch_domain::ErrorDetail,
         jobs::SubmitRequest, jobs::JobPage, results::PrimePage, url_checks::UrlCheck, url_checks::UrlCheckPage, hotels::CityPage, hotels::HotelPage, hotels::Selection, hotels::SelectionPage, hotels::SelectRequest, health::Readiness,
         dashboard::UiConfig, genes::CreateGeneFile, genes::UploadTarget, genes::GeneFile, genes::GeneFilePage, genes::Sequence, genes::SequencePage, dashboard::UiLimits, crate::demo::DemoInfo)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProtectionResponses),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
          (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
          (name = "gene-files", description = "Gene files: upload, parse, results"))
@@ -29,6 +29,34 @@ impl Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("crk_<64 hex>").build()),
             );
+        }
+    }
+}
+
+/// The answers any route may give because of `crate::protect`: 429 on every
+/// route that takes a key (per-key rate limit), 408 on every route that takes
+/// a body (stalled or slow body).
+struct ProtectionResponses;
+
+impl Modify for ProtectionResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for (op, has_body) in [(&mut item.get, false), (&mut item.delete, false), (&mut item.post, true), (&mut item.put, true), (&mut item.patch, true)] {
+                let Some(op) = op.as_mut() else { continue };
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    op.responses.responses.entry("429".into()).or_insert_with(|| error("Too many requests for this API key (see Retry-After)").into());
+                }
+                if has_body {
+                    op.responses.responses.entry("408".into()).or_insert_with(|| error("The request body stalled or took too long").into());
+                }
+            }
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Uploaded gene files and result documents.
     pub blobs: crunch_blob::Blobs,
     pub genes_max_upload_bytes: u64,
+    /// Per-key request allowance (`crate::protect`).
+    pub rate_limits: crate::protect::RateLimits,
 }
 
 impl AppState {

@@ -299,6 +299,12 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
     if declared.is_some_and(|n| n > max) {
         return Err(ApiError::PayloadTooLarge(max as usize));
     }
+    let stalled = std::cell::RefCell::new(None);
+    let body = body.inspect(|chunk| {
+        if let Err(e) = chunk {
+            *stalled.borrow_mut() = crate::protect::timed_out(e);
+        }
+    });
     match state.blobs.put_stream(&row.object_key, body, max).await {
         Ok(0) => {
             let _ = state.blobs.delete(&row.object_key).await;
@@ -306,6 +312,9 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
         }
         Ok(_) => {}
         Err(BlobError::TooLarge(_)) => return Err(ApiError::PayloadTooLarge(max as usize)),
+        Err(BlobError::Body(_)) if stalled.borrow().is_some() => {
+            return Err(ApiError::RequestTimeout(format!("{}; nothing was kept", stalled.take().unwrap_or_default())))
+        }
         Err(BlobError::Body(e)) => {
             return Err(ApiError::BadRequest { code: "upload_interrupted", message: format!("the upload did not complete: {e}"), field: None, details: None })
         }

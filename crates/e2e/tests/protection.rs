@@ -1,0 +1,200 @@
+//! Protection: per-key rate limits, slow clients (headers, stalled and slow
+//! bodies, stalled uploads) and graceful worker shutdown on SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use crunch_e2e::{Options, TestEnv};
+use crunch_gateway::protect::ProtectArgs;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+type R = anyhow::Result<()>;
+
+fn strict() -> Options {
+    Options {
+        protect: ProtectArgs { rate_limit_per_sec: 5, rate_limit_burst: 5, header_timeout_ms: 500, body_idle_timeout_secs: 1, body_timeout_secs: 2 },
+        ..Default::default()
+    }
+}
+
+/// Sends `head`, then each of `pieces` after `gap`, and reads the answer (or
+/// the connection's end) with a time limit; returns it and the time it took
+/// from the last piece sent.
+async fn raw(env: &TestEnv, head: &str, pieces: &[&[u8]], gap: Duration) -> anyhow::Result<(String, Duration)> {
+    let addr = env.base.trim_start_matches("http://").to_owned();
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(head.as_bytes()).await?;
+    for p in pieces {
+        tokio::time::sleep(gap).await;
+        // The server may have given up already: a refused write is an answer too.
+        if s.write_all(p).await.is_err() {
+            break;
+        }
+    }
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    Ok((String::from_utf8_lossy(&buf).into_owned(), t.elapsed()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_has_its_own_request_allowance() -> R {
+    let env = TestEnv::start_with(strict()).await?;
+    let other = crunch_e2e::create_key(&env.database_url, "other")?;
+    let mut statuses = Vec::new();
+    let mut limited = None;
+    for _ in 0..12 {
+        let r = env.http.get(env.url("/api/v1/jobs")).bearer_auth(&env.key).send().await?;
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 && limited.is_none() {
+            let retry: u64 = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            limited = Some((retry, r.json::<Value>().await?));
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "the burst of 5 passes, the rest is refused: {statuses:?}");
+    let (retry, body) = limited.expect("some requests were limited");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // Another key is not affected; the first is served again a moment later.
+    let r = env.http.get(env.url("/api/v1/jobs")).bearer_auth(&other).send().await?;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = env.http.get(env.url("/api/v1/jobs")).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 200);
+    // Unauthenticated routes are not counted against anybody.
+    for _ in 0..10 {
+        assert_eq!(env.http.get(env.url("/healthz")).send().await?.status(), 200);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_slow_or_stalled_bodies_get_408() -> R {
+    let env = TestEnv::start_with(strict()).await?;
+    let body = br#"{"kind": "factorize", "params": {"n": "12"}}"#;
+    let head = |len: usize| {
+        format!("POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n", env.key)
+    };
+
+    // Headers that never finish: the connection is closed within the 500 ms.
+    let (answer, took) = raw(&env, "POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\n", &[], Duration::ZERO).await?;
+    assert!(took < Duration::from_secs(3), "slow headers held the connection {took:?}");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // A body that stops half-way: 408 after the 1 s pause rule.
+    let (answer, took) = raw(&env, &head(body.len()), &[&body[..10]], Duration::ZERO).await?;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // A body that trickles (a byte every 400 ms, never pausing 1 s) but would
+    // take 18 s: 408 at the 2 s whole-body limit.
+    let pieces: Vec<&[u8]> = body.chunks(1).collect();
+    let t = Instant::now();
+    let (answer, _) = raw(&env, &head(body.len()), &pieces, Duration::from_millis(400)).await?;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+
+    // Nothing of the above was stored; a normal request still works.
+    let list: Value = env.http.get(env.url("/api/v1/jobs")).bearer_auth(&env.key).send().await?.json().await?;
+    assert_eq!(list["items"].as_array().map(|a| a.len()), Some(0), "{list}");
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": "12"}})).await?;
+    assert_eq!(r.status(), 202);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_gets_408_and_nothing_is_kept() -> R {
+    let env = TestEnv::start_with(strict()).await?;
+    let r = env.http.post(env.url("/api/v1/gene-files")).bearer_auth(&env.key).json(&json!({"file_name": "a.fasta"})).send().await?;
+    assert_eq!(r.status(), 201, "{}", r.text().await?);
+    let file: Value = r.json().await?;
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    let head = format!(
+        "PUT /api/v1/gene-files/{id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 1000000\r\n\r\n",
+        env.key
+    );
+    let (answer, _) = raw(&env, &head, &[b">r1\nACGT\n"], Duration::ZERO).await?;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let file: Value = env.http.get(env.url(&format!("/api/v1/gene-files/{id}"))).bearer_auth(&env.key).send().await?.json().await?;
+    assert!(file["job"].is_null(), "no job for a stalled upload: {file}");
+    let dir = crunch_e2e::blob_dir(&env.namespace);
+    let kept = walk(&dir);
+    assert!(kept.is_empty(), "upload parts left behind: {kept:?}");
+    Ok(())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// 2^89 - 1 times 2^107 - 1: a 196-bit semiprime, a second or two of sieving.
+fn semiprime_196() -> String {
+    let p = (num_bigint::BigUint::from(1u32) << 89u32) - 1u32;
+    let q = (num_bigint::BigUint::from(1u32) << 107u32) - 1u32;
+    (p * q).to_str_radix(10)
+}
+
+/// 2^107 - 1 times 2^127 - 1: tens of seconds of sieving.
+fn semiprime_234() -> String {
+    let p = (num_bigint::BigUint::from(1u32) << 107u32) - 1u32;
+    let q = (num_bigint::BigUint::from(1u32) << 127u32) - 1u32;
+    (p * q).to_str_radix(10)
+}
+
+fn sigterm(env: &TestEnv, i: usize) {
+    let pid = env.workers[i].id();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_short_jobs_returns_long_ones_and_exits_promptly() -> R {
+    let mut env = TestEnv::start_with(Options {
+        worker_env: vec![("CRUNCH_SHUTDOWN_GRACE_SECS".into(), "8".into()), ("CRUNCH_WORKER_PREFETCH".into(), "2".into())],
+        ..Default::default()
+    })
+    .await?;
+    let short = env.submit_n(&semiprime_196()).await?;
+    let long = env.submit_n(&semiprime_234()).await?;
+    env.wait_for(&short, Duration::from_secs(30), |s| s == "running").await?;
+    env.wait_for(&long, Duration::from_secs(30), |s| s == "running").await?;
+    let t = Instant::now();
+    sigterm(&env, 0);
+    // New work is not taken once the signal arrived.
+    let late = env.submit_n("1001").await?;
+    let status = loop {
+        if let Some(s) = env.workers[0].try_wait()? {
+            break s;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "the worker did not exit within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took = t.elapsed();
+    eprintln!("worker exited {took:?} after SIGTERM ({status})");
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(12), "grace 8 s, exited after {took:?}");
+    // The short job finished inside the grace period; the others wait, unlost.
+    assert_eq!(env.get_job(&short).await?["status"], "succeeded");
+    assert_ne!(env.get_job(&long).await?["status"], "succeeded");
+    assert_eq!(env.get_job(&late).await?["status"], "queued");
+    // A new worker takes both over: the long job runs again, the late one completes.
+    env.spawn_worker()?;
+    assert_eq!(env.wait_finished(&late).await?["status"], "succeeded");
+    let job = env.wait_for(&long, Duration::from_secs(30), |s| s == "running").await?;
+    assert!(job["attempts"].as_i64().unwrap_or(0) >= 2, "{job}");
+    let r = env.http.delete(env.url(&format!("/api/v1/jobs/{long}"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 200);
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Protection against abusive or broken clients: per-key rate limits and
+//! request timeouts (headers, whole bodies, stalled bodies).
+//!
+//! - Rate limits are a token bucket (GCRA, the `governor` crate) per API key,
+//!   per gateway replica: `CRUNCH_RATE_LIMIT_PER_SEC` requests a second on
+//!   average with bursts of `CRUNCH_RATE_LIMIT_BURST`; over it: 429
+//!   `rate_limited` with `Retry-After`. With N replicas behind a round-robin
+//!   balancer a key gets up to N times the rate.
+//! - Headers must arrive within `CRUNCH_HEADER_TIMEOUT_MS` (actix closes the
+//!   connection with 408).
+//! - A body must keep moving: no gap between chunks longer than
+//!   `CRUNCH_BODY_IDLE_TIMEOUT_SECS`; a JSON body (anything but an upload)
+//!   must be complete within `CRUNCH_BODY_TIMEOUT_SECS`. Either: 408
+//!   `request_timeout`. Uploads have only the idle rule: a 2 GiB file on a slow
+//!   link may take long, but not stall.
+
+use std::io;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::error::PayloadError;
+use actix_web::HttpMessage;
+use bytes::Bytes;
+use clap::Args;
+use futures::{Stream, StreamExt};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Rate-limit and timeout settings.
+#[derive(Debug, Clone, Args)]
+pub struct ProtectArgs {
+    /// Requests per second each API key may make, on average, to one gateway
+    /// replica (0 = no limit).
+    #[arg(long, env = "CRUNCH_RATE_LIMIT_PER_SEC", default_value_t = 200)]
+    pub rate_limit_per_sec: u32,
+    /// Requests a key may make at once above the average rate.
+    #[arg(long, env = "CRUNCH_RATE_LIMIT_BURST", default_value_t = 400)]
+    pub rate_limit_burst: u32,
+    /// Time for a client to send the request line and headers, in ms.
+    #[arg(long, env = "CRUNCH_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+    /// Longest pause between two pieces of a request body, in seconds.
+    #[arg(long, env = "CRUNCH_BODY_IDLE_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_idle_timeout_secs: u64,
+    /// Time for a whole JSON request body, in seconds (uploads: idle rule only).
+    #[arg(long, env = "CRUNCH_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+}
+
+impl Default for ProtectArgs {
+    /// The documented defaults (the same as the flags').
+    fn default() -> Self {
+        Self { rate_limit_per_sec: 200, rate_limit_burst: 400, header_timeout_ms: 5_000, body_idle_timeout_secs: 10, body_timeout_secs: 30 }
+    }
+}
+
+/// The per-key rate limiter (None: unlimited).
+pub struct RateLimits(Option<DefaultKeyedRateLimiter<Uuid>>);
+
+impl RateLimits {
+    pub fn new(args: &ProtectArgs) -> Self {
+        let limiter = NonZeroU32::new(args.rate_limit_per_sec).map(|rate| {
+            let burst = NonZeroU32::new(args.rate_limit_burst.max(args.rate_limit_per_sec)).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self(limiter)
+    }
+
+    /// Takes one request from `key`'s allowance, or says when to come back.
+    pub fn check(&self, key: Uuid) -> Result<(), ApiError> {
+        let Some(limiter) = &self.0 else { return Ok(()) };
+        limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+        })
+    }
+
+    /// Forgets keys whose bucket is full again (bounded memory).
+    pub fn shrink(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// What an upload route is: only the idle rule applies to its body.
+fn is_upload(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::PUT && req.path().ends_with("/content")
+}
+
+/// Replaces the request's body stream with one that fails with a timeout
+/// error (`io::ErrorKind::TimedOut`) when the body stalls or takes too long.
+pub fn time_body(req: &mut ServiceRequest, args: &ProtectArgs) {
+    let has_body = req.headers().contains_key(actix_web::http::header::CONTENT_LENGTH)
+        || req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING);
+    if !has_body {
+        return;
+    }
+    let idle = Duration::from_secs(args.body_idle_timeout_secs.max(1));
+    let deadline = (!is_upload(req)).then(|| Instant::now() + Duration::from_secs(args.body_timeout_secs.max(1)));
+    let inner = req.take_payload();
+    let timed = timed(inner, idle, deadline);
+    let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(timed);
+    req.set_payload(Payload::from(boxed));
+}
+
+fn timed(
+    inner: Payload,
+    idle: Duration,
+    deadline: Option<Instant>,
+) -> impl Stream<Item = Result<Bytes, PayloadError>> {
+    futures::stream::unfold(Some(inner), move |state| async move {
+        let mut inner = state?;
+        let mut wait = idle;
+        let mut why = "the request body stalled";
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left < wait {
+                wait = left;
+                why = "the request body took too long";
+            }
+        }
+        match tokio::time::timeout(wait, inner.next()).await {
+            Ok(Some(item)) => Some((item, Some(inner))),
+            Ok(None) => None,
+            Err(_) => Some((Err(PayloadError::Io(io::Error::new(io::ErrorKind::TimedOut, why))), None)),
+        }
+    })
+}
+
+/// The timeout error `time_body` puts in a body stream, if `e` is one.
+pub fn timed_out(e: &PayloadError) -> Option<String> {
+    match e {
+        PayloadError::Io(io) if io.kind() == io::ErrorKind::TimedOut => Some(io.to_string()),
+        _ => None,
+    }
+}
