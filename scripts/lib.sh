@@ -151,6 +151,19 @@ ensure_hadolint() {
   export HADOLINT
 }
 
+# schemathesis (OpenAPI fuzzing) in a virtualenv of its own; the fuzz test
+# finds it through CRUNCH_SCHEMATHESIS.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="$CRUNCH_TOOLS/st-venv"
+  if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  fi
+  export CRUNCH_SCHEMATHESIS="$venv/bin/st"
+}
+
 # The docker client validates the stack offline (no engine needed).
 ensure_docker_cli() {
   command -v docker >/dev/null || ensure_apt docker.io

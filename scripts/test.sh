@@ -13,6 +13,7 @@ ensure_s3
 ensure_docker_cli
 ensure_hadolint
 ensure_browser_test_deps
+ensure_schemathesis
 
 # Databases left behind by earlier (crashed) test runs.
 for db in $(psql "$PG_ADMIN_URL/postgres" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'crunch_test_%'"); do

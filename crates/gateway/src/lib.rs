@@ -180,6 +180,7 @@ impl Application {
                         Ok(res)
                     }
                 })
+                .wrap(actix_web::middleware::from_fn(protect::reject_nul))
                 .wrap_fn(move |mut req, srv| {
                     protect::time_body(&mut req, &protect);
                     srv.call(req)

@@ -141,3 +141,17 @@ pub fn timed_out(e: &PayloadError) -> Option<String> {
         _ => None,
     }
 }
+
+/// Refuses a query string carrying a NUL character (`%00`): no parameter may
+/// hold one, and PostgreSQL text cannot store one (it would be a 500 later).
+pub async fn reject_nul<B: actix_web::body::MessageBody>(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error> {
+    let q = req.query_string();
+    if q.contains('\0') || q.to_ascii_lowercase().contains("%00") {
+        let resp = actix_web::ResponseError::error_response(&ApiError::bad_request("invalid_query", "the query string contains a NUL character (%00)"));
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
+}

@@ -69,6 +69,10 @@ pub struct Config {
     /// Largest page a scrape reads, in bytes.
     #[arg(long, env = "CRUNCH_SCRAPE_MAX_BODY_BYTES", default_value_t = 5 * 1024 * 1024)]
     pub scrape_max_body_bytes: u64,
+    /// Pages nested deeper than this many elements are not parsed (the HTML
+    /// parser's cost grows with the square of the depth); a failure is recorded.
+    #[arg(long, env = "CRUNCH_SCRAPE_MAX_HTML_DEPTH", default_value_t = 512)]
+    pub scrape_max_html_depth: usize,
     /// Honour the site's robots.txt (`Disallow` rules for every agent).
     #[arg(long, env = "CRUNCH_SCRAPE_ROBOTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub scrape_robots: bool,
@@ -212,6 +216,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         retries: cfg.scrape_retries,
         timeout: Duration::from_millis(cfg.scrape_timeout_ms),
         robots: cfg.scrape_robots,
+        max_html_depth: cfg.scrape_max_html_depth,
     });
     let genes = Arc::new(kinds::genes::GenesConfig {
         max_decompressed_bytes: cfg.genes_max_decompressed_bytes,

@@ -46,6 +46,8 @@ pub struct ScrapeConfig {
     pub retries: u32,
     pub timeout: Duration,
     pub robots: bool,
+    /// Pages nested deeper than this are not parsed (see [`too_deep`]).
+    pub max_html_depth: usize,
 }
 
 /// Page `n` (1-based) of a list URL: `oa{30(n-1)}` becomes the third
@@ -240,7 +242,79 @@ async fn fetch_page(u: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &Host
     if ctl.check().is_err() {
         return Err("stopped".to_owned());
     }
-    get_with_retries(u, io, sc, pacer).await
+    let html = get_with_retries(u, io, sc, pacer).await?;
+    if too_deep(&html, sc.max_html_depth) {
+        return Err(format!("nested deeper than {} elements; not parsed", sc.max_html_depth));
+    }
+    Ok(html)
+}
+
+/// Elements that never hold others (void), whose content is raw text, or
+/// whose end tag is optional (the parser closes them itself when the next one
+/// starts, so they do not nest by repetition).
+const VOID: &[&[u8]] = &[b"area", b"base", b"br", b"col", b"embed", b"hr", b"img", b"input", b"link", b"meta", b"source", b"track", b"wbr"];
+const RAW_TEXT: &[&[u8]] = &[b"script", b"style", b"textarea", b"title", b"xmp", b"noscript", b"iframe", b"noembed", b"noframes", b"plaintext"];
+const SELF_CLOSING_END: &[&[u8]] = &[b"p", b"li", b"dt", b"dd", b"tr", b"td", b"th", b"option", b"optgroup", b"rb", b"rt", b"rp", b"html", b"head", b"body"];
+
+/// Whether the element nesting of `html` goes past `limit` (start tags minus
+/// end tags, a linear scan that stops early). html5ever, like the HTML
+/// standard's tree builder, scans the stack of open elements for many start
+/// tags: a page of a million nested `<div>`s costs it O(depth²), about an hour.
+/// Browsers cap the depth (Blink at 512); we refuse such a page instead.
+pub fn too_deep(html: &str, limit: usize) -> bool {
+    let b = html.as_bytes();
+    let lower = |s: &[u8]| s.to_ascii_lowercase();
+    let find = |from: usize, needle: &[u8]| -> usize {
+        b[from.min(b.len())..].windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle)).map_or(b.len(), |p| from + p + needle.len())
+    };
+    let (mut i, mut depth) = (0usize, 0usize);
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        i += off + 1;
+        let end_tag = b.get(i) == Some(&b'/');
+        match b.get(i) {
+            Some(b'!') if b[i..].starts_with(b"!--") => i = find(i, b"-->"),
+            Some(b'!' | b'?') => i = find(i, b">"),
+            Some(c) if c.is_ascii_alphabetic() || (end_tag && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)) => {
+                let start = if end_tag { i + 1 } else { i };
+                let mut j = start;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'-') {
+                    j += 1;
+                }
+                let name = lower(&b[start..j]);
+                // The tag's end, skipping quoted attribute values.
+                let mut quote = None;
+                while j < b.len() {
+                    match (quote, b[j]) {
+                        (None, b'"' | b'\'') => quote = Some(b[j]),
+                        (Some(q), c) if c == q => quote = None,
+                        (None, b'>') => break,
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                let self_closed = j > 0 && b.get(j - 1) == Some(&b'/');
+                i = j;
+                let nests = !VOID.contains(&name.as_slice()) && !SELF_CLOSING_END.contains(&name.as_slice());
+                if end_tag {
+                    if nests {
+                        depth = depth.saturating_sub(1);
+                    }
+                } else if RAW_TEXT.contains(&name.as_slice()) {
+                    i = find(i, &[b"</".as_slice(), name.as_slice()].concat());
+                } else if nests && !self_closed {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if i >= b.len() {
+            break;
+        }
+    }
+    false
 }
 
 pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc<ScrapeConfig>, pool: crunch_store::PgPool) -> Outcome {
@@ -442,6 +516,20 @@ mod tests {
         assert_eq!(d.description.as_deref(), Some("Sea view \"and\" pool"));
         assert_eq!((d.rating, d.reviews, d.rank, d.rank_total, d.stars), (Some(4.5), Some(1234), Some(7), Some(650), Some(5.0)));
         assert_eq!(parse_details("<html><p>nothing", &profile()), Details::default());
+    }
+
+    #[test]
+    fn nesting_depth_is_estimated_without_parsing() {
+        let deep = |n: usize, tag: &str| format!("<html><body>{}x", format!("<{tag}>").repeat(n));
+        assert!(too_deep(&deep(1_000_000, "div"), 512));
+        assert!(!too_deep(&deep(500, "div"), 512));
+        // Closed, void, self-closed and optional-end elements do not add up.
+        assert!(!too_deep(&"<div><span>a</span><br><img src='>'><p>x<li>y</div>".repeat(10_000), 8));
+        assert!(!too_deep(&"<p>para".repeat(10_000), 8));
+        assert!(!too_deep(&"<svg><path d='M0'/></svg>".repeat(10_000), 8));
+        // Script and comment contents are not markup.
+        assert!(!too_deep(&format!("<script>{}</script><!-- {} -->", "<div>".repeat(1000), "<div>".repeat(1000)), 8));
+        assert!(too_deep(&"<DIV class=\"a>b\">".repeat(20), 8));
     }
 
     #[test]

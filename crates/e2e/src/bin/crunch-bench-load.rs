@@ -1,0 +1,240 @@
+//! Load and scale-out, against the release gateway and workers as processes
+//! (from `CRUNCH_BIN_DIR`). Used by `scripts/bench-load.sh`; prints table rows.
+//!
+//!   crunch-bench-load submit RATE SECS WORKERS
+//!       open-loop submission at RATE jobs/s for SECS s (each request sent at
+//!       its scheduled time, whatever the previous ones are doing), latency per
+//!       request; the workers run meanwhile.
+//!   crunch-bench-load drain JOBS WORKERS
+//!       JOBS jobs queued first, then WORKERS worker processes started: time
+//!       until every job has succeeded (end-to-end jobs/s).
+//!
+//! Every job is a factorization of a distinct small number (a trivial job:
+//! the cost measured is the platform's, not the arithmetic's).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+struct Stack {
+    db: String,
+    base: String,
+    key: String,
+    ns: String,
+    gateway: Child,
+    workers: Vec<Child>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for c in self.workers.iter_mut().chain(std::iter::once(&mut self.gateway)) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn service(name: &str, db: &str, ns: &str) -> Command {
+    let mut cmd = Command::new(crunch_e2e::binary(name));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CRUNCH_ENV_FILE", "/nonexistent")
+        .env("DATABASE_URL", db)
+        .env("AMQP_URL", crunch_e2e::amqp_url())
+        .env("CRUNCH_AMQP_NAMESPACE", ns)
+        .env("CRUNCH_QUEUE_EXPIRES_MS", "600000")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    cmd
+}
+
+impl Stack {
+    async fn start() -> anyhow::Result<Self> {
+        let db = crunch_e2e::fresh_database()?;
+        let ns = format!("load{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let port = free_port()?;
+        let k = crunch_e2e::kafka_args(&ns);
+        let gateway = service("crunch-gateway", &db, &ns)
+            .env("CRUNCH_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("CRUNCH_RATE_LIMIT_PER_SEC", "0")
+            .env("CRUNCH_DB_POOL_SIZE", "32")
+            .env("KAFKA_BROKERS", &k.kafka_brokers)
+            .env("CRUNCH_KAFKA_TOPIC_SELECTIONS", &k.kafka_topic_selections)
+            .env("CRUNCH_KAFKA_TOPIC_DEAD", &k.kafka_topic_dead)
+            .env("CRUNCH_BLOB_DIR", crunch_e2e::blob_dir(&ns))
+            .spawn()
+            .context("starting crunch-gateway")?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let t = Instant::now();
+        while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "the gateway did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let key = crunch_e2e::create_key(&db, "load")?;
+        Ok(Self { db, base, key, ns, gateway, workers: Vec::new() })
+    }
+
+    fn spawn_workers(&mut self, n: usize) -> anyhow::Result<()> {
+        for _ in 0..n {
+            let child = service("crunch-worker", &self.db, &self.ns)
+                .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
+                .env("CRUNCH_BLOB_DIR", crunch_e2e::blob_dir(&self.ns))
+                .spawn()
+                .context("starting crunch-worker")?;
+            self.workers.push(child);
+        }
+        Ok(())
+    }
+
+    fn succeeded(&self, conn: &mut PgConnection) -> anyhow::Result<i64> {
+        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM jobs WHERE status = 'succeeded'").get_result(conn)?;
+        let _ = &self.db;
+        Ok(c.n)
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(10)).build()?)
+}
+
+async fn submit(http: &reqwest::Client, base: &str, key: &str, n: u64) -> Result<(), String> {
+    let body = serde_json::json!({"kind": "factorize", "params": {"n": n.to_string()}});
+    match http.post(format!("{base}/api/v1/jobs")).bearer_auth(key).json(&body).send().await {
+        Ok(r) if r.status() == 202 => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    stack.spawn_workers(workers)?;
+    let http = client()?;
+    // Warm the connection pool.
+    for i in 0..200u64 {
+        let _ = submit(&http, &stack.base, &stack.key, 1_000_000_000 + i).await;
+    }
+    let total = rate * secs;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Duration, Result<(), String>)>();
+    let base = Arc::new(stack.base.clone());
+    let key = Arc::new(stack.key.clone());
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    while sent < total {
+        ticker.tick().await;
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        while sent < due {
+            let scheduled = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            let (http, base, key, tx) = (http.clone(), base.clone(), key.clone(), tx.clone());
+            let n = 2_000_000_000 + sent;
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = submit(&http, &base, &key, n).await;
+                // Latency from the scheduled time (no coordinated omission) and from sending.
+                let _ = tx.send((scheduled.elapsed(), t.elapsed(), r));
+            });
+            sent += 1;
+        }
+    }
+    drop(tx);
+    let mut from_schedule = Vec::with_capacity(total as usize);
+    let mut from_send = Vec::with_capacity(total as usize);
+    let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
+    while let Some((a, b, r)) = rx.recv().await {
+        from_schedule.push(a);
+        from_send.push(b);
+        if let Err(e) = r {
+            *errors.entry(e).or_default() += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    from_schedule.sort();
+    from_send.sort();
+    let ok = total - errors.values().sum::<u64>();
+    println!(
+        "| {rate} | {secs} | {workers} | {total} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+        ok as f64 / elapsed,
+        pct(&from_schedule, 0.5),
+        pct(&from_schedule, 0.99),
+        pct(&from_send, 0.99),
+        pct(&from_schedule, 1.0),
+        if errors.is_empty() { "none".to_owned() } else { format!("{errors:?}") }
+    );
+    // Every accepted job completes.
+    let mut conn = PgConnection::establish(&stack.db)?;
+    let want = ok as i64 + 200;
+    let t = Instant::now();
+    while stack.succeeded(&mut conn)? < want && t.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("all {} accepted jobs succeeded {:.1} s after the last submission", stack.succeeded(&mut conn)?, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn run_drain(jobs: u64, workers: usize) -> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    let http = client()?;
+    let base = Arc::new(stack.base.clone());
+    let key = Arc::new(stack.key.clone());
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(jobs as usize);
+    for i in 0..jobs {
+        let permit = sem.clone().acquire_owned().await?;
+        let (http, base, key) = (http.clone(), base.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = submit(&http, &base, &key, 3_000_000_000 + i).await;
+            drop(permit);
+            r
+        }));
+    }
+    for t in tasks {
+        t.await?.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let mut conn = PgConnection::establish(&stack.db)?;
+    let start = Instant::now();
+    stack.spawn_workers(workers)?;
+    while stack.succeeded(&mut conn)? < jobs as i64 {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "jobs did not all finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("| {workers} | {jobs} | {secs:.2} | {:.0} |", jobs as f64 / secs);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let num = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
+    match args.get(1).map(String::as_str) {
+        Some("submit") => run_submit(num(2, 2000), num(3, 60), num(4, 1) as usize).await,
+        Some("drain") => run_drain(num(2, 20_000), num(3, 1) as usize).await,
+        _ => anyhow::bail!("usage: crunch-bench-load submit RATE SECS WORKERS | drain JOBS WORKERS"),
+    }
+}
