@@ -131,6 +131,17 @@ impl FromStr for JobStatus {
     }
 }
 
+/// Whether a NUL character hides in any key or string of `v` (PostgreSQL
+/// text and jsonb cannot store one; such input is refused up front).
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// Why a submission's kind or parameters were refused. Each variant names the
 /// rule it broke; the gateway turns it into a 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -474,7 +485,11 @@ pub enum JobSpec {
 impl JobSpec {
     /// Parses a kind name and its JSON parameters against the limits.
     pub fn parse(kind: &str, params: &serde_json::Value, limits: &Limits) -> Result<Self, SpecError> {
-        match kind.parse::<JobKind>()? {
+        let kind = kind.parse::<JobKind>()?;
+        if has_nul(params) {
+            return Err(SpecError::param("params", "must not contain NUL characters (\\u0000) in any name or value"));
+        }
+        match kind {
             JobKind::Factorize => FactorizeParams::parse(params, limits).map(JobSpec::Factorize),
             JobKind::Primes => PrimesParams::parse(params, limits).map(JobSpec::Primes),
             JobKind::CheckUrl => CheckUrlParams::parse(params).map(JobSpec::CheckUrl),

@@ -62,6 +62,22 @@ async fn huge_numbers_giant_ranges_deep_and_broken_json_get_4xx() -> R {
     assert_eq!(status, 401);
     let (status, _) = raw_request(&env, format!("GET /api/v1/jobs/%FF%FE HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", env.key).as_bytes()).await?;
     assert_eq!(status, 404);
+    // NUL characters (PostgreSQL text cannot hold them) in bodies and queries.
+    for body in [
+        json!({"kind": "scrape_hotels", "params": {"city": "Dub\u{0}ai"}}),
+        json!({"kind": "check_url", "params": {"url": "http://a\u{0}b.example/"}}),
+        json!({"kind": "factorize", "params": {"n": "12", "x\u{0}": 1}}),
+        json!({"kind": "primes", "params": {"from": "1\u{0}", "to": 5, "mode": "count"}}),
+    ] {
+        let r = env.submit(body.clone()).await?;
+        assert_eq!(r.status(), 400, "{body}: {}", r.text().await?);
+    }
+    let r = env.http.post(env.url("/api/v1/gene-files")).bearer_auth(&env.key).json(&json!({"file_name": "a\u{0}.fasta"})).send().await?;
+    expect(r, 400, "invalid_field").await?;
+    for path in ["/api/v1/hotels?q=a%00b", "/api/v1/cities?q=%00", "/api/v1/selections?q=x%00"] {
+        let r = env.http.get(env.url(path)).bearer_auth(&env.key).send().await?;
+        expect(r, 400, "invalid_query").await?;
+    }
     // After all that, the gateway still works.
     assert_eq!(env.submit(json!({"kind": "factorize", "params": {"n": "12"}})).await?.status(), 202);
     Ok(())
