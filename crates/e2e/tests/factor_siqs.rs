@@ -9,18 +9,10 @@ use serde_json::{json, Value};
 
 type R = anyhow::Result<()>;
 
-/// 2^107 - 1 and 2^127 - 1 (Mersenne primes): a 234-bit balanced semiprime
-/// no cheap method splits (tens of seconds of sieving on two cores).
-fn semiprime_234() -> String {
-    let p = (num_bigint::BigUint::from(1u32) << 107u32) - 1u32;
-    let q = (num_bigint::BigUint::from(1u32) << 127u32) - 1u32;
-    (p * q).to_str_radix(10)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_siqs_job_reports_progress_and_stops_on_cancel() -> R {
     let env = TestEnv::start().await?;
-    let r = env.submit(json!({"kind": "factorize", "params": {"n": semiprime_234()}})).await?;
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": crunch_e2e::mersenne_semiprime(107, 127)}})).await?;
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned();
     // Relations found / needed move the job's progress.
@@ -64,12 +56,12 @@ async fn siqs_factors_are_reported_and_the_budget_reports_partial_results() -> R
 
     // A 234-bit semiprime does not fit a 2 s budget: failed with what is left.
     let started = Instant::now();
-    let id = env.submit_n(&format!("{}", num_bigint::BigUint::parse_bytes(semiprime_234().as_bytes(), 10).unwrap_or_default() * 5u32)).await?;
+    let id = env.submit_n(&format!("{}", num_bigint::BigUint::parse_bytes(crunch_e2e::mersenne_semiprime(107, 127).as_bytes(), 10).unwrap_or_default() * 5u32)).await?;
     let job = env.wait_finished(&id).await?;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["code"], "time_budget_exceeded");
     assert_eq!(job["error"]["details"]["factors"][0]["p"], "5");
-    assert_eq!(job["error"]["details"]["unfactored"][0], semiprime_234().as_str());
+    assert_eq!(job["error"]["details"]["unfactored"][0], crunch_e2e::mersenne_semiprime(107, 127).as_str());
     assert!(started.elapsed() < Duration::from_secs(8), "budget honoured: {:?}", started.elapsed());
     Ok(())
 }

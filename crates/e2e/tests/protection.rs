@@ -140,20 +140,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// 2^89 - 1 times 2^107 - 1: a 196-bit semiprime, a second or two of sieving.
-fn semiprime_196() -> String {
-    let p = (num_bigint::BigUint::from(1u32) << 89u32) - 1u32;
-    let q = (num_bigint::BigUint::from(1u32) << 107u32) - 1u32;
-    (p * q).to_str_radix(10)
-}
-
-/// 2^107 - 1 times 2^127 - 1: tens of seconds of sieving.
-fn semiprime_234() -> String {
-    let p = (num_bigint::BigUint::from(1u32) << 107u32) - 1u32;
-    let q = (num_bigint::BigUint::from(1u32) << 127u32) - 1u32;
-    (p * q).to_str_radix(10)
-}
-
 fn sigterm(env: &TestEnv, i: usize) {
     let pid = env.workers[i].id();
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
@@ -166,8 +152,8 @@ async fn sigterm_finishes_short_jobs_returns_long_ones_and_exits_promptly() -> R
         ..Default::default()
     })
     .await?;
-    let short = env.submit_n(&semiprime_196()).await?;
-    let long = env.submit_n(&semiprime_234()).await?;
+    let short = env.submit_n(&crunch_e2e::mersenne_semiprime(89, 107)).await?;
+    let long = env.submit_n(&crunch_e2e::mersenne_semiprime(107, 127)).await?;
     env.wait_for(&short, Duration::from_secs(30), |s| s == "running").await?;
     env.wait_for(&long, Duration::from_secs(30), |s| s == "running").await?;
     let t = Instant::now();
