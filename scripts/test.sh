@@ -9,6 +9,7 @@ ensure_apt primesieve pari-gp bc
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka
+export TANSU_BIN="$(tansu_bin)"
 ensure_s3
 ensure_docker_cli
 ensure_hadolint

@@ -1,4 +1,4 @@
-//! Kafka (rdkafka): the idempotent producer of the gateway, the consumer of
+//! Kafka (rdkafka): the ordered producer of the gateway, the consumer of
 //! the persister, and topic creation (tansu, the development broker, does not
 //! create topics by itself).
 
@@ -24,13 +24,51 @@ pub struct KafkaConfig {
 fn base(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
+    // Notice re-created topics (after a broker restart) within seconds, not
+    // librdkafka's default five minutes.
+    c.set("topic.metadata.refresh.interval.ms", "3000");
     c
 }
 
-/// acks=all, idempotent (no duplicates from the producer's own retries).
+/// Re-creates the topics after a failure that may mean a broker restart lost
+/// them (tansu's memory storage does; so would a wiped broker): on the error
+/// paths, at most once per `every`, in the background.
+pub struct TopicGuard {
+    cfg: KafkaConfig,
+    every: Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl TopicGuard {
+    pub fn new(cfg: KafkaConfig, every: Duration) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self { cfg, every, last: std::sync::Mutex::new(None) })
+    }
+
+    pub fn poke(self: &std::sync::Arc<Self>) {
+        let Ok(mut last) = self.last.lock() else { return };
+        if last.is_some_and(|t| t.elapsed() < self.every) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let me = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = ensure_topics(&me.cfg).await {
+                tracing::debug!(error = %e, "re-creating the Kafka topics failed; will retry on the next error");
+            }
+        });
+    }
+}
+
+/// acks=all, one request in flight per broker (per-key order kept across
+/// retries). Not librdkafka's idempotent mode: after a broker restart that
+/// forgets producer ids (tansu's memory storage; a wiped broker) an idempotent
+/// producer never delivers again (measured: every message timed out), and the
+/// messages are idempotent themselves (add/remove of a set member), so a
+/// duplicate from a retry changes nothing and order is all that matters.
 pub fn producer(cfg: &KafkaConfig, timeout: Duration) -> Result<FutureProducer, rdkafka::error::KafkaError> {
     base(cfg)
-        .set("enable.idempotence", "true")
+        .set("enable.idempotence", "false")
+        .set("max.in.flight.requests.per.connection", "1")
         .set("acks", "all")
         .set("message.timeout.ms", timeout.as_millis().to_string())
         .create()

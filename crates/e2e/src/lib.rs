@@ -62,6 +62,8 @@ pub struct Options {
     pub genes_max_upload_bytes: u64,
     /// The gateway's rate limits and timeouts.
     pub protect: crunch_gateway::protect::ProtectArgs,
+    /// A Kafka-protocol broker of the test's own (default: `KAFKA_BROKERS`).
+    pub kafka_brokers: Option<String>,
 }
 
 impl Default for Options {
@@ -76,6 +78,7 @@ impl Default for Options {
             s3: false,
             genes_max_upload_bytes: 2 << 30,
             protect: Default::default(),
+            kafka_brokers: None,
         }
     }
 }
@@ -91,6 +94,7 @@ pub struct TestEnv {
     pub workers: Vec<Child>,
     pub persisters: Vec<Child>,
     worker_env: Vec<(String, String)>,
+    kafka_brokers: String,
 }
 
 pub fn kafka_brokers() -> String {
@@ -141,6 +145,7 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         blob: crunch_blob::BlobArgs::local(blob_dir(namespace)),
         demo: Default::default(),
         protect: Default::default(),
+        key_cache_secs: 5,
         core: CoreArgs {
             migrate_on_start: true,
             db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },
@@ -184,6 +189,10 @@ impl TestEnv {
         }
         cfg.genes_max_upload_bytes = opts.genes_max_upload_bytes;
         cfg.protect = opts.protect;
+        if let Some(b) = &opts.kafka_brokers {
+            cfg.kafka.kafka_brokers = b.clone();
+        }
+        let kafka_brokers = cfg.kafka.kafka_brokers.clone();
         let mut worker_env = blob_env(&cfg.blob);
         worker_env.extend(opts.worker_env);
         let app = Application::build(cfg).await?;
@@ -199,6 +208,7 @@ impl TestEnv {
             workers: Vec::new(),
             persisters: Vec::new(),
             worker_env,
+            kafka_brokers,
         };
         for _ in 0..opts.workers {
             env.spawn_worker()?;
@@ -235,6 +245,7 @@ impl TestEnv {
     /// Starts a `crunch-persister` process on this test's topics.
     pub fn spawn_persister(&mut self) -> anyhow::Result<()> {
         let child = persister_command(&binary("crunch-persister"), &self.database_url, &self.namespace)
+            .env("KAFKA_BROKERS", &self.kafka_brokers)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -58,15 +58,59 @@ impl FromRequest for Caller {
             let token = token.filter(|t| t.starts_with(KEY_PREFIX) && t.len() <= 128).ok_or(ApiError::Unauthorized)?;
             let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("state missing")))?;
             let hash = hash_key(&token);
-            let pool = state.pool.clone();
-            let row = web::block(move || {
-                let mut conn = pool.get()?;
-                crunch_store::keys::find_active_by_hash(&mut conn, &hash)
-            })
-            .await??;
-            let caller = row.map(|r| Caller { key_id: r.id }).ok_or(ApiError::Unauthorized)?;
+            let key_id = match state.keys.get(&hash) {
+                Some(id) => id,
+                None => {
+                    let pool = state.pool.clone();
+                    let h = hash.clone();
+                    let row = web::block(move || {
+                        let mut conn = pool.get()?;
+                        crunch_store::keys::find_active_by_hash(&mut conn, &h)
+                    })
+                    .await??;
+                    let id = row.map(|r| r.id).ok_or(ApiError::Unauthorized)?;
+                    state.keys.put(hash, id);
+                    id
+                }
+            };
+            let caller = Caller { key_id };
             state.rate_limits.check(caller.key_id)?;
             Ok(caller)
         })
+    }
+}
+
+/// Recently verified keys (SHA-256 -> key id), so that a busy client does not
+/// cost a database query per request. Only keys found active are kept, for
+/// `ttl`: a new key works at once, a revoked one stops within `ttl`
+/// (`CRUNCH_KEY_CACHE_SECS`, 0 = no cache).
+pub struct KeyCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Uuid, std::time::Instant)>>,
+}
+
+impl KeyCache {
+    /// Most keys remembered; past it the cache starts over.
+    const CAPACITY: usize = 10_000;
+
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self { ttl, entries: Default::default() }
+    }
+
+    fn get(&self, hash: &[u8]) -> Option<Uuid> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(id, _)| *id)
+    }
+
+    fn put(&self, hash: Vec<u8>, id: Uuid) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(hash, (id, std::time::Instant::now()));
+        }
     }
 }

@@ -69,6 +69,10 @@ pub struct Config {
     pub blob: crunch_blob::BlobArgs,
     #[command(flatten)]
     pub protect: protect::ProtectArgs,
+    /// How long a verified API key is remembered, in seconds (a revoked key
+    /// stops working within this time; 0 = check the database every request).
+    #[arg(long, env = "CRUNCH_KEY_CACHE_SECS", default_value_t = 5)]
+    pub key_cache_secs: u64,
 }
 
 pub struct Application {
@@ -126,17 +130,24 @@ impl Application {
                 }
             });
         }
+        let published_jobs = crunch_service::spawn_batch_writer("mark jobs published", pool.clone(), 1000, |c, ids: &[uuid::Uuid]| {
+            crunch_store::jobs::mark_published_many(c, ids)
+        });
         let state = web::Data::new(AppState {
             blobs,
             genes_max_upload_bytes: cfg.genes_max_upload_bytes,
             kafka,
             kafka_topic: kafka_cfg.selections_topic.clone(),
+            kafka_topics: crunch_bus::kafka::TopicGuard::new(kafka_cfg.clone(), Duration::from_secs(2)),
+            kafka_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             pool,
             bus: bus_rx,
             limits: cfg.core.limits.limits(),
             events: events_tx,
             metrics: metrics::Metrics::new(),
             rate_limits: protect::RateLimits::new(&cfg.protect),
+            keys: auth::KeyCache::new(Duration::from_secs(cfg.key_cache_secs)),
+            published_jobs,
         });
         let limiter = state.clone();
         tokio::spawn(async move {
@@ -146,6 +157,7 @@ impl Application {
             }
         });
 
+        spawn_kafka_probe(state.clone());
         demo::spawn(state.clone(), cfg.demo.clone());
         let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.genes_max_upload_bytes, cfg.adminer_url.clone(), cfg.demo.info()));
 
@@ -329,4 +341,38 @@ fn spawn_bus_supervisor(cfg: BusConfig, events: broadcast::Sender<crunch_domain:
         }
     });
     rx
+}
+
+/// Asks the Kafka broker for the selections topic every 500 ms, so that a
+/// broker outage is answered with 503 at once rather than after the
+/// producer's timeout, and so that topics a broker restart lost are created
+/// again.
+fn spawn_kafka_probe(state: web::Data<AppState>) {
+    use crunch_bus::kafka::rdkafka::producer::Producer;
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        loop {
+            let (producer, topic) = (state.kafka.clone(), state.kafka_topic.clone());
+            let ok = tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .fetch_metadata(Some(&topic), Duration::from_millis(1000))
+                    .map(|m| m.topics().iter().any(|t| t.error().is_none() && !t.partitions().is_empty()))
+                    .unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false);
+            if state.kafka_up.swap(ok, Ordering::Relaxed) != ok {
+                if ok {
+                    tracing::info!("the Kafka broker and topic are back");
+                } else {
+                    tracing::warn!("the Kafka broker or its topic is unavailable");
+                }
+            }
+            if !ok {
+                state.kafka_topics.poke();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
 }

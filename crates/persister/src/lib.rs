@@ -64,6 +64,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(10));
     }
+    let topics = crunch_bus::kafka::TopicGuard::new(kcfg.clone(), Duration::from_secs(2));
     let consumer = crunch_bus::kafka::consumer(&kcfg)?;
     consumer.subscribe(&[&kcfg.selections_topic])?;
     let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
@@ -83,6 +84,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
             Ok(m) => batch.push(m),
             Err(e) => {
                 tracing::warn!(error = %e, "Kafka error");
+                topics.poke();
                 kafka_ok.store(false, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;

@@ -313,3 +313,38 @@ pub async fn database_reachable(pool: &crunch_store::PgPool) -> bool {
         .await
         .unwrap_or(false)
 }
+
+/// A write many tasks need done but none needs to wait for: items sent on the
+/// returned channel are handed to `flush` in batches (whatever has arrived
+/// while the previous batch was written, up to `max`) on a blocking thread
+/// with one pooled connection. One statement for many jobs instead of one
+/// transaction each. A batch that fails is logged and dropped: use it only for
+/// writes something else repairs (an unmarked publication is republished by
+/// the reconciler, an unmarked event re-sent by the relay and deduplicated).
+pub fn spawn_batch_writer<T, F>(name: &'static str, pool: crunch_store::PgPool, max: usize, flush: F) -> tokio::sync::mpsc::UnboundedSender<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut crunch_store::PgConnection, &[T]) -> Result<(), crunch_store::StoreError> + Send + Sync + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<T>();
+    let flush = std::sync::Arc::new(flush);
+    tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(max);
+        while rx.recv_many(&mut buf, max.max(1)).await > 0 {
+            let batch = std::mem::take(&mut buf);
+            let (pool, flush) = (pool.clone(), flush.clone());
+            let n = batch.len();
+            let res = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let mut conn = pool.get()?;
+                Ok(flush(&mut conn, &batch)?)
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, what = name, items = n, "batched write failed; it is repaired later"),
+                Err(e) => tracing::warn!(error = %e, what = name, "batched write task failed"),
+            }
+        }
+    });
+    tx
+}

@@ -53,7 +53,12 @@ pub fn submit(conn: &mut PgConnection, new: NewJob<'_>, fresh: bool) -> Result<S
 
 /// Records that the broker confirmed the job's message.
 pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
-    diesel::update(jobs::table.find(id))
+    mark_published_many(conn, &[id])
+}
+
+/// Records many confirmed publications in one statement.
+pub fn mark_published_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
+    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
         .set(jobs::published_at.eq(diesel::dsl::now))
         .execute(conn)?;
     Ok(())
@@ -221,6 +226,10 @@ pub fn start(conn: &mut PgConnection, id: Uuid) -> Result<Started> {
     })
 }
 
+/// A finished job and the terminal event written to its outbox (with its
+/// `event_id`; none for a shard), for the caller to publish at once.
+pub type Finished = (JobRow, Option<JobEvent>);
+
 /// Ends a running job as succeeded (with `result`) or failed (with `error`),
 /// writing its terminal event to the outbox in the same transaction. `None`
 /// when the job was no longer running (cancelled meanwhile, or another
@@ -229,7 +238,7 @@ pub fn finish(
     conn: &mut PgConnection,
     id: Uuid,
     outcome: std::result::Result<serde_json::Value, serde_json::Value>,
-) -> Result<Option<JobRow>> {
+) -> Result<Option<Finished>> {
     conn.transaction(|conn| {
         let (status, result, error, progress) = match &outcome {
             Ok(r) => (JobStatus::Succeeded, Some(r.clone()), None, 1.0),
@@ -260,11 +269,15 @@ pub fn finish(
                 .get_result(conn)
                 .optional()?
         };
-        if let Some(row) = updated.as_ref().filter(|r| r.parent_id.is_none()) {
+        let Some(row) = updated else { return Ok(None) };
+        let mut event = None;
+        if row.parent_id.is_none() {
             let data = if status == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
-            insert_event(conn, row.id, &event_for(row, EventType::for_status(status), data))?;
+            let mut ev = event_for(&row, EventType::for_status(status), data);
+            ev.event_id = Some(insert_event(conn, row.id, &ev)?);
+            event = Some(ev);
         }
-        Ok(updated)
+        Ok(Some((row, event)))
     })
 }
 

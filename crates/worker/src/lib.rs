@@ -147,6 +147,8 @@ pub struct Shared {
     pub scrape: Arc<kinds::scrape_hotels::ScrapeConfig>,
     pub genes: Arc<kinds::genes::GenesConfig>,
     pub blobs: crunch_blob::Blobs,
+    /// Outbox events published: marked as such in batches.
+    pub published_events: tokio::sync::mpsc::UnboundedSender<i64>,
 }
 
 impl Shared {
@@ -226,7 +228,10 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
     });
     let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
     let (bus_tx, bus_rx) = watch::channel(None);
-    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape, genes, blobs });
+    let published_events = crunch_service::spawn_batch_writer("mark events published", pool.clone(), 1000, |c, ids: &[i64]| {
+        crunch_store::events::mark_published(c, ids)
+    });
+    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape, genes, blobs, published_events });
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));

@@ -70,18 +70,27 @@ pub async fn relay(shared: &Shared, bus: &Bus, job: Option<Uuid>, older_than_sec
     else {
         return;
     };
-    let mut done = Vec::new();
-    for (id, ev) in events {
-        match bus.publish_event(&ev).await {
-            Ok(()) => done.push(id),
-            Err(e) => {
-                tracing::warn!(error = %e, "event not published; will retry");
-                break;
-            }
+    for (_, ev) in events {
+        if !publish_outbox_event(shared, bus, &ev).await {
+            break;
         }
     }
-    if !done.is_empty() {
-        let _ = db(shared, "mark events published", move |c| crunch_store::events::mark_published(c, &done)).await;
+}
+
+/// Publishes an event read from (or just written to) the outbox and queues
+/// its mark; `false` if the broker refused it (the relay's sweep retries).
+async fn publish_outbox_event(shared: &Shared, bus: &Bus, ev: &JobEvent) -> bool {
+    match bus.publish_event(ev).await {
+        Ok(()) => {
+            if let Some(id) = ev.event_id {
+                let _ = shared.published_events.send(id);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "event not published; will retry");
+            false
+        }
     }
 }
 
@@ -234,7 +243,10 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         }
     };
     tokio::pin!(rx);
-    let mut tick = tokio::time::interval(Duration::from_millis(shared.cfg.cancel_poll_ms.max(10)));
+    // The first look for a cancellation after one period (a job that ends
+    // sooner costs no query).
+    let poll = Duration::from_millis(shared.cfg.cancel_poll_ms.max(10));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
     let mut last_progress = Instant::now();
     let outcome = loop {
         tokio::select! {
@@ -291,13 +303,20 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
     let finished = db(shared, "finish job", move |c| crunch_store::jobs::finish(c, id, result.clone())).await;
     match finished {
         None => Disposition::Requeue,
-        Some(row) => {
-            match &row {
-                None => tracing::info!("job ended elsewhere meanwhile (cancelled or finished by another delivery)"),
-                Some(r) if r.parent_id.is_some() => settle(shared, bus, r).await,
-                Some(_) => {}
-            }
+        Some(None) => {
+            tracing::info!("job ended elsewhere meanwhile (cancelled or finished by another delivery)");
             relay(shared, bus, Some(id), 0).await;
+            Disposition::Ack
+        }
+        Some(Some((row, event))) => {
+            if row.parent_id.is_some() {
+                settle(shared, bus, &row).await;
+            }
+            // The terminal event was written with the result: publish it now
+            // (no read back); if that fails the relay's sweep sends it later.
+            if let Some(ev) = event {
+                publish_outbox_event(shared, bus, &ev).await;
+            }
             Disposition::Ack
         }
     }

@@ -8,6 +8,11 @@
 //!   crunch-bench-load drain JOBS WORKERS
 //!       JOBS jobs queued first, then WORKERS worker processes started: time
 //!       until every job has succeeded (end-to-end jobs/s).
+//!   crunch-bench-load chaos JOBS KILLS
+//!       JOBS jobs submitted while one of two workers is SIGKILLed at KILLS
+//!       random moments and restarted: then every job must have succeeded
+//!       with exactly one terminal event in the outbox and exactly one
+//!       `succeeded` event on a WebSocket client.
 //!
 //! Every job is a factorization of a distinct small number (a trivial job:
 //! the cost measured is the platform's, not the arithmetic's).
@@ -186,6 +191,9 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
         pct(&from_schedule, 1.0),
         if errors.is_empty() { "none".to_owned() } else { format!("{errors:?}") }
     );
+    if workers == 0 {
+        return Ok(());
+    }
     // Every accepted job completes.
     let mut conn = PgConnection::establish(&stack.db)?;
     let want = ok as i64 + 200;
@@ -228,6 +236,111 @@ async fn run_drain(jobs: u64, workers: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_chaos(jobs: u64, kills: u64) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use rand::Rng;
+    let mut stack = Stack::start().await?;
+    stack.spawn_workers(2)?;
+    // A WebSocket client counts `succeeded` events per job.
+    let url = format!("{}/api/v1/events?access_token={}", stack.base.replace("http://", "ws://"), stack.key);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, u32>::new()));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = ws.next().await {
+            let Ok(text) = msg.into_text() else { continue };
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            if ev["type"] == "succeeded" {
+                if let (Some(id), Ok(mut m)) = (ev["job_id"].as_str(), counter.lock()) {
+                    *m.entry(id.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    });
+    let http = client()?;
+    let (base, key) = (Arc::new(stack.base.clone()), Arc::new(stack.key.clone()));
+    let start = Instant::now();
+    let submitter = tokio::spawn(async move {
+        let sem = Arc::new(tokio::sync::Semaphore::new(32));
+        let mut tasks = Vec::new();
+        for i in 0..jobs {
+            let Ok(permit) = sem.clone().acquire_owned().await else { break };
+            let (http, base, key) = (http.clone(), base.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                // Retried until accepted: a refused submission is the client's to repeat.
+                loop {
+                    if submit(&http, &base, &key, 4_000_000_000 + i).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                drop(permit);
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    // Kills at random points of the run: when the succeeded count passes
+    // random fractions (2% to 95%) of the jobs, so that every kill lands
+    // mid-run whatever the speed.
+    let mut points: Vec<i64> = (0..kills).map(|_| (jobs as f64 * rand::thread_rng().gen_range(0.02..0.95)) as i64).collect();
+    points.sort_unstable();
+    let mut conn = PgConnection::establish(&stack.db)?;
+    for (k, point) in points.into_iter().enumerate() {
+        let mut done = stack.succeeded(&mut conn)?;
+        while done < point {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            done = stack.succeeded(&mut conn)?;
+        }
+        let i = rand::thread_rng().gen_range(0..stack.workers.len());
+        let _ = stack.workers[i].kill();
+        let _ = stack.workers[i].wait();
+        eprintln!("kill {} of {kills}: worker {i} SIGKILLed at {:.1} s ({done} jobs succeeded so far)", k + 1, start.elapsed().as_secs_f64());
+        stack.workers[i] = service("crunch-worker", &stack.db, &stack.ns)
+            .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
+            .env("CRUNCH_BLOB_DIR", crunch_e2e::blob_dir(&stack.ns))
+            .spawn()?;
+    }
+    submitter.await?;
+    while stack.succeeded(&mut conn)? < jobs as i64 {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "only {} of {jobs} jobs succeeded", stack.succeeded(&mut conn)?);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // Give the last events time to arrive.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        jobs: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        not_one_event: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        without_result: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        retried: i64,
+    }
+    let r: Row = diesel::sql_query(
+        "SELECT count(*) AS jobs, \
+                count(*) FILTER (WHERE (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.event->>'type' = 'succeeded') <> 1) AS not_one_event, \
+                count(*) FILTER (WHERE j.result IS NULL) AS without_result, \
+                count(*) FILTER (WHERE j.attempts > 1) AS retried \
+         FROM jobs j WHERE j.status = 'succeeded'",
+    )
+    .get_result(&mut conn)?;
+    let seen = seen.lock().map(|m| m.clone()).unwrap_or_default();
+    let ws_once = seen.values().filter(|n| **n == 1).count();
+    let ws_more = seen.values().filter(|n| **n > 1).count();
+    println!(
+        "| {jobs} | {kills} | {secs:.1} | {} | {} | {} | {} | {ws_once} | {ws_more} |",
+        r.jobs, r.without_result, r.not_one_event, r.retried
+    );
+    anyhow::ensure!(r.jobs == jobs as i64 && r.without_result == 0 && r.not_one_event == 0, "a job lost or doubled");
+    anyhow::ensure!(ws_once == jobs as usize && ws_more == 0, "WebSocket: {ws_once} jobs with one succeeded event, {ws_more} with more");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -235,6 +348,7 @@ async fn main() -> anyhow::Result<()> {
     match args.get(1).map(String::as_str) {
         Some("submit") => run_submit(num(2, 2000), num(3, 60), num(4, 1) as usize).await,
         Some("drain") => run_drain(num(2, 20_000), num(3, 1) as usize).await,
-        _ => anyhow::bail!("usage: crunch-bench-load submit RATE SECS WORKERS | drain JOBS WORKERS"),
+        Some("chaos") => run_chaos(num(2, 10_000), num(3, 20)).await,
+        _ => anyhow::bail!("usage: crunch-bench-load submit RATE SECS WORKERS | drain JOBS WORKERS | chaos JOBS KILLS"),
     }
 }

@@ -2,7 +2,12 @@
 //! starts the release `crunch-persister` on it and times until all are stored.
 //! Used by `scripts/bench-selections.sh`; prints one table row.
 //!
-//!   crunch-bench-selections N PERSISTER_BINARY
+//!   crunch-bench-selections N PERSISTER_BINARY [KILLS]
+//!
+//! With KILLS, the persister is SIGKILLed and restarted that many times, at
+//! evenly spread fractions of the stored count: every selection must still be
+//! stored exactly once (the row count is checked against N, and the table's
+//! key rules out duplicates).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -23,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: i64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let persister = args.get(2).cloned().unwrap_or_else(|| "crunch-persister".into());
+    let kills: i64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(0);
     let db = crunch_e2e::fresh_database()?;
     let ns = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     {
@@ -69,10 +75,18 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut child = crunch_e2e::persister_command(std::path::Path::new(&persister), &db, &ns).stdout(Stdio::null()).spawn()?;
     let mut first_row = None;
+    let mut killed = 0;
     loop {
         let c: Count = diesel::sql_query("SELECT count(*) AS n FROM selections").get_result(&mut conn)?;
         if c.n > 0 && first_row.is_none() {
             first_row = Some(started.elapsed());
+        }
+        if killed < kills && c.n >= n * (killed + 1) / (kills + 1) {
+            let _ = child.kill();
+            let _ = child.wait();
+            killed += 1;
+            eprintln!("persister SIGKILLed ({killed} of {kills}) with {} of {n} stored", c.n);
+            child = crunch_e2e::persister_command(std::path::Path::new(&persister), &db, &ns).stdout(Stdio::null()).spawn()?;
         }
         if c.n >= n {
             break;
@@ -84,10 +98,14 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let total = started.elapsed();
+    // A moment for anything late (a replay after the last kill) to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c: Count = diesel::sql_query("SELECT count(*) AS n FROM selections").get_result(&mut conn)?;
     let _ = child.kill();
+    anyhow::ensure!(c.n == n, "{} rows for {n} selections", c.n);
     let steady = total - first_row.unwrap_or_default();
     println!(
-        "| {n} | {:.2} | {:.2} | {:.0} | {:.0} |",
+        "| {n} | {kills} | {:.2} | {:.2} | {:.0} | {:.0} |",
         total.as_secs_f64(),
         first_row.unwrap_or_default().as_secs_f64(),
         n as f64 / total.as_secs_f64(),

@@ -141,17 +141,9 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
         }
         return Err(ApiError::Unavailable("the message broker"));
     }
-    let pool = state.pool.clone();
-    // If this fails the job is still safe: the reconciler republishes it and
-    // the worker ignores the duplicate.
-    if let Err(e) = web::block(move || {
-        let mut conn = pool.get()?;
-        crunch_store::jobs::mark_published(&mut conn, id)
-    })
-    .await
-    {
-        tracing::warn!(job_id = %id, error = %e, "could not record publication");
-    }
+    // Recorded in batches. If that is lost the job is still safe: the
+    // reconciler republishes it and the worker ignores the duplicate.
+    let _ = state.published_jobs.send(id);
     state.metrics.submitted.with_label_values(&[kind.as_str(), "created"]).inc();
     let job = row.to_job();
     let event = JobEvent {
