@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load and scale-out (release gateway and workers as processes, on the local
 # PostgreSQL and RabbitMQ):
-#  1. sustained open-loop submission: RATE jobs/s for SECS s (default 2000, 60)
-#     with one worker running, latency percentiles and errors;
+#  1. sustained open-loop submission: RATE jobs/s for SECS s (default 2000, 60),
+#     latency percentiles and errors; once with no worker (the submission
+#     path alone: jobs queue up) and once with one worker running beside it;
 #  2. end-to-end drain of JOBS trivial jobs (default 20000) with 1, 2 and 4
 #     worker processes;
 #  3. the same drain on Celery + RabbitMQ (Celery, sympy and redis-py installed
@@ -25,6 +26,7 @@ if ! "$VENV/bin/python" -c 'import celery, sympy, redis' 2>/dev/null; then
 fi
 
 printf '\n| target jobs/s | seconds | workers | requests | accepted/s | p50 (ms) | p99 (ms) | p99 from send (ms) | max (ms) | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
+"$LOAD" submit "$RATE" "$SECS" 0
 "$LOAD" submit "$RATE" "$SECS" 1
 
 printf '\n| workers | jobs | seconds | jobs/s end to end |\n|---|---:|---:|---:|\n'
