@@ -102,3 +102,30 @@ fn a_shard_failing_every_attempt_fails_the_parent_and_cancels_the_rest() -> anyh
     }
     Ok(())
 }
+
+/// The reconciler fails a job as abandoned after its kind's time budget: a
+/// gene file (budget of its own, an hour by default) running for 10 minutes
+/// is not abandoned when the other kinds' cutoff (budget + 2 min) has passed.
+/// Found by a 10^7-record upload that was failed at 3 minutes while parsing.
+#[test]
+fn abandoned_means_past_the_kinds_own_time_budget() -> anyhow::Result<()> {
+    let (mut conn, _, _) = setup(1)?;
+    let owner = crunch_store::keys::insert_key(&mut conn, "g", b"hash2")?.id;
+    let mut ids = Vec::new();
+    for (kind, key) in [("genes", b"g1"), ("factorize", b"f1")] {
+        let id = Uuid::new_v4();
+        let params = json!({"n": "10"});
+        crunch_store::jobs::submit(&mut conn, NewJob { id, owner_id: owner, kind, params: &params, dedup_key: key }, false)?;
+        start(&mut conn, id)?;
+        diesel::sql_query("UPDATE jobs SET started_at = now() - interval '10 minutes' WHERE id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .execute(&mut conn)?;
+        ids.push(id);
+    }
+    let now = chrono::Utc::now();
+    let failed = crunch_store::jobs::fail_abandoned(&mut conn, now - chrono::Duration::minutes(3), now - chrono::Duration::minutes(62), 100)?;
+    assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[1]], "only the factorization is past its cutoff");
+    let failed = crunch_store::jobs::fail_abandoned(&mut conn, now - chrono::Duration::minutes(3), now - chrono::Duration::minutes(5), 100)?;
+    assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[0]], "past its own cutoff, the gene file too");
+    Ok(())
+}

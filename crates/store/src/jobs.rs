@@ -355,7 +355,9 @@ pub fn counts(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
 /// Fails running jobs whose attempt started before `started_before`: no
 /// attempt can run that long (the time budget ends it), so their worker died
 /// and their message was dead-lettered or lost. Returns the failed rows.
-pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, limit: i64) -> Result<Vec<JobRow>> {
+/// `started_before` applies to every kind but `genes`, which has a time
+/// budget of its own and so its own cutoff, `genes_started_before`.
+pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, genes_started_before: DateTime<Utc>, limit: i64) -> Result<Vec<JobRow>> {
     conn.transaction(|conn| {
         // A parent waiting for its shards is running without a worker: not abandoned.
         #[derive(QueryableByName)]
@@ -364,10 +366,12 @@ pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, li
             id: Uuid,
         }
         let ids: Vec<Uuid> = diesel::sql_query(
-            "SELECT j.id FROM jobs j WHERE j.status = 'running' AND j.started_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) LIMIT $2",
+            "SELECT j.id FROM jobs j WHERE j.status = 'running' \
+             AND j.started_at < CASE WHEN j.kind = 'genes' THEN $2 ELSE $1 END \
+             AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) LIMIT $3",
         )
         .bind::<diesel::sql_types::Timestamptz, _>(started_before)
+        .bind::<diesel::sql_types::Timestamptz, _>(genes_started_before)
         .bind::<BigInt, _>(limit)
         .load::<Id>(conn)?
         .into_iter()

@@ -47,9 +47,11 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus) {
             }
         }
     }
-    // No attempt outlives its time budget; allow two minutes for the rest.
+    // No attempt outlives its time budget (gene files have their own);
+    // allow two minutes for the rest.
     let cutoff = now - chrono::Duration::seconds(shared.cfg.time_budget_secs as i64 + 120);
-    if let Some(rows) = db(shared, "fail abandoned", move |c| crunch_store::jobs::fail_abandoned(c, cutoff, 500)).await {
+    let genes_cutoff = now - chrono::Duration::seconds(shared.cfg.genes_time_budget_secs as i64 + 120);
+    if let Some(rows) = db(shared, "fail abandoned", move |c| crunch_store::jobs::fail_abandoned(c, cutoff, genes_cutoff, 500)).await {
         for row in &rows {
             tracing::warn!(job_id = %row.id, "failed an abandoned job");
             if row.parent_id.is_some() {
