@@ -36,26 +36,31 @@ use crate::error::ApiError;
 pub struct ProtectArgs {
     /// Requests per second each API key may make, on average, to one gateway
     /// replica (0 = no limit).
-    #[arg(long, env = "CRUNCH_RATE_LIMIT_PER_SEC", default_value_t = 200)]
+    #[arg(long, env = "CRUNCH_RATE_LIMIT_PER_SEC", default_value_t = Self::DEFAULT.rate_limit_per_sec)]
     pub rate_limit_per_sec: u32,
     /// Requests a key may make at once above the average rate.
-    #[arg(long, env = "CRUNCH_RATE_LIMIT_BURST", default_value_t = 400)]
+    #[arg(long, env = "CRUNCH_RATE_LIMIT_BURST", default_value_t = Self::DEFAULT.rate_limit_burst)]
     pub rate_limit_burst: u32,
     /// Time for a client to send the request line and headers, in ms.
-    #[arg(long, env = "CRUNCH_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "CRUNCH_HEADER_TIMEOUT_MS", default_value_t = Self::DEFAULT.header_timeout_ms)]
     pub header_timeout_ms: u64,
     /// Longest pause between two pieces of a request body, in seconds.
-    #[arg(long, env = "CRUNCH_BODY_IDLE_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "CRUNCH_BODY_IDLE_TIMEOUT_SECS", default_value_t = Self::DEFAULT.body_idle_timeout_secs)]
     pub body_idle_timeout_secs: u64,
     /// Time for a whole JSON request body, in seconds (uploads: idle rule only).
-    #[arg(long, env = "CRUNCH_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "CRUNCH_BODY_TIMEOUT_SECS", default_value_t = Self::DEFAULT.body_timeout_secs)]
     pub body_timeout_secs: u64,
 }
 
+impl ProtectArgs {
+    /// The documented defaults, for the flags and for `Default`.
+    pub const DEFAULT: Self =
+        Self { rate_limit_per_sec: 200, rate_limit_burst: 400, header_timeout_ms: 5_000, body_idle_timeout_secs: 10, body_timeout_secs: 30 };
+}
+
 impl Default for ProtectArgs {
-    /// The documented defaults (the same as the flags').
     fn default() -> Self {
-        Self { rate_limit_per_sec: 200, rate_limit_burst: 400, header_timeout_ms: 5_000, body_idle_timeout_secs: 10, body_timeout_secs: 30 }
+        Self::DEFAULT
     }
 }
 
