@@ -108,16 +108,6 @@ impl Application {
         let kafka_cfg = cfg.kafka.kafka_config();
         let kafka = crunch_bus::kafka::producer(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
             .context("creating the Kafka producer")?;
-        // The topics may not exist yet (tansu creates none by itself); keep trying in the background.
-        let topics_cfg = kafka_cfg.clone();
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(500);
-            while let Err(e) = crunch_bus::kafka::ensure_topics(&topics_cfg).await {
-                tracing::warn!(error = %e, "creating the Kafka topics failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        });
         let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
         if cfg.blob.blob_backend == crunch_blob::Backend::S3 {
             let b = blobs.clone();
@@ -345,8 +335,8 @@ fn spawn_bus_supervisor(cfg: BusConfig, events: broadcast::Sender<crunch_domain:
 
 /// Asks the Kafka broker for the selections topic every 500 ms, so that a
 /// broker outage is answered with 503 at once rather than after the
-/// producer's timeout, and so that topics a broker restart lost are created
-/// again.
+/// producer's timeout, and creates the topics whenever they are missing: at
+/// start (tansu creates none by itself) and after a restart that lost them.
 fn spawn_kafka_probe(state: web::Data<AppState>) {
     use crunch_bus::kafka::rdkafka::producer::Producer;
     use std::sync::atomic::Ordering;
