@@ -95,23 +95,28 @@ impl Stack {
         Ok(Self { db, base, key, ns, gateway, workers: Vec::new() })
     }
 
+    /// One more worker process on this stack.
+    fn worker(&self) -> anyhow::Result<Child> {
+        service("crunch-worker", &self.db, &self.ns)
+            .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
+            .env("CRUNCH_BLOB_DIR", crunch_e2e::blob_dir(&self.ns))
+            .spawn()
+            .context("starting crunch-worker")
+    }
+
     fn spawn_workers(&mut self, n: usize) -> anyhow::Result<()> {
         for _ in 0..n {
-            let child = service("crunch-worker", &self.db, &self.ns)
-                .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
-                .env("CRUNCH_BLOB_DIR", crunch_e2e::blob_dir(&self.ns))
-                .spawn()
-                .context("starting crunch-worker")?;
+            let child = self.worker()?;
             self.workers.push(child);
         }
         Ok(())
     }
+}
 
-    fn succeeded(&self, conn: &mut PgConnection) -> anyhow::Result<i64> {
-        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM jobs WHERE status = 'succeeded'").get_result(conn)?;
-        let _ = &self.db;
-        Ok(c.n)
-    }
+/// Jobs that have succeeded so far.
+fn succeeded(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    let c: Count = diesel::sql_query("SELECT count(*) AS n FROM jobs WHERE status = 'succeeded'").get_result(conn)?;
+    Ok(c.n)
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
@@ -198,10 +203,10 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
     let mut conn = PgConnection::establish(&stack.db)?;
     let want = ok as i64 + 200;
     let t = Instant::now();
-    while stack.succeeded(&mut conn)? < want && t.elapsed() < Duration::from_secs(600) {
+    while succeeded(&mut conn)? < want && t.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    eprintln!("all {} accepted jobs succeeded {:.1} s after the last submission", stack.succeeded(&mut conn)?, t.elapsed().as_secs_f64());
+    eprintln!("all {} accepted jobs succeeded {:.1} s after the last submission", succeeded(&mut conn)?, t.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -227,7 +232,7 @@ async fn run_drain(jobs: u64, workers: usize) -> anyhow::Result<()> {
     let mut conn = PgConnection::establish(&stack.db)?;
     let start = Instant::now();
     stack.spawn_workers(workers)?;
-    while stack.succeeded(&mut conn)? < jobs as i64 {
+    while succeeded(&mut conn)? < jobs as i64 {
         anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "jobs did not all finish");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -288,23 +293,20 @@ async fn run_chaos(jobs: u64, kills: u64) -> anyhow::Result<()> {
     points.sort_unstable();
     let mut conn = PgConnection::establish(&stack.db)?;
     for (k, point) in points.into_iter().enumerate() {
-        let mut done = stack.succeeded(&mut conn)?;
+        let mut done = succeeded(&mut conn)?;
         while done < point {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            done = stack.succeeded(&mut conn)?;
+            done = succeeded(&mut conn)?;
         }
         let i = rand::thread_rng().gen_range(0..stack.workers.len());
         let _ = stack.workers[i].kill();
         let _ = stack.workers[i].wait();
         eprintln!("kill {} of {kills}: worker {i} SIGKILLed at {:.1} s ({done} jobs succeeded so far)", k + 1, start.elapsed().as_secs_f64());
-        stack.workers[i] = service("crunch-worker", &stack.db, &stack.ns)
-            .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
-            .env("CRUNCH_BLOB_DIR", crunch_e2e::blob_dir(&stack.ns))
-            .spawn()?;
+        stack.workers[i] = stack.worker()?;
     }
     submitter.await?;
-    while stack.succeeded(&mut conn)? < jobs as i64 {
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "only {} of {jobs} jobs succeeded", stack.succeeded(&mut conn)?);
+    while succeeded(&mut conn)? < jobs as i64 {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "only {} of {jobs} jobs succeeded", succeeded(&mut conn)?);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let secs = start.elapsed().as_secs_f64();
