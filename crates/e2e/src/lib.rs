@@ -634,10 +634,14 @@ pub fn hotel_profile(cities: serde_json::Value) -> anyhow::Result<PathBuf> {
     Ok(file)
 }
 
+/// 2^e - 1 (a prime for e = 61, 89, 107, 127).
+pub fn mersenne(e: u32) -> num_bigint::BigUint {
+    (num_bigint::BigUint::from(1u32) << e) - 1u32
+}
+
 /// (2^a - 1)(2^b - 1) in decimal: with Mersenne prime exponents (61, 89, 107,
 /// 127), a balanced semiprime no cheap method splits; the quadratic sieve's
 /// time grows with a + b (196 bits: a second or two, 234: tens of seconds).
 pub fn mersenne_semiprime(a: u32, b: u32) -> String {
-    let m = |e: u32| (num_bigint::BigUint::from(1u32) << e) - 1u32;
-    (m(a) * m(b)).to_str_radix(10)
+    (mersenne(a) * mersenne(b)).to_str_radix(10)
 }

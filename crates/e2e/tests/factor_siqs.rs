@@ -45,7 +45,7 @@ async fn siqs_factors_are_reported_and_the_budget_reports_partial_results() -> R
     })
     .await?;
     // 2^89-1 times 2^61-1 times 3: solved quickly; the big part by the sieve engine.
-    let n = ((num_bigint::BigUint::from(1u32) << 89u32) - 1u32) * ((num_bigint::BigUint::from(1u32) << 61u32) - 1u32) * 3u32;
+    let n = crunch_e2e::mersenne(89) * crunch_e2e::mersenne(61) * 3u32;
     let id = env.submit_n(&n.to_str_radix(10)).await?;
     let job = env.wait_finished(&id).await?;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -56,7 +56,7 @@ async fn siqs_factors_are_reported_and_the_budget_reports_partial_results() -> R
 
     // A 234-bit semiprime does not fit a 2 s budget: failed with what is left.
     let started = Instant::now();
-    let id = env.submit_n(&format!("{}", num_bigint::BigUint::parse_bytes(crunch_e2e::mersenne_semiprime(107, 127).as_bytes(), 10).unwrap_or_default() * 5u32)).await?;
+    let id = env.submit_n(&(crunch_e2e::mersenne(107) * crunch_e2e::mersenne(127) * 5u32).to_str_radix(10)).await?;
     let job = env.wait_finished(&id).await?;
     assert_eq!(job["status"], "failed", "{job}");
     assert_eq!(job["error"]["code"], "time_budget_exceeded");
