@@ -18,7 +18,8 @@ pub fn insert_event(conn: &mut PgConnection, job_id: Uuid, event: &JobEvent) -> 
 
 /// Unpublished events, oldest first: of one job, or (with `None`) of any job
 /// created before `older_than` seconds ago (the relay's sweep).
-pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: i64, limit: i64) -> Result<Vec<(i64, JobEvent)>> {
+/// Each carries its outbox id as `event_id`.
+pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: i64, limit: i64) -> Result<Vec<JobEvent>> {
     let mut q = job_events::table.filter(job_events::published.eq(false)).into_boxed();
     match job {
         Some(id) => q = q.filter(job_events::job_id.eq(id)),
@@ -33,7 +34,7 @@ pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: 
         .filter_map(|r| {
             let mut ev: JobEvent = serde_json::from_value(r.event).ok()?;
             ev.event_id = Some(r.id);
-            Some((r.id, ev))
+            Some(ev)
         })
         .collect())
 }

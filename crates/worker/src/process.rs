@@ -70,7 +70,7 @@ pub async fn relay(shared: &Shared, bus: &Bus, job: Option<Uuid>, older_than_sec
     else {
         return;
     };
-    for (_, ev) in events {
+    for ev in events {
         if !publish_outbox_event(shared, bus, &ev).await {
             break;
         }
