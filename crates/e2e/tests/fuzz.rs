@@ -68,8 +68,12 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_spec() -> R 
             "examples,fuzzing,stateful",
             "--max-examples",
             &examples,
+            // One worker: with several threads, hypothesis's parses of its
+            // own sources intermittently died inside CPython 3.11's ast module
+            // ("AST constructor recursion depth mismatch"; 2 of 2 runs on a
+            // fresh machine with 4 workers, none with 1).
             "--workers",
-            "4",
+            "1",
             "--seed",
             "8",
             "--no-color",

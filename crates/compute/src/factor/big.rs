@@ -11,6 +11,7 @@ use rand::Rng;
 use super::ecm::{ecm, EcmParams};
 use super::mont::Mont128;
 use super::rho::{brent, Rho};
+use super::siqs;
 use super::small::{self, primes_below, sprp_u128};
 use super::{Factorization, Method};
 use crate::control::{Control, Stop};
@@ -20,9 +21,27 @@ const BIG_TRIAL_LIMIT: u64 = 1 << 16;
 /// Random Miller-Rabin rounds run after BPSW (belt and braces).
 const EXTRA_MR_ROUNDS: usize = 5;
 
-fn big_trial_primes() -> &'static [u64] {
+/// The primes below 2^16, in order.
+pub(crate) fn big_trial_primes() -> &'static [u64] {
     static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
     TABLE.get_or_init(|| primes_below(BIG_TRIAL_LIMIT))
+}
+
+/// `u64::MAX / p + 1` for each of [`big_trial_primes`] (for [`rem_small`]).
+fn trial_magics() -> &'static [u64] {
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    TABLE.get_or_init(|| big_trial_primes().iter().map(|&p| u64::MAX / p + 1).collect())
+}
+
+/// `n mod p` for a prime `p < 2^16`, sixteen bits at a time, each step a
+/// 32-bit remainder by multiplication (Lemire's fastmod with `magic`): no
+/// division and no allocation, unlike `&n % p` on a BigUint.
+fn rem_small(n: &BigUint, p: u32, magic: u64) -> u32 {
+    let fastmod = |x: u32| ((u128::from(magic.wrapping_mul(u64::from(x))) * u128::from(p)) >> 64) as u32;
+    n.iter_u32_digits().rev().fold(0u32, |r, d| {
+        let r = fastmod((r << 16) | (d >> 16));
+        fastmod((r << 16) | (d & 0xffff))
+    })
 }
 
 /// Primality of an integer above 2^64: BPSW (strong base-2 probable-prime test
@@ -78,28 +97,34 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
     best
 }
 
-/// Composites from this many bits go to the quadratic sieve after a short
-/// Pollard-Brent and ECM pass (below it, ECM on Montgomery words is faster).
-pub const SIQS_MIN_BITS: u64 = 90;
-
 /// Splits the odd composite `n` (not a perfect power) into parts whose
-/// product is `n`, with the method that found them. Below `SIQS_MIN_BITS`: a
-/// short Pollard-Brent run (small factors), then ECM with growing bounds on
-/// 128-bit Montgomery words. From there the SIQS engine (rusqsieve: its own
-/// bounded Pollard-Brent, ECM for numbers known to be unbalanced, then SIQS
-/// with large primes, sieving on every kernel thread) does the work: running
-/// our own rho and ECM first only cost time (20 ms of a 100-bit semiprime).
+/// product is `n`, with the method that found them.
+///
+/// Up to [`siqs::MAX_BITS`]: a short Pollard-Brent run (factors below about
+/// 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-130 bits beats
+/// both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and the general
+/// engine (100 bits: 12.5 -> about 3 ms; docs/benchmarks.md). Larger numbers
+/// go to the general SIQS engine (rusqsieve: its own bounded Pollard-Brent,
+/// ECM for numbers known to be unbalanced, then SIQS with large primes,
+/// sieving on every kernel thread). Should a sieve give up (it never has in
+/// the cross-checks), ECM and Pollard-Brent on words, or on arbitrary
+/// precision beyond 128 bits, take over until the control stops them.
 pub fn split(n: &BigUint, ctl: &Control) -> Result<(Vec<BigUint>, Method), Stop> {
     let two = |d: BigUint, m: Method| Ok((vec![n / &d, d], m));
-    let bits = n.bits();
-    if bits < SIQS_MIN_BITS {
-        let v = n.to_u128().unwrap_or_default();
-        let m = Mont128::new(v);
-        match brent(&m, 1, Some(ctl), 1 << 18) {
-            Rho::Found(d) => return two(BigUint::from(d), Method::PollardBrent),
-            Rho::Stopped(s) => return Err(s),
-            Rho::Failed => {}
+    if n.bits() <= siqs::MAX_BITS {
+        if let Some(v) = n.to_u128() {
+            match brent(&Mont128::new(v), 1, Some(ctl), 1 << 11) {
+                Rho::Found(d) => return two(BigUint::from(d), Method::PollardBrent),
+                Rho::Stopped(s) => return Err(s),
+                Rho::Failed => {}
+            }
         }
+        if let Some(d) = siqs::factor(n, ctl)? {
+            return two(d, Method::Siqs);
+        }
+    }
+    if let Some(v) = n.to_u128() {
+        let m = Mont128::new(v);
         let mut sigma = 6;
         for b1 in [150u64, 500, 2_000, 10_000, 50_000, 250_000, 1_000_000] {
             let params = EcmParams { b1, b2: 50 * b1, curves: 40 };
@@ -243,11 +268,11 @@ pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
         return Factorization::from_primes(primes);
     }
     let mut rest = n.clone();
-    for &p in big_trial_primes() {
-        if BigUint::from(p * p) > rest {
+    for (&p, &magic) in big_trial_primes().iter().zip(trial_magics()) {
+        if rest.bits() <= 32 && p * p > rest.to_u64().unwrap_or(u64::MAX) {
             break;
         }
-        while (&rest % p).is_zero() {
+        while rem_small(&rest, p as u32, magic) == 0 {
             rest /= p;
             primes.push((BigUint::from(p), Method::TrialDivision));
         }
@@ -302,6 +327,14 @@ pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn remainders_by_the_trial_primes() {
+        let n = BigUint::from_str("340282366920938463463374607431768211507123456789").expect("literal");
+        for (&p, &magic) in big_trial_primes().iter().zip(trial_magics()).step_by(7) {
+            assert_eq!(u64::from(rem_small(&n, p as u32, magic)), (&n % p).to_u64().unwrap_or(0), "mod {p}");
+        }
+    }
 
     #[test]
     fn mersenne_127_is_prime_and_2_128_plus_1_is_not() {

@@ -229,6 +229,6 @@ mod tests {
         let n = p * (q | 1);
         let m = Mont128::new(n);
         let d = ecm(&m, EcmParams { b1: 2000, b2: 200_000, curves: 400 }, 6, None).expect("ok").expect("a factor");
-        assert!(d > 1 && d < n && n % d == 0);
+        assert!(d > 1 && d < n && n.is_multiple_of(d));
     }
 }

@@ -12,6 +12,7 @@ pub mod big;
 pub mod ecm;
 pub mod mont;
 pub mod rho;
+pub mod siqs;
 pub mod small;
 
 use num_bigint::BigUint;
