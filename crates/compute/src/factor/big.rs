@@ -164,12 +164,6 @@ fn siqs(n: &BigUint, ctl: &Control) -> Result<Option<(Vec<BigUint>, Method)>, St
     let threads = rayon::current_num_threads().max(1);
     // Callbacks at least every 100 ms: cancel and the budget act within that.
     let mut config = FactorConfig::default().with_progress_interval(std::time::Duration::from_millis(100));
-    // 129-144 bits: a smaller factor base and sieve than the crate's tier
-    // (40k, 65536) measured 106 -> 75 ms at 140 bits (scripts/bench-factor-siqs.sh);
-    // the override is a hidden API of the pinned 0.5.0.
-    if (129..=144).contains(&n.bits()) {
-        config = config.with_tuning_overrides(None, None, None, None, Some(15_000), Some(32_768), None, None, None, false);
-    }
     if let Some(p) = Parallelism::threads(threads) {
         config = config.with_parallelism(p);
     }

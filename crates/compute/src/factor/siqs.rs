@@ -5,10 +5,10 @@
 //! in `u32`, `A` in `u64`, the values `Q(x)/A` and `Ax + B` in `i128`. Only the
 //! constant term (once per polynomial) and the final square roots use
 //! arbitrary precision. Measured against the general engine (rusqsieve), whose
-//! fixed costs dominate at these sizes: 80 bits 1.7 ms (ECM on words: 12.8),
-//! 100 bits about 3 ms (12.5), 140 bits 63 ms (94), 150 bits 111 ms (154);
-//! from about 160 bits the general engine is faster and takes over
-//! (`scripts/bench-factor-siqs.sh`, docs/benchmarks.md).
+//! fixed costs dominate at these sizes (medians, one thread): 80 bits 1.7 ms
+//! (ECM on words: 12.8), 90 bits 1.7 ms (3.0), 130 bits 20-27 ms (60),
+//! 160 bits 212 ms (305); see `scripts/bench-factor-siqs.sh` and
+//! docs/benchmarks.md. Larger numbers go to the general engine.
 //!
 //! Outline, for `kN` (`k` the Knuth-Schroeppel multiplier):
 //! - factor base: -1, 2 and the odd primes `p` with `kN` a square mod `p`;
@@ -40,7 +40,7 @@ use crate::control::{Control, Stop};
 
 /// The smallest and largest composites this sieve takes (bits).
 pub const MIN_BITS: u64 = 60;
-pub const MAX_BITS: u64 = 150;
+pub const MAX_BITS: u64 = 160;
 
 /// Relations beyond the factor-base size: each surplus relation is a
 /// dependency, and each dependency splits a semiprime with probability 1/2.
@@ -62,7 +62,9 @@ pub struct Params {
     pub slack_bits: f64,
 }
 
-/// Measured per size with `crunch-factor --time` (docs/benchmarks.md).
+/// Measured per size with `crunch-factor --time` on balanced semiprimes
+/// (docs/benchmarks.md). A half-width of 16,384 keeps the sieve in a 32 KiB
+/// L1 cache: at 160 bits it took 319 ms with 32,768 and 212 ms with 16,384.
 pub fn params(bits: u64) -> Params {
     // (bits, factor-base size, half-width)
     const TABLE: &[(u64, usize, u32)] = &[
@@ -73,9 +75,10 @@ pub fn params(bits: u64) -> Params {
         (100, 220, 16_384),
         (110, 300, 16_384),
         (120, 380, 16_384),
-        (130, 480, 32_768),
-        (140, 600, 32_768),
-        (150, 750, 32_768),
+        (130, 480, 16_384),
+        (140, 780, 16_384),
+        (150, 975, 16_384),
+        (160, 1_235, 16_384),
     ];
     let i = TABLE.iter().rposition(|r| r.0 <= bits).unwrap_or(0);
     let (b0, f0, m) = TABLE[i];
@@ -231,8 +234,8 @@ impl Rel {
 }
 
 struct APoly {
-    /// Below 2^58 for every size this sieve takes.
-    a: u64,
+    /// Below 2^72 for every size this sieve takes.
+    a: u128,
     /// Factor-base indices of A's primes.
     qs: Vec<usize>,
 }
@@ -243,7 +246,7 @@ struct AChooser {
     /// Factor-base indices the first s - 1 primes are drawn from.
     window: (usize, usize),
     target_log2: f64,
-    used: HashSet<u64>,
+    used: HashSet<u128>,
     rng: StdRng,
 }
 
@@ -283,7 +286,6 @@ impl AChooser {
             let Some(last) = best else { continue };
             qs.push(last);
             let a: u128 = qs.iter().map(|&i| u128::from(fb.p[i])).product();
-            let Ok(a) = u64::try_from(a) else { continue };
             if ((a as f64).log2() - self.target_log2).abs() > 1.0 || !self.used.insert(a) {
                 continue;
             }
@@ -300,18 +302,18 @@ fn sieve_a(ctx: &Ctx, ap: &APoly) -> Vec<Rel> {
     let nf = fb.p.len();
     let s = ap.qs.len();
     let a = ap.a;
-    let mut bl = vec![0u64; s];
+    let mut bl = vec![0u128; s];
     for (l, &qi) in ap.qs.iter().enumerate() {
         let q = u64::from(fb.p[qi]);
-        let al = a / q;
-        let inv = inv_mod(al % q, q);
+        let al = a / u128::from(q);
+        let inv = inv_mod((al % u128::from(q)) as u64, q);
         let mut g = u64::from(fb.sqrt[qi]) * inv % q;
         if g > q / 2 {
             g = q - g;
         }
-        bl[l] = al * g;
+        bl[l] = al * u128::from(g);
     }
-    let mut b: i128 = bl.iter().map(|&x| i128::from(x)).sum();
+    let mut b: i128 = bl.iter().map(|&x| x as i128).sum();
     const NONE: u32 = u32::MAX;
     let mut r1 = vec![NONE; nf];
     let mut r2 = vec![NONE; nf];
@@ -319,13 +321,13 @@ fn sieve_a(ctx: &Ctx, ap: &APoly) -> Vec<Rel> {
     let mut deltas = vec![0u32; (s - 1) * nf];
     for j in 2..nf {
         let p = u64::from(fb.p[j]);
-        let am = a % p;
+        let am = rem_u128(a, p);
         if am == 0 {
             continue;
         }
         let ainv = inv_mod(am, p);
         for l in 0..s - 1 {
-            deltas[l * nf + j] = (2 * (bl[l] % p) % p * ainv % p) as u32;
+            deltas[l * nf + j] = (2 * rem_u128(bl[l], p) % p * ainv % p) as u32;
         }
         let bm = b.rem_euclid(i128::from(p)) as u64;
         let t = u64::from(fb.sqrt[j]);
@@ -344,9 +346,9 @@ fn sieve_a(ctx: &Ctx, ap: &APoly) -> Vec<Rel> {
             let negative = ((i ^ (i >> 1)) >> v) & 1 == 1;
             let d = &deltas[v * nf..(v + 1) * nf];
             if negative {
-                b -= 2 * i128::from(bl[v]);
+                b -= 2 * bl[v] as i128;
             } else {
-                b += 2 * i128::from(bl[v]);
+                b += 2 * bl[v] as i128;
             }
             for j in 2..nf {
                 if r1[j] == NONE {
@@ -418,7 +420,7 @@ fn sieve_root(sieve: &mut [u8], start: usize, p: usize, lg: u8) {
 fn check(ctx: &Ctx, ap: &APoly, b: i128, c: i128, r1: &[u32], r2: &[u32], idx: usize, factors: &mut Vec<u32>) -> Option<Rel> {
     let fb = &ctx.fb;
     let x = idx as i128 - i128::from(ctx.m);
-    let a = i128::from(ap.a);
+    let a = ap.a as i128;
     let v = a.checked_mul(x * x)?.checked_add(2 * b * x)?.checked_add(c)?;
     if v == 0 {
         return None;
@@ -625,6 +627,14 @@ fn jacobi(mut a: u64, mut n: u64) -> i32 {
     }
 }
 
+/// `x mod p` with 64-bit divisions only while `x` fits a word.
+fn rem_u128(x: u128, p: u64) -> u64 {
+    match u64::try_from(x) {
+        Ok(w) => w % p,
+        Err(_) => (x % u128::from(p)) as u64,
+    }
+}
+
 fn add_mod(a: u32, b: u32, p: u32) -> u32 {
     let s = a + b;
     if s >= p {
@@ -814,7 +824,7 @@ mod tests {
 
     #[test]
     fn outside_its_range_it_declines() {
-        let big = prime_above(76, 1) * prime_above(76, 99);
+        let big = prime_above(82, 1) * prime_above(82, 99);
         assert_eq!(factor(&big, &Control::unlimited()), Ok(None));
         assert_eq!(factor(&BigUint::from(1_000_001u64 * 1_000_003), &Control::unlimited()), Ok(None));
     }
