@@ -474,39 +474,43 @@ fn divide_out(u: &mut u128, p: u32, j: u32, factors: &mut Vec<u32>) {
 /// Sets of rows whose factor-exponent vectors sum to zero mod 2. Rows with
 /// a column no other row has cannot be in one and are dropped first
 /// (repeatedly); then Gaussian elimination on bit rows, each carrying the
-/// history of its combination.
+/// history of its combination. Branch-free row updates: whether a row holds
+/// the pivot's bit is a coin toss the branch predictor cannot learn.
 fn dependencies(rows: &[&[u32]], ncols: usize) -> Vec<Vec<usize>> {
-    // The columns of odd exponent, per row.
-    let parity: Vec<Vec<u32>> = rows
-        .iter()
-        .map(|r| {
-            let mut v = r.to_vec();
-            v.sort_unstable();
-            let mut odd: Vec<u32> = Vec::with_capacity(v.len());
-            for j in v {
-                if odd.last() == Some(&j) {
-                    odd.pop();
-                } else {
-                    odd.push(j);
-                }
+    let cw0 = ncols.div_ceil(64);
+    // Exponent parities as bit rows (toggling leaves the odd ones set).
+    let mut bits = vec![0u64; rows.len() * cw0];
+    for (r, row) in bits.chunks_exact_mut(cw0).zip(rows) {
+        for &j in row.iter() {
+            r[j as usize / 64] ^= 1 << (j % 64);
+        }
+    }
+    let set_bits = |r: &[u64]| -> Vec<usize> {
+        let mut out = Vec::new();
+        for (w, &word) in r.iter().enumerate() {
+            let mut x = word;
+            while x != 0 {
+                out.push(w * 64 + x.trailing_zeros() as usize);
+                x &= x - 1;
             }
-            odd
-        })
-        .collect();
+        }
+        out
+    };
+    let cols: Vec<Vec<usize>> = bits.chunks_exact(cw0).map(set_bits).collect();
     let mut count = vec![0u32; ncols];
-    for &j in parity.iter().flatten() {
-        count[j as usize] += 1;
+    for &j in cols.iter().flatten() {
+        count[j] += 1;
     }
     let mut alive = vec![true; rows.len()];
     let mut changed = true;
     while changed {
         changed = false;
-        for (i, r) in parity.iter().enumerate() {
-            if alive[i] && r.iter().any(|&j| count[j as usize] == 1) {
+        for (i, c) in cols.iter().enumerate() {
+            if alive[i] && c.iter().any(|&j| count[j] == 1) {
                 alive[i] = false;
                 changed = true;
-                for &j in r {
-                    count[j as usize] -= 1;
+                for &j in c {
+                    count[j] -= 1;
                 }
             }
         }
@@ -514,9 +518,9 @@ fn dependencies(rows: &[&[u32]], ncols: usize) -> Vec<Vec<usize>> {
     let keep: Vec<usize> = (0..rows.len()).filter(|&i| alive[i]).collect();
     let mut colmap = vec![usize::MAX; ncols];
     let mut nc = 0;
-    for &j in keep.iter().flat_map(|&i| &parity[i]) {
-        if colmap[j as usize] == usize::MAX {
-            colmap[j as usize] = nc;
+    for &j in keep.iter().flat_map(|&i| &cols[i]) {
+        if colmap[j] == usize::MAX {
+            colmap[j] = nc;
             nc += 1;
         }
     }
@@ -526,16 +530,16 @@ fn dependencies(rows: &[&[u32]], ncols: usize) -> Vec<Vec<usize>> {
     let mut mat = vec![0u64; nrows * stride];
     for (i, &orig) in keep.iter().enumerate() {
         let r = &mut mat[i * stride..(i + 1) * stride];
-        for &j in &parity[orig] {
-            let c = colmap[j as usize];
+        for &j in &cols[orig] {
+            let c = colmap[j];
             r[c / 64] |= 1 << (c % 64);
         }
         r[cw + i / 64] |= 1 << (i % 64);
     }
     let mut next = 0;
     for col in 0..nc {
-        let (w, bit) = (col / 64, 1u64 << (col % 64));
-        let Some(pr) = (next..nrows).find(|&r| mat[r * stride + w] & bit != 0) else { continue };
+        let (w, b) = (col / 64, col % 64);
+        let Some(pr) = (next..nrows).find(|&r| mat[r * stride + w] >> b & 1 == 1) else { continue };
         if pr != next {
             for k in 0..stride {
                 mat.swap(pr * stride + k, next * stride + k);
@@ -544,19 +548,15 @@ fn dependencies(rows: &[&[u32]], ncols: usize) -> Vec<Vec<usize>> {
         let (head, tail) = mat.split_at_mut((next + 1) * stride);
         let pivot = &head[next * stride..];
         for row in tail.chunks_exact_mut(stride) {
-            if row[w] & bit != 0 {
-                for (x, y) in row.iter_mut().zip(pivot) {
-                    *x ^= y;
-                }
+            let mask = 0u64.wrapping_sub(row[w] >> b & 1);
+            for (x, y) in row.iter_mut().zip(pivot) {
+                *x ^= y & mask;
             }
         }
         next += 1;
     }
     (next..nrows)
-        .map(|r| {
-            let h = &mat[r * stride + cw..(r + 1) * stride];
-            (0..nrows).filter(|&i| h[i / 64] >> (i % 64) & 1 == 1).map(|i| keep[i]).collect()
-        })
+        .map(|r| set_bits(&mat[r * stride + cw..(r + 1) * stride]).into_iter().filter(|&i| i < nrows).map(|i| keep[i]).collect())
         .collect()
 }
 
