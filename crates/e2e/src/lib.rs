@@ -110,6 +110,8 @@ pub fn kafka_args(namespace: &str) -> KafkaArgs {
         kafka_group: format!("{namespace}-persister"),
         kafka_partitions: 3,
         kafka_produce_timeout_ms: 5000,
+        kafka_session_timeout_ms: 6000,
+        kafka_max_poll_interval_ms: 8000,
     }
 }
 

@@ -144,6 +144,14 @@ pub struct KafkaArgs {
     /// Longest wait for the broker to acknowledge a produced message, in ms (then 503).
     #[arg(long, env = "CRUNCH_KAFKA_PRODUCE_TIMEOUT_MS", default_value_t = 5000)]
     pub kafka_produce_timeout_ms: u64,
+    /// A persister silent this long (no heartbeat) leaves the consumer group, in ms.
+    #[arg(long, env = "CRUNCH_KAFKA_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    pub kafka_session_timeout_ms: u32,
+    /// Longest a persister may take over one batch before the group
+    /// rebalances without it, in ms; also the longest a rebalance waits for
+    /// members (after a broker restart: for members that no longer exist).
+    #[arg(long, env = "CRUNCH_KAFKA_MAX_POLL_INTERVAL_MS", default_value_t = 8000)]
+    pub kafka_max_poll_interval_ms: u32,
 }
 
 impl KafkaArgs {
@@ -154,6 +162,8 @@ impl KafkaArgs {
             dead_letter_topic: self.kafka_topic_dead.clone(),
             group_id: self.kafka_group.clone(),
             partitions: self.kafka_partitions,
+            session_timeout_ms: self.kafka_session_timeout_ms,
+            max_poll_interval_ms: self.kafka_max_poll_interval_ms,
         }
     }
 }
