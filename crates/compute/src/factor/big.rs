@@ -100,10 +100,11 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
 /// Splits the odd composite `n` (not a perfect power) into parts whose
 /// product is `n`, with the method that found them.
 ///
-/// Up to [`siqs::MAX_BITS`]: a short Pollard-Brent run (factors below about
-/// 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-130 bits beats
-/// both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and the general
-/// engine (100 bits: 12.5 -> about 3 ms; docs/benchmarks.md). Larger numbers
+/// Up to [`siqs::MAX_BITS`] (180): a short Pollard-Brent run (factors below
+/// about 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-180 bits
+/// beats both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and the
+/// general engine (100 bits: 12.5 -> about 4 ms, 160 bits: 305 -> 212 ms;
+/// docs/benchmarks.md). Larger numbers
 /// go to the general SIQS engine (rusqsieve: its own bounded Pollard-Brent,
 /// ECM for numbers known to be unbalanced, then SIQS with large primes,
 /// sieving on every kernel thread). Should a sieve give up (it never has in

@@ -7,8 +7,9 @@
 //! arbitrary precision. Measured against the general engine (rusqsieve), whose
 //! fixed costs dominate at these sizes (medians, one thread): 80 bits 1.7 ms
 //! (ECM on words: 12.8), 90 bits 1.7 ms (3.0), 130 bits 20-27 ms (60),
-//! 160 bits 212 ms (305); see `scripts/bench-factor-siqs.sh` and
-//! docs/benchmarks.md. Larger numbers go to the general engine.
+//! 160 bits 212 ms (305), 180 bits about 1.2 s (1.4 s); at 200 bits the
+//! general engine is faster (6.1 s against 7.9 s) and takes the larger
+//! numbers. See `scripts/bench-factor-siqs.sh` and docs/benchmarks.md.
 //!
 //! Outline, for `kN` (`k` the Knuth-Schroeppel multiplier):
 //! - factor base: -1, 2 and the odd primes `p` with `kN` a square mod `p`;
@@ -40,7 +41,7 @@ use crate::control::{Control, Stop};
 
 /// The smallest and largest composites this sieve takes (bits).
 pub const MIN_BITS: u64 = 60;
-pub const MAX_BITS: u64 = 160;
+pub const MAX_BITS: u64 = 180;
 
 /// Relations beyond the factor-base size: each surplus relation is a
 /// dependency, and each dependency splits a semiprime with probability 1/2.
@@ -81,6 +82,8 @@ pub fn params(bits: u64) -> Params {
         (140, 780, 16_384),
         (150, 975, 16_384),
         (160, 1_235, 16_384),
+        (170, 1_550, 16_384),
+        (180, 1_950, 16_384),
     ];
     let i = TABLE.iter().rposition(|r| r.0 <= bits).unwrap_or(0);
     let (b0, f0, m) = TABLE[i];
@@ -542,7 +545,8 @@ fn dependencies(rows: &[&[u32]], ncols: usize) -> Vec<Vec<usize>> {
 
 /// Gaussian elimination of the kept rows (column part `cw` words, then the
 /// history); the rows that end empty give the dependencies, as indices into
-/// the caller's rows. Rows wider than `W` words cannot occur (160 bits needs 40).
+/// the caller's rows. Rows wider than `W` words cannot occur (at 180 bits
+/// they take about 62 words; the widest `W` is 128).
 fn eliminate<const W: usize>(cols: &[Vec<usize>], keep: &[usize], colmap: &[usize], nc: usize, cw: usize) -> Vec<Vec<usize>> {
     let nrows = keep.len();
     if cw + nrows.div_ceil(64) > W {
@@ -868,7 +872,7 @@ mod tests {
 
     #[test]
     fn outside_its_range_it_declines() {
-        let big = prime_above(82, 1) * prime_above(82, 99);
+        let big = prime_above(92, 1) * prime_above(92, 99);
         assert_eq!(factor(&big, &Control::unlimited()), Ok(None));
         assert_eq!(factor(&BigUint::from(1_000_001u64 * 1_000_003), &Control::unlimited()), Ok(None));
     }
