@@ -265,6 +265,9 @@ impl AChooser {
         let lo = fb.p.iter().position(|&p| f64::from(p) >= ideal / 2.0).unwrap_or(2).max(2);
         let mut hi = fb.p.iter().position(|&p| f64::from(p) > ideal * 2.0).unwrap_or(fb.p.len());
         hi = hi.max((lo + 2 * s + 4).min(fb.p.len()));
+        // At least s + 3 primes to draw the first s - 1 from (the draw
+        // below needs s - 1 distinct ones).
+        let lo = lo.min(hi.saturating_sub(s + 3)).max(2);
         let seed = n.iter_u64_digits().fold(0x5eed_u64, |h, d| h.rotate_left(17) ^ d);
         AChooser { s, window: (lo, hi), target_log2, used: HashSet::new(), rng: StdRng::seed_from_u64(seed) }
     }
