@@ -69,11 +69,12 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
     tokio::pin!(shutdown);
     // A consumer per stretch of broker availability: after every broker was
-    // down, a new one rejoins the group. Measured with tansu (whose restart
-    // loses its data): the old consumer resumed in only about two restarts of
-    // three; in the third it kept waiting at an offset the new broker did not
-    // have, with no error on its stream. Uncommitted messages are replayed,
-    // which changes nothing.
+    // down, a new one rejoins the group (with a short max.poll.interval, so
+    // the rebalance does not wait long for members the restart left behind;
+    // crunch_bus::kafka::consumer). Measured with tansu, whose restart loses
+    // its data: the old consumer alone resumed in only about two restarts of
+    // three, with no error on its stream when it did not. Uncommitted
+    // messages are replayed, which changes nothing.
     'consumers: loop {
         // Its own flag: a dropped consumer's last callbacks must not condemn
         // the next one.

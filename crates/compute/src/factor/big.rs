@@ -28,7 +28,7 @@ pub(crate) fn big_trial_primes() -> &'static [u64] {
 }
 
 /// `u64::MAX / p + 1` for each of [`big_trial_primes`] (for [`rem_small`]).
-fn trial_magics() -> &'static [u64] {
+pub(crate) fn trial_magics() -> &'static [u64] {
     static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
     TABLE.get_or_init(|| big_trial_primes().iter().map(|&p| u64::MAX / p + 1).collect())
 }
@@ -36,11 +36,10 @@ fn trial_magics() -> &'static [u64] {
 /// `n mod p` for a prime `p < 2^16`, sixteen bits at a time, each step a
 /// 32-bit remainder by multiplication (Lemire's fastmod with `magic`): no
 /// division and no allocation, unlike `&n % p` on a BigUint.
-fn rem_small(n: &BigUint, p: u32, magic: u64) -> u32 {
-    let fastmod = |x: u32| ((u128::from(magic.wrapping_mul(u64::from(x))) * u128::from(p)) >> 64) as u32;
+pub(crate) fn rem_small(n: &BigUint, p: u32, magic: u64) -> u32 {
     n.iter_u32_digits().rev().fold(0u32, |r, d| {
-        let r = fastmod((r << 16) | (d >> 16));
-        fastmod((r << 16) | (d & 0xffff))
+        let r = small::fastmod((r << 16) | (d >> 16), magic, p);
+        small::fastmod((r << 16) | (d & 0xffff), magic, p)
     })
 }
 
@@ -104,10 +103,9 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
 /// about 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-180 bits
 /// beats both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and the
 /// general engine (100 bits: 12.5 -> about 4 ms, 160 bits: 305 -> 212 ms;
-/// docs/benchmarks.md). Larger numbers
-/// go to the general SIQS engine (rusqsieve: its own bounded Pollard-Brent,
-/// ECM for numbers known to be unbalanced, then SIQS with large primes,
-/// sieving on every kernel thread). Should a sieve give up (it never has in
+/// docs/benchmarks.md). Larger numbers go to the general SIQS engine
+/// (rusqsieve: its own bounded Pollard-Brent, ECM for numbers known to be
+/// unbalanced, then SIQS with large primes, sieving on every kernel thread). Should a sieve give up (it never has in
 /// the cross-checks), ECM and Pollard-Brent on words, or on arbitrary
 /// precision beyond 128 bits, take over until the control stops them.
 pub fn split(n: &BigUint, ctl: &Control) -> Result<(Vec<BigUint>, Method), Stop> {

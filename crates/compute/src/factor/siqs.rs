@@ -31,12 +31,13 @@ use std::collections::{HashMap, HashSet};
 
 use num_bigint::{BigInt, BigUint};
 use num_integer::Integer;
-use num_traits::{One, ToPrimitive, Zero};
+use num_traits::{One, ToPrimitive};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::big::big_trial_primes as primes;
+use super::big::{big_trial_primes as primes, rem_small, trial_magics};
+use super::small::fastmod;
 use crate::control::{Control, Stop};
 
 /// The smallest and largest composites this sieve takes (bits).
@@ -110,7 +111,7 @@ pub fn factor_with(n: &BigUint, prm: &Params, ctl: &Control) -> Result<Option<Bi
     let kn = n * k;
     let Some(fb) = FactorBase::new(&kn, prm.fb_size) else { return Ok(None) };
     // A factor-base prime dividing n (only if trial division was skipped).
-    if let Some(&p) = fb.p[2..].iter().find(|&&p| (n % p).is_zero()) {
+    if let Some((&p, _)) = fb.p[2..].iter().zip(&fb.magic[2..]).find(|&(&p, &magic)| rem_small(n, p, magic) == 0) {
         return Ok(Some(BigUint::from(p)));
     }
     let m = prm.half_width;
@@ -188,15 +189,15 @@ struct FactorBase {
 impl FactorBase {
     fn new(kn: &BigUint, size: usize) -> Option<Self> {
         let mut fb = FactorBase { p: vec![1, 2], sqrt: vec![0, 1], logp: vec![0, 1], magic: vec![0, 0] };
-        for &p in primes().iter().skip(1) {
+        for (&p, &magic) in primes().iter().zip(trial_magics()).skip(1) {
             if fb.p.len() >= size {
                 break;
             }
-            let r = (kn % p).to_u64().unwrap_or(0);
+            let r = u64::from(rem_small(kn, p as u32, magic));
             if r != 0 && jacobi(r, p) != 1 {
                 continue;
             }
-            fb.magic.push(u64::MAX / p + 1);
+            fb.magic.push(magic);
             fb.p.push(p as u32);
             fb.sqrt.push(sqrt_mod(r, p) as u32);
             fb.logp.push((p as f64).log2().round() as u8);
@@ -493,17 +494,6 @@ fn dependencies(rows: &[&[u32]], ncols: usize) -> Vec<Vec<usize>> {
             r[j as usize / 64] ^= 1 << (j % 64);
         }
     }
-    let set_bits = |r: &[u64]| -> Vec<usize> {
-        let mut out = Vec::new();
-        for (w, &word) in r.iter().enumerate() {
-            let mut x = word;
-            while x != 0 {
-                out.push(w * 64 + x.trailing_zeros() as usize);
-                x &= x - 1;
-            }
-        }
-        out
-    };
     let cols: Vec<Vec<usize>> = bits.chunks_exact(cw0).map(set_bits).collect();
     let mut count = vec![0u32; ncols];
     for &j in cols.iter().flatten() {
@@ -578,20 +568,20 @@ fn eliminate<const W: usize>(cols: &[Vec<usize>], keep: &[usize], colmap: &[usiz
         }
         next += 1;
     }
-    mat[next..]
-        .iter()
-        .map(|r| {
-            let mut dep = Vec::new();
-            for (k, &word) in r[cw..].iter().enumerate() {
-                let mut x = word;
-                while x != 0 {
-                    dep.push(keep[k * 64 + x.trailing_zeros() as usize]);
-                    x &= x - 1;
-                }
-            }
-            dep
-        })
-        .collect()
+    mat[next..].iter().map(|r| set_bits(&r[cw..]).into_iter().map(|i| keep[i]).collect()).collect()
+}
+
+/// The indices of the set bits of a bit row, in order.
+fn set_bits(r: &[u64]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (w, &word) in r.iter().enumerate() {
+        let mut x = word;
+        while x != 0 {
+            out.push(w * 64 + x.trailing_zeros() as usize);
+            x &= x - 1;
+        }
+    }
+    out
 }
 
 /// `gcd(X - Y, N)` for one dependency, if it is a proper factor.
@@ -629,12 +619,6 @@ fn try_dependency(n: &BigUint, fb: &FactorBase, rels: &[Rel], dep: &[usize]) -> 
     let diff = if x >= y { x - &y } else { y - &x };
     let d = diff.gcd(n);
     (!d.is_one() && d != *n).then_some(d)
-}
-
-/// `x % p` from `magic = u64::MAX / p + 1` (Lemire, Kaser and Kurz 2019).
-fn fastmod(x: u32, magic: u64, p: u32) -> u32 {
-    let low = magic.wrapping_mul(u64::from(x));
-    ((u128::from(low) * u128::from(p)) >> 64) as u32
 }
 
 /// The Jacobi symbol (a/n) for odd n.
@@ -754,7 +738,7 @@ fn multiplier(n: &BigUint) -> u64 {
     const KS: [u64; 30] = [1, 3, 5, 7, 11, 13, 15, 17, 19, 21, 23, 29, 31, 33, 35, 37, 39, 41, 43, 47, 51, 53, 55, 57, 59, 61, 65, 67, 69, 71];
     let primes = &primes()[..95]; // below 500
     let n8 = (n % 8u32).to_u64().unwrap_or(1);
-    let residues: Vec<u64> = primes.iter().skip(1).map(|&p| n.iter_u32_digits().rev().fold(0, |r, d| ((r << 32) | u64::from(d)) % p)).collect();
+    let residues: Vec<u64> = primes.iter().zip(trial_magics()).skip(1).map(|(&p, &magic)| u64::from(rem_small(n, p as u32, magic))).collect();
     let ln2 = std::f64::consts::LN_2;
     // The squares modulo each small prime, built by additions
     // ((x+1)^2 = x^2 + 2x + 1), then one lookup per (k, p).

@@ -62,6 +62,13 @@ fn trial_primes() -> &'static [OddPrime] {
     })
 }
 
+/// `x % p` from `magic = u64::MAX / p + 1`, with two multiplications and no
+/// division (Lemire, Kaser and Kurz 2019); exact for every 32-bit `x` and `p`.
+pub(crate) fn fastmod(x: u32, magic: u64, p: u32) -> u32 {
+    let low = magic.wrapping_mul(u64::from(x));
+    ((u128::from(low) * u128::from(p)) >> 64) as u32
+}
+
 /// Deterministic primality for every 64-bit integer: Miller-Rabin with the
 /// seven bases of Jim Sinclair, which have no 64-bit counterexample.
 pub fn is_prime_u64(n: u64) -> bool {
