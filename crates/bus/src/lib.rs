@@ -3,13 +3,16 @@
 //! # Topology (names prefixed with the configured namespace, default `crunch`)
 //! - exchange `{ns}.jobs` (direct): routing key `cpu` -> quorum queue
 //!   `{ns}.jobs.cpu`, key `io` -> quorum queue `{ns}.jobs.io` (URL checks,
-//!   scrapes: consumed with their own concurrency limit); both dead-letter to
+//!   scrapes: consumed with their own concurrency limit), key `quick` ->
+//!   quorum queue `{ns}.jobs.quick` (jobs of about a millisecond, taken in
+//!   batches: [`JobMessage::is_quick`]); all three dead-letter to
 //!   `{ns}.dlx` after `delivery_limit` deliveries (a message that keeps
 //!   killing workers).
 //! - exchange `{ns}.dlx` (fanout) -> queue `{ns}.jobs.dead`: messages that can
 //!   never succeed, each with an `x-crunch-reason` header.
-//! - exchange `{ns}.events` (fanout): job events; each gateway replica binds its
-//!   own exclusive queue, so every replica sees every event.
+//! - exchange `{ns}.events` (fanout): job events, one per message or many as
+//!   a JSON array; each gateway replica binds its own exclusive queue, so
+//!   every replica sees every event.
 //!
 //! Publishing waits for the broker's confirm, bounded by a timeout.
 
@@ -72,6 +75,9 @@ impl BusConfig {
     pub fn io_queue(&self) -> String {
         format!("{}.jobs.io", self.namespace)
     }
+    pub fn quick_queue(&self) -> String {
+        format!("{}.jobs.quick", self.namespace)
+    }
     pub fn dead_queue(&self) -> String {
         format!("{}.jobs.dead", self.namespace)
     }
@@ -81,12 +87,15 @@ impl BusConfig {
 pub const CPU_ROUTE: &str = "cpu";
 /// Routing key of I/O-bound jobs (URL checks, scrapes).
 pub const IO_ROUTE: &str = "io";
+/// Routing key of quick jobs ([`JobMessage::is_quick`]).
+pub const QUICK_ROUTE: &str = "quick";
 
 /// Which job queue a message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobQueue {
     Cpu,
     Io,
+    Quick,
 }
 
 impl JobQueue {
@@ -99,10 +108,20 @@ impl JobQueue {
         }
     }
 
+    /// By the message: quick jobs, then by kind.
+    pub fn for_message(msg: &JobMessage) -> Self {
+        if msg.is_quick() {
+            JobQueue::Quick
+        } else {
+            Self::for_kind(&msg.kind)
+        }
+    }
+
     pub fn route(self) -> &'static str {
         match self {
             JobQueue::Cpu => CPU_ROUTE,
             JobQueue::Io => IO_ROUTE,
+            JobQueue::Quick => QUICK_ROUTE,
         }
     }
 }
@@ -159,7 +178,7 @@ impl Bus {
             args.insert(s("x-expires"), AMQPValue::LongLongInt(exp.as_millis() as i64));
         }
         let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
-        for (queue, route) in [(self.cfg.cpu_queue(), CPU_ROUTE), (self.cfg.io_queue(), IO_ROUTE)] {
+        for (queue, route) in [(self.cfg.cpu_queue(), CPU_ROUTE), (self.cfg.io_queue(), IO_ROUTE), (self.cfg.quick_queue(), QUICK_ROUTE)] {
             ch.queue_declare(s(queue.clone()), qopts, args.clone()).await?;
             ch.queue_bind(s(queue), s(self.cfg.jobs_exchange()), s(route), QueueBindOptions::default(), FieldTable::default())
                 .await?;
@@ -202,7 +221,7 @@ impl Bus {
             .with_delivery_mode(2)
             .with_content_type(s("application/json"))
             .with_message_id(s(msg.job_id.to_string()));
-        self.publish(self.cfg.jobs_exchange(), JobQueue::for_kind(&msg.kind).route(), &payload, props).await
+        self.publish(self.cfg.jobs_exchange(), JobQueue::for_message(msg).route(), &payload, props).await
     }
 
     /// Publishes a job event to every gateway replica.
@@ -210,6 +229,19 @@ impl Bus {
         let payload = serde_json::to_vec(ev).unwrap_or_default();
         let props = BasicProperties::default().with_content_type(s("application/json"));
         self.publish(self.cfg.events_exchange(), "", &payload, props).await
+    }
+
+    /// Publishes many job events as one message (a JSON array).
+    pub async fn publish_events(&self, evs: &[JobEvent]) -> Result<()> {
+        match evs {
+            [] => Ok(()),
+            [one] => self.publish_event(one).await,
+            many => {
+                let payload = serde_json::to_vec(many).unwrap_or_default();
+                let props = BasicProperties::default().with_content_type(s("application/json"));
+                self.publish(self.cfg.events_exchange(), "", &payload, props).await
+            }
+        }
     }
 
     /// Moves a message that can never succeed to the dead-letter queue, with
@@ -229,6 +261,7 @@ impl Bus {
         let name = match queue {
             JobQueue::Cpu => self.cfg.cpu_queue(),
             JobQueue::Io => self.cfg.io_queue(),
+            JobQueue::Quick => self.cfg.quick_queue(),
         };
         let consumer = ch.basic_consume(s(name), s(""), BasicConsumeOptions::default(), FieldTable::default()).await?;
         Ok((ch, consumer))
@@ -246,11 +279,21 @@ impl Bus {
         let consumer = ch
             .basic_consume(q.name().clone(), s(""), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
             .await?;
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Events {
+            One(JobEvent),
+            Many(Vec<JobEvent>),
+        }
         // Keep the channel alive as long as the stream.
-        Ok(consumer.filter_map(move |d| {
+        Ok(consumer.flat_map(move |d| {
             let _keep = &ch;
-            let ev = d.ok().and_then(|d| serde_json::from_slice::<JobEvent>(&d.data).ok());
-            futures::future::ready(ev)
+            let evs = match d.ok().and_then(|d| serde_json::from_slice::<Events>(&d.data).ok()) {
+                Some(Events::One(ev)) => vec![ev],
+                Some(Events::Many(evs)) => evs,
+                None => Vec::new(),
+            };
+            futures::stream::iter(evs)
         }))
     }
 
@@ -267,6 +310,28 @@ impl Bus {
     pub async fn close(&self) {
         let _ = self.conn.close(200, s("shutdown")).await;
     }
+}
+
+/// Best-effort live events (`queued`, `started`, progress), sent in batches:
+/// whatever queued up while the previous batch was being confirmed goes out
+/// as one message (at most `max` events). Nothing waits on the sender; events
+/// sent while the broker is down are dropped (the job rows hold the truth, and
+/// terminal events go through the outbox instead).
+pub fn spawn_event_batcher(bus: tokio::sync::watch::Receiver<Option<Bus>>, max: usize) -> tokio::sync::mpsc::UnboundedSender<JobEvent> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<JobEvent>();
+    tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(max);
+        while rx.recv_many(&mut buf, max.max(1)).await > 0 {
+            let current = bus.borrow().clone().filter(Bus::is_connected);
+            if let Some(b) = current {
+                if let Err(e) = b.publish_events(&buf).await {
+                    tracing::debug!(error = %e, events = buf.len(), "live events not published");
+                }
+            }
+            buf.clear();
+        }
+    });
+    tx
 }
 
 /// Reads the reason header of a dead-lettered message.

@@ -148,6 +148,8 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         demo: Default::default(),
         protect: Default::default(),
         key_cache_secs: 5,
+        submit_batch_max: 256,
+        submit_batch_parallel: 2,
         core: CoreArgs {
             migrate_on_start: true,
             db: DbArgs { database_url: database_url.into(), db_pool_size: 8, db_timeout_ms: 1000 },

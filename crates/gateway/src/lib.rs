@@ -73,6 +73,13 @@ pub struct Config {
     /// stops working within this time; 0 = check the database every request).
     #[arg(long, env = "CRUNCH_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
+    /// Most job submissions written in one transaction (group commit:
+    /// submissions that arrive while a batch is being written form the next).
+    #[arg(long, env = "CRUNCH_SUBMIT_BATCH_MAX", default_value_t = 256)]
+    pub submit_batch_max: usize,
+    /// Submission batches written at once (each holds one database connection).
+    #[arg(long, env = "CRUNCH_SUBMIT_BATCH_PARALLEL", default_value_t = 2)]
+    pub submit_batch_parallel: usize,
 }
 
 pub struct Application {
@@ -123,7 +130,17 @@ impl Application {
         let published_jobs = crunch_service::spawn_batch_writer("mark jobs published", pool.clone(), 1000, |c, ids: &[uuid::Uuid]| {
             crunch_store::jobs::mark_published_many(c, ids)
         });
+        let live_events = crunch_bus::spawn_event_batcher(bus_rx.clone(), 1000);
+        let submissions = crunch_service::GroupCommit::spawn(
+            "submit jobs",
+            pool.clone(),
+            cfg.submit_batch_max,
+            cfg.submit_batch_parallel,
+            crunch_store::jobs::submit_many,
+        );
         let state = web::Data::new(AppState {
+            live_events,
+            submissions,
             blobs,
             genes_max_upload_bytes: cfg.genes_max_upload_bytes,
             kafka,

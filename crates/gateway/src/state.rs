@@ -35,6 +35,10 @@ pub struct AppState {
     pub keys: crate::auth::KeyCache,
     /// Jobs whose message the broker confirmed: marked in batches.
     pub published_jobs: tokio::sync::mpsc::UnboundedSender<uuid::Uuid>,
+    /// Job submissions, written in batches (one transaction for many).
+    pub submissions: crunch_service::GroupCommit<crunch_store::jobs::Submission, crunch_store::jobs::Submitted>,
+    /// Best-effort live events (`queued`), published in batches.
+    pub live_events: tokio::sync::mpsc::UnboundedSender<JobEvent>,
 }
 
 impl AppState {

@@ -10,6 +10,12 @@ pub enum StoreError {
     Connection(#[from] diesel::ConnectionError),
     #[error("database migrations failed: {0}")]
     Migration(String),
+    /// A batched write could not reach the database (every request of the batch gets this).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A batched write gave no answer for a request.
+    #[error("the database returned no row for the request")]
+    Missing,
 }
 
 impl StoreError {
@@ -17,7 +23,7 @@ impl StoreError {
     /// retries later), false for a query that the database refused.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Pool(_) | StoreError::Connection(_) => true,
+            StoreError::Pool(_) | StoreError::Connection(_) | StoreError::Unavailable(_) => true,
             StoreError::Query(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
             StoreError::Query(DieselError::BrokenTransactionManager) => true,
             StoreError::Query(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)) => {

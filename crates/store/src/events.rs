@@ -16,6 +16,21 @@ pub fn insert_event(conn: &mut PgConnection, job_id: Uuid, event: &JobEvent) -> 
         .get_result(conn)?)
 }
 
+/// Writes many events to the outbox in one statement: (job id, event id) of each.
+pub fn insert_events(conn: &mut PgConnection, events: &[JobEvent]) -> Result<Vec<(Uuid, i64)>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| (job_events::job_id.eq(e.job_id), job_events::event.eq(serde_json::to_value(e).unwrap_or(serde_json::Value::Null))))
+        .collect();
+    Ok(diesel::insert_into(job_events::table)
+        .values(&rows)
+        .returning((job_events::job_id, job_events::id))
+        .get_results(conn)?)
+}
+
 /// Unpublished events, oldest first: of one job, or (with `None`) of any job
 /// created before `older_than` seconds ago (the relay's sweep).
 /// Each carries its outbox id as `event_id`.

@@ -9,7 +9,7 @@ use diesel::sql_types::BigInt;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::events::insert_event;
+use crate::events::{insert_event, insert_events};
 use crate::models::{JobRow, NewJob};
 use crate::schema::jobs;
 
@@ -28,26 +28,112 @@ const REUSABLE: [&str; 3] = ["queued", "running", "succeeded"];
 /// An advisory lock on the dedup key makes two identical concurrent
 /// submissions yield one job.
 pub fn submit(conn: &mut PgConnection, new: NewJob<'_>, fresh: bool) -> Result<Submitted> {
+    let req = Submission {
+        id: new.id,
+        owner_id: new.owner_id,
+        kind: new.kind.to_owned(),
+        params: new.params.clone(),
+        dedup_key: new.dedup_key.to_vec(),
+        fresh,
+    };
+    let mut out = submit_many(conn, std::slice::from_ref(&req))?;
+    Ok(out.pop().expect("one answer per submission"))
+}
+
+/// One submission of [`submit_many`].
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub dedup_key: Vec<u8>,
+    /// Insert even if an identical job exists.
+    pub fresh: bool,
+}
+
+/// [`submit`] for many submissions in one transaction (group commit): one
+/// statement takes the dedup keys' advisory locks (in key order, so that
+/// concurrent batches cannot deadlock), one finds the reusable jobs, one
+/// inserts the rest. Answers in the order of `reqs`; an identical submission
+/// later in the same batch gets the job created by the earlier one.
+pub fn submit_many(conn: &mut PgConnection, reqs: &[Submission]) -> Result<Vec<Submitted>> {
+    use std::collections::HashMap;
+    if reqs.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction(|conn| {
         // The key is a SHA-256: its first 8 bytes are a fine lock id.
-        let mut head = [0u8; 8];
-        head.iter_mut().zip(new.dedup_key).for_each(|(h, k)| *h = *k);
-        let lock = i64::from_be_bytes(head);
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(lock).execute(conn)?;
-        if !fresh {
-            let existing = jobs::table
-                .filter(jobs::dedup_key.eq(new.dedup_key))
+        let locks: Vec<i64> = reqs
+            .iter()
+            .map(|r| {
+                let mut head = [0u8; 8];
+                head.iter_mut().zip(&r.dedup_key).for_each(|(h, k)| *h = *k);
+                i64::from_be_bytes(head)
+            })
+            .collect();
+        diesel::sql_query("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT k FROM unnest($1::int8[]) AS k ORDER BY k) AS s")
+            .bind::<diesel::sql_types::Array<BigInt>, _>(locks)
+            .execute(conn)?;
+        let wanted: Vec<&[u8]> = reqs.iter().filter(|r| !r.fresh).map(|r| r.dedup_key.as_slice()).collect();
+        // dedup key -> the job a non-fresh submission reuses (an existing row,
+        // or the index of a submission of this batch that inserts one).
+        enum Reuse {
+            Row(JobRow),
+            New(usize),
+        }
+        let mut reuse: HashMap<Vec<u8>, Reuse> = HashMap::new();
+        if !wanted.is_empty() {
+            let rows: Vec<JobRow> = jobs::table
+                .filter(jobs::dedup_key.eq_any(&wanted))
                 .filter(jobs::status.eq_any(REUSABLE))
-                .order(jobs::seq.desc())
+                .order((jobs::dedup_key, jobs::seq.desc()))
+                .distinct_on(jobs::dedup_key)
                 .select(JobRow::as_select())
-                .first(conn)
-                .optional()?;
-            if let Some(row) = existing {
-                return Ok(Submitted::Existing(row));
+                .load(conn)?;
+            reuse.extend(rows.into_iter().map(|r| (r.dedup_key.clone(), Reuse::Row(r))));
+        }
+        let mut inserts = Vec::new();
+        // Per submission: Ok(row to reuse) or Err(index into `inserts`).
+        let mut plan: Vec<std::result::Result<JobRow, usize>> = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            match reuse.get(&r.dedup_key) {
+                Some(Reuse::Row(row)) if !r.fresh => plan.push(Ok(row.clone())),
+                Some(Reuse::New(i)) if !r.fresh => plan.push(Err(*i)),
+                _ => {
+                    let i = inserts.len();
+                    inserts.push(NewJob { id: r.id, owner_id: r.owner_id, kind: &r.kind, params: &r.params, dedup_key: &r.dedup_key });
+                    reuse.insert(r.dedup_key.clone(), Reuse::New(i));
+                    plan.push(Err(i));
+                }
             }
         }
-        let row = diesel::insert_into(jobs::table).values(&new).returning(JobRow::as_returning()).get_result(conn)?;
-        Ok(Submitted::Created(row))
+        let created: HashMap<Uuid, JobRow> = if inserts.is_empty() {
+            HashMap::new()
+        } else {
+            diesel::insert_into(jobs::table)
+                .values(&inserts)
+                .returning(JobRow::as_returning())
+                .get_results(conn)?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect()
+        };
+        let ids: Vec<Uuid> = inserts.iter().map(|n| n.id).collect();
+        let mut first = vec![true; ids.len()];
+        plan.into_iter()
+            .map(|p| match p {
+                Ok(row) => Ok(Submitted::Existing(row)),
+                Err(i) => {
+                    let row = created.get(&ids[i]).cloned().ok_or(diesel::result::Error::NotFound)?;
+                    if std::mem::take(&mut first[i]) {
+                        Ok(Submitted::Created(row))
+                    } else {
+                        Ok(Submitted::Existing(row))
+                    }
+                }
+            })
+            .collect()
     })
 }
 
@@ -207,7 +293,15 @@ pub enum Started {
 /// The worker takes a job: `queued|running -> running`. A `running` row is
 /// taken again because its message was redelivered (the previous worker died).
 pub fn start(conn: &mut PgConnection, id: Uuid) -> Result<Started> {
-    let updated = diesel::update(jobs::table.find(id).filter(jobs::status.eq_any(["queued", "running"])))
+    Ok(start_many(conn, &[id])?.pop().unwrap_or(Started::Missing))
+}
+
+/// [`start`] for many jobs: one UPDATE, and one SELECT for those not taken.
+/// Answers in the order of `ids`; an id repeated in `ids` (a message
+/// delivered twice) runs once, its repeats are answered `Ended`.
+pub fn start_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
+    use std::collections::HashMap;
+    let taken: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any(["queued", "running"])))
         .set((
             jobs::status.eq("running"),
             jobs::attempts.eq(jobs::attempts + 1),
@@ -215,69 +309,87 @@ pub fn start(conn: &mut PgConnection, id: Uuid) -> Result<Started> {
             jobs::updated_at.eq(diesel::dsl::now),
         ))
         .returning(JobRow::as_returning())
-        .get_result(conn)
-        .optional()?;
-    Ok(match updated {
-        Some(row) => Started::Run(row),
-        None => match get(conn, id)? {
-            Some(row) => Started::Ended(row),
-            None => Started::Missing,
-        },
-    })
+        .get_results(conn)?;
+    let taken: HashMap<Uuid, JobRow> = taken.into_iter().map(|r| (r.id, r)).collect();
+    let others: Vec<Uuid> = ids.iter().filter(|id| !taken.contains_key(id)).copied().collect();
+    let ended: HashMap<Uuid, JobRow> = if others.is_empty() {
+        HashMap::new()
+    } else {
+        jobs::table.filter(jobs::id.eq_any(&others)).select(JobRow::as_select()).load(conn)?.into_iter().map(|r| (r.id, r)).collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let first = seen.insert(*id);
+            match (taken.get(id), ended.get(id)) {
+                (Some(row), _) if first => Started::Run(row.clone()),
+                (Some(row), _) | (None, Some(row)) => Started::Ended(row.clone()),
+                (None, None) => Started::Missing,
+            }
+        })
+        .collect())
 }
 
 /// A finished job and the terminal event written to its outbox (with its
 /// `event_id`; none for a shard), for the caller to publish at once.
 pub type Finished = (JobRow, Option<JobEvent>);
 
+/// How a run ended: `Ok(result)` or `Err(error)`.
+pub type Outcome = std::result::Result<serde_json::Value, serde_json::Value>;
+
 /// Ends a running job as succeeded (with `result`) or failed (with `error`),
 /// writing its terminal event to the outbox in the same transaction. `None`
 /// when the job was no longer running (cancelled meanwhile, or another
 /// delivery finished it first): then nothing is written.
-pub fn finish(
-    conn: &mut PgConnection,
-    id: Uuid,
-    outcome: std::result::Result<serde_json::Value, serde_json::Value>,
-) -> Result<Option<Finished>> {
+pub fn finish(conn: &mut PgConnection, id: Uuid, outcome: Outcome) -> Result<Option<Finished>> {
+    Ok(finish_many(conn, &[(id, outcome)])?.pop().flatten())
+}
+
+/// [`finish`] for many jobs in one transaction: one UPDATE for all rows and
+/// one INSERT for all their terminal events. Answers in the order of `items`
+/// (a job repeated in `items` is finished once).
+pub fn finish_many(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result<Vec<Option<Finished>>> {
+    use std::collections::HashMap;
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction(|conn| {
-        let (status, result, error, progress) = match &outcome {
-            Ok(r) => (JobStatus::Succeeded, Some(r.clone()), None, 1.0),
-            Err(e) => (JobStatus::Failed, None, Some(e.clone()), 0.0),
-        };
-        let target = jobs::table.find(id).filter(jobs::status.eq("running"));
-        let updated = if status == JobStatus::Succeeded {
-            diesel::update(target)
-                .set((
-                    jobs::status.eq(status.as_str()),
-                    jobs::result.eq(result),
-                    jobs::progress.eq(progress),
-                    jobs::finished_at.eq(diesel::dsl::now),
-                    jobs::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(JobRow::as_returning())
-                .get_result(conn)
-                .optional()?
-        } else {
-            diesel::update(target)
-                .set((
-                    jobs::status.eq(status.as_str()),
-                    jobs::error.eq(error),
-                    jobs::finished_at.eq(diesel::dsl::now),
-                    jobs::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(JobRow::as_returning())
-                .get_result(conn)
-                .optional()?
-        };
-        let Some(row) = updated else { return Ok(None) };
-        let mut event = None;
-        if row.parent_id.is_none() {
-            let data = if status == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
-            let mut ev = event_for(&row, EventType::for_status(status), data);
-            ev.event_id = Some(insert_event(conn, row.id, &ev)?);
-            event = Some(ev);
-        }
-        Ok(Some((row, event)))
+        let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+        let oks: Vec<bool> = items.iter().map(|(_, o)| o.is_ok()).collect();
+        let payloads: Vec<serde_json::Value> = items.iter().map(|(_, o)| o.clone().unwrap_or_else(|e| e)).collect();
+        let rows: Vec<JobRow> = diesel::sql_query(
+            "UPDATE jobs AS j SET \
+                status = CASE WHEN u.ok THEN 'succeeded' ELSE 'failed' END, \
+                result = CASE WHEN u.ok THEN u.payload ELSE j.result END, \
+                error = CASE WHEN u.ok THEN j.error ELSE u.payload END, \
+                progress = CASE WHEN u.ok THEN 1.0 ELSE j.progress END, \
+                finished_at = now(), updated_at = now() \
+             FROM (SELECT DISTINCT ON (id) id, ok, payload FROM unnest($1::uuid[], $2::bool[], $3::jsonb[]) AS t(id, ok, payload)) AS u \
+             WHERE j.id = u.id AND j.status = 'running' \
+             RETURNING j.*",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Bool>, _>(&oks)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Jsonb>, _>(&payloads)
+        .load(conn)?;
+        let events: Vec<JobEvent> = rows
+            .iter()
+            .filter(|r| r.parent_id.is_none())
+            .map(|row| {
+                let data = if row.status() == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
+                event_for(row, EventType::for_status(row.status()), data)
+            })
+            .collect();
+        let event_ids: HashMap<Uuid, i64> = insert_events(conn, &events)?.into_iter().collect();
+        let mut done: HashMap<Uuid, Finished> = rows
+            .into_iter()
+            .map(|row| {
+                let ev = events.iter().find(|e| e.job_id == row.id).map(|e| JobEvent { event_id: event_ids.get(&row.id).copied(), ..e.clone() });
+                (row.id, (row, ev))
+            })
+            .collect();
+        Ok(ids.iter().map(|id| done.remove(id)).collect())
     })
 }
 

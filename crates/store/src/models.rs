@@ -23,7 +23,7 @@ pub struct NewApiKey<'a> {
     pub key_hash: &'a [u8],
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = jobs, check_for_backend(diesel::pg::Pg))]
 pub struct JobRow {
     pub id: Uuid,

@@ -8,12 +8,14 @@
 //! - [`process`]: one delivery: decode -> typed spec -> start -> kernel ->
 //!   finish -> relay events -> ack. Redelivery-safe: every state change is a
 //!   conditional UPDATE, terminal events go through the outbox.
+//! - [`quick`]: quick jobs, in batches (one round trip and one ack for many).
 //! - [`kinds`]: one module per job kind.
 //! - [`health`]: `/healthz` and `/readyz`.
 
 pub mod health;
 pub mod kinds;
 pub mod process;
+pub mod quick;
 pub mod reconciler;
 
 use std::sync::Arc;
@@ -32,6 +34,13 @@ pub struct Config {
     /// Unacknowledged jobs held at once (also the number run concurrently).
     #[arg(long, env = "CRUNCH_WORKER_PREFETCH", default_value_t = 4)]
     pub prefetch: u16,
+    /// Quick jobs (about a millisecond each: factorizations below 2^64, prime
+    /// counts over ranges up to 10^6) held at once, from their own queue.
+    #[arg(long, env = "CRUNCH_WORKER_QUICK_PREFETCH", default_value_t = 1024)]
+    pub quick_prefetch: u16,
+    /// Most quick jobs started, run and finished together (one transaction each way).
+    #[arg(long, env = "CRUNCH_WORKER_QUICK_BATCH", default_value_t = 256)]
+    pub quick_batch: usize,
     /// I/O jobs (URL checks, scrapes) held and run at once, apart from CPU jobs.
     #[arg(long, env = "CRUNCH_WORKER_IO_PREFETCH", default_value_t = 16)]
     pub io_prefetch: u16,
@@ -161,9 +170,9 @@ impl Shared {
     }
 }
 
-/// Runs deliveries of one queue, at most `limit` at a time, until the
-/// connection drops or the worker shuts down (in-flight ones finish).
-async fn consume(shared: &Arc<Shared>, bus: &Bus, consumer: crunch_bus::lapin::Consumer, limit: u16) {
+/// A consumer's deliveries until the connection drops or the worker shuts
+/// down (then no more are taken; in-flight ones finish).
+fn deliveries(shared: &Shared, consumer: crunch_bus::lapin::Consumer) -> impl futures::Stream<Item = crunch_bus::lapin::message::Delivery> {
     let mut stop = shared.shutdown.clone();
     let stop_taking = async move {
         while !*stop.borrow() {
@@ -176,6 +185,11 @@ async fn consume(shared: &Arc<Shared>, bus: &Bus, consumer: crunch_bus::lapin::C
         .take_while(|d| futures::future::ready(d.is_ok()))
         .filter_map(|d| futures::future::ready(d.ok()))
         .take_until(stop_taking)
+}
+
+/// Runs deliveries of one queue, at most `limit` at a time.
+async fn consume(shared: &Arc<Shared>, bus: &Bus, consumer: crunch_bus::lapin::Consumer, limit: u16) {
+    deliveries(shared, consumer)
         .for_each_concurrent(limit as usize, |delivery| {
             let shared = Arc::clone(shared);
             let bus = bus.clone();
@@ -251,25 +265,28 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         };
         let cpu = bus.consume_jobs(JobQueue::Cpu, shared.cfg.prefetch.max(1)).await;
         let io = bus.consume_jobs(JobQueue::Io, shared.cfg.io_prefetch.max(1)).await;
-        let (cpu, io) = match (cpu, io) {
-            (Ok(c), Ok(i)) => (c, i),
-            (Err(e), _) | (_, Err(e)) => {
+        let quick = bus.consume_jobs(JobQueue::Quick, shared.cfg.quick_prefetch.max(1)).await;
+        let (cpu, io, quick) = match (cpu, io, quick) {
+            (Ok(c), Ok(i), Ok(q)) => (c, i, q),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 tracing::warn!(error = %e, "consuming failed");
                 bus.close().await;
                 continue;
             }
         };
-        tracing::info!(cpu_prefetch = shared.cfg.prefetch, io_prefetch = shared.cfg.io_prefetch, "consuming jobs");
+        tracing::info!(cpu_prefetch = shared.cfg.prefetch, io_prefetch = shared.cfg.io_prefetch, quick_prefetch = shared.cfg.quick_prefetch, "consuming jobs");
         backoff = Duration::from_millis(200);
         let _ = bus_tx.send(Some(bus.clone()));
-        // Both queues on one connection; each with its own concurrency limit.
+        // The queues on one connection; each with its own concurrency limit.
         tokio::join!(
             consume(&shared, &bus, cpu.1, shared.cfg.prefetch.max(1)),
             consume(&shared, &bus, io.1, shared.cfg.io_prefetch.max(1)),
+            quick::consume(&shared, &bus, deliveries(&shared, quick.1), shared.cfg.quick_batch),
         );
         let _ = bus_tx.send(None);
-        let _ = cpu.0.close(200, "bye".into()).await;
-        let _ = io.0.close(200, "bye".into()).await;
+        for ch in [cpu.0, io.0, quick.0] {
+            let _ = ch.close(200, "bye".into()).await;
+        }
         bus.close().await;
         if !shared.shutting_down() {
             tracing::warn!("lost the RabbitMQ connection; reconnecting");

@@ -70,31 +70,10 @@ pub async fn relay(shared: &Shared, bus: &Bus, job: Option<Uuid>, older_than_sec
     else {
         return;
     };
-    for ev in events {
-        if !publish_outbox_event(shared, bus, &ev).await {
-            break;
-        }
-    }
+    publish_outbox_events(shared, bus, &events).await;
 }
 
-/// Publishes an event read from (or just written to) the outbox and queues
-/// its mark; `false` if the broker refused it (the relay's sweep retries).
-async fn publish_outbox_event(shared: &Shared, bus: &Bus, ev: &JobEvent) -> bool {
-    match bus.publish_event(ev).await {
-        Ok(()) => {
-            if let Some(id) = ev.event_id {
-                let _ = shared.published_events.send(id);
-            }
-            true
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "event not published; will retry");
-            false
-        }
-    }
-}
-
-enum Disposition {
+pub(crate) enum Disposition {
     Ack,
     /// Give the message back to the queue (the worker is stopping, or the
     /// database could not be reached for good).
@@ -132,7 +111,7 @@ async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Optio
     }
 }
 
-async fn process(shared: &Shared, bus: &Bus, delivery: &Delivery) -> Disposition {
+pub(crate) async fn process(shared: &Shared, bus: &Bus, delivery: &Delivery) -> Disposition {
     let msg: JobMessage = match serde_json::from_slice(&delivery.data) {
         Ok(m) => m,
         Err(e) => {
@@ -157,18 +136,7 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
     };
     let row = match started {
         Started::Run(row) => row,
-        Started::Ended(row) => {
-            tracing::info!(status = %row.status(), "job already ended; acknowledging the duplicate delivery");
-            relay(shared, bus, Some(id), 0).await;
-            if row.parent_id.is_some() && row.status().is_terminal() {
-                settle(shared, bus, &row).await;
-            }
-            return Disposition::Ack;
-        }
-        Started::Missing => {
-            tracing::warn!("no such job in the database; dropping its message");
-            return Disposition::Ack;
-        }
+        other => return not_run(shared, bus, id, other).await,
     };
     let is_shard = row.parent_id.is_some();
     let kind = spec.kind();
@@ -315,10 +283,39 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
             // The terminal event was written with the result: publish it now
             // (no read back); if that fails the relay's sweep sends it later.
             if let Some(ev) = event {
-                publish_outbox_event(shared, bus, &ev).await;
+                publish_outbox_events(shared, bus, &[ev]).await;
             }
             Disposition::Ack
         }
+    }
+}
+
+/// A delivery whose job was not taken: it already ended (a duplicate
+/// delivery: its events are relayed, a shard's parent settled) or is gone.
+pub(crate) async fn not_run(shared: &Shared, bus: &Bus, id: Uuid, started: Started) -> Disposition {
+    match started {
+        Started::Ended(row) => {
+            tracing::info!(job_id = %id, status = %row.status(), "job already ended; acknowledging the duplicate delivery");
+            relay(shared, bus, Some(id), 0).await;
+            if row.parent_id.is_some() && row.status().is_terminal() {
+                settle(shared, bus, &row).await;
+            }
+        }
+        Started::Missing => tracing::warn!(job_id = %id, "no such job in the database; dropping its message"),
+        Started::Run(_) => tracing::error!(job_id = %id, "not_run called for a job that runs"),
+    }
+    Disposition::Ack
+}
+
+/// Publishes outbox events read or just written (one message for all) and
+/// queues their marks; if the broker refuses, the relay's sweep sends them
+/// later (consumers drop duplicates by `event_id`).
+pub(crate) async fn publish_outbox_events(shared: &Shared, bus: &Bus, evs: &[JobEvent]) {
+    match bus.publish_events(evs).await {
+        Ok(()) => evs.iter().filter_map(|e| e.event_id).for_each(|id| {
+            let _ = shared.published_events.send(id);
+        }),
+        Err(e) => tracing::warn!(error = %e, events = evs.len(), "events not published; will retry"),
     }
 }
 

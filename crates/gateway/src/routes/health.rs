@@ -55,7 +55,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         }
     }
     if let Some(bus) = state.bus() {
-        for queue in [bus.config().cpu_queue(), bus.config().io_queue()] {
+        for queue in [bus.config().cpu_queue(), bus.config().io_queue(), bus.config().quick_queue()] {
             if let Ok(Ok(depth)) = tokio::time::timeout(std::time::Duration::from_secs(1), bus.queue_depth(&queue)).await {
                 state.metrics.queue_depth.with_label_values(&[&queue]).set(depth as i64);
             }

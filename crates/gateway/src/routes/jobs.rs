@@ -3,8 +3,7 @@
 use actix_web::http::header;
 use actix_web::{delete, get, post, web, HttpResponse};
 use crunch_domain::{EventType, Job, JobEvent, JobKind, JobMessage, JobSpec, JobStatus};
-use crunch_store::jobs::{Cancelled, ListFilter, Submitted};
-use crunch_store::models::NewJob;
+use crunch_store::jobs::{Cancelled, ListFilter, Submission, Submitted};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -108,15 +107,10 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
     // Fail fast (and write nothing) when the broker is already known to be down.
     let bus = state.bus().ok_or(ApiError::Unavailable("the message broker"))?;
 
-    let pool = state.pool.clone();
     let id = Uuid::new_v4();
-    let (p2, d2) = (params.clone(), dedup.clone());
-    let submitted = web::block(move || {
-        let mut conn = pool.get()?;
-        let new = NewJob { id, owner_id: owner, kind: kind.as_str(), params: &p2, dedup_key: &d2 };
-        crunch_store::jobs::submit(&mut conn, new, fresh)
-    })
-    .await??;
+    let submission = Submission { id, owner_id: owner, kind: kind.as_str().to_owned(), params: params.clone(), dedup_key: dedup, fresh };
+    // Group commit: concurrent submissions share one transaction.
+    let submitted = state.submissions.call(submission).await?;
 
     let row = match submitted {
         Submitted::Existing(row) => {
@@ -157,9 +151,8 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
         event_id: None,
         at: job.created_at,
     };
-    if let Err(e) = bus.publish_event(&event).await {
-        tracing::debug!(error = %e, "queued event not published");
-    }
+    // Best effort, in batches: the submission does not wait for it.
+    let _ = state.live_events.send(event);
     Ok((job, true))
 }
 

@@ -1,0 +1,111 @@
+//! The batched job transitions (group-committed submissions, quick jobs
+//! started and finished a batch at a time) against a real PostgreSQL: the
+//! same answers as one at a time, in the order asked, with repeats handled.
+
+use crunch_store::jobs::{finish_many, start_many, submit_many, Started, Submission, Submitted};
+use diesel::RunQueryDsl;
+use serde_json::json;
+use uuid::Uuid;
+
+fn db() -> anyhow::Result<(diesel::PgConnection, Uuid)> {
+    let url = crunch_e2e::fresh_database()?;
+    let pool = crunch_store::connect(&crunch_store::PoolConfig { url: url.clone(), max_size: 1, connect_timeout: std::time::Duration::from_secs(5) })?;
+    let mut c = pool.get()?;
+    crunch_store::run_migrations(&mut c)?;
+    drop(c);
+    drop(pool);
+    let mut conn = <diesel::PgConnection as diesel::Connection>::establish(&url)?;
+    let owner = crunch_store::keys::insert_key(&mut conn, "t", b"hash")?.id;
+    Ok((conn, owner))
+}
+
+fn sub(owner: Uuid, n: u64, fresh: bool) -> Submission {
+    Submission {
+        id: Uuid::new_v4(),
+        owner_id: owner,
+        kind: "factorize".into(),
+        params: json!({"n": n.to_string()}),
+        dedup_key: format!("key-{n}").into_bytes(),
+        fresh,
+    }
+}
+
+fn id_of(s: &Submitted) -> (bool, Uuid) {
+    match s {
+        Submitted::Created(r) => (true, r.id),
+        Submitted::Existing(r) => (false, r.id),
+    }
+}
+
+#[test]
+fn a_submission_batch_reuses_identical_jobs_within_and_across_batches() -> anyhow::Result<()> {
+    let (mut conn, owner) = db()?;
+    let first = submit_many(&mut conn, &[sub(owner, 10, false)])?;
+    let (created, ten) = id_of(&first[0]);
+    assert!(created);
+    let batch = [sub(owner, 10, false), sub(owner, 11, false), sub(owner, 11, false), sub(owner, 11, true), sub(owner, 12, false)];
+    let out: Vec<(bool, Uuid)> = submit_many(&mut conn, &batch)?.iter().map(id_of).collect();
+    // An earlier identical job is reused; the first of two identical
+    // submissions creates the job and the second gets it; `fresh` creates another.
+    assert_eq!(out[0], (false, ten));
+    assert_eq!(out[1], (true, batch[1].id));
+    assert_eq!(out[2], (false, batch[1].id));
+    assert_eq!(out[3], (true, batch[3].id));
+    assert_eq!(out[4], (true, batch[4].id));
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let rows: N = diesel::sql_query("SELECT count(*) AS n FROM jobs").get_result(&mut conn)?;
+    assert_eq!(rows.n, 4);
+    Ok(())
+}
+
+#[test]
+fn quick_jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
+    let (mut conn, owner) = db()?;
+    let subs: Vec<Submission> = (20..24).map(|n| sub(owner, n, false)).collect();
+    submit_many(&mut conn, &subs)?;
+    let ids: Vec<Uuid> = subs.iter().map(|s| s.id).collect();
+    let missing = Uuid::new_v4();
+    // A repeated id (a message delivered twice) runs once.
+    let started = start_many(&mut conn, &[ids[0], ids[1], ids[0], missing, ids[2], ids[3]])?;
+    assert!(matches!(&started[0], Started::Run(r) if r.id == ids[0] && r.attempts == 1 && r.status == "running"));
+    assert!(matches!(&started[1], Started::Run(r) if r.id == ids[1]));
+    assert!(matches!(&started[2], Started::Ended(r) if r.id == ids[0]));
+    assert!(matches!(&started[3], Started::Missing));
+    // Cancelled meanwhile: not finished, no event.
+    crunch_store::jobs::cancel(&mut conn, ids[3], owner)?;
+    let done = finish_many(
+        &mut conn,
+        &[
+            (ids[0], Ok(json!({"factors": [2, 2, 5]}))),
+            (ids[1], Err(json!({"code": "boom", "message": "x"}))),
+            (ids[3], Ok(json!({}))),
+            (ids[2], Ok(json!({"factors": [2, 11]}))),
+            (ids[0], Ok(json!({"factors": [2, 2, 5]}))),
+        ],
+    )?;
+    let (row, ev) = done[0].as_ref().expect("finished");
+    assert_eq!((row.status.as_str(), row.progress), ("succeeded", 1.0));
+    assert_eq!(row.result, Some(json!({"factors": [2, 2, 5]})));
+    let ev = ev.as_ref().expect("an outbox event");
+    assert_eq!((ev.job_id, ev.data.clone()), (ids[0], row.result.clone()));
+    assert!(ev.event_id.is_some());
+    let (row, ev) = done[1].as_ref().expect("finished");
+    assert_eq!((row.status.as_str(), row.result.clone()), ("failed", None));
+    assert_eq!(ev.as_ref().and_then(|e| e.data.clone()), Some(json!({"code": "boom", "message": "x"})));
+    assert!(done[2].is_none(), "a cancelled job is not finished");
+    assert!(done[3].is_some());
+    assert!(done[4].is_none(), "a job is finished once");
+    // One terminal event per finished job in the outbox, with the ids handed back.
+    let unpublished = crunch_store::events::unpublished(&mut conn, None, -60, 100)?;
+    let mut got: Vec<(Uuid, Option<i64>)> = unpublished.iter().filter(|e| e.job_id != ids[3]).map(|e| (e.job_id, e.event_id)).collect();
+    got.sort();
+    let mut want: Vec<(Uuid, Option<i64>)> =
+        done.iter().flatten().map(|(r, e)| (r.id, e.as_ref().and_then(|e| e.event_id))).collect();
+    want.sort();
+    assert_eq!(got, want);
+    Ok(())
+}

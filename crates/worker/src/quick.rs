@@ -1,0 +1,227 @@
+//! Quick jobs ([`crunch_domain::JobMessage::is_quick`]: about a millisecond
+//! of CPU each) are taken in batches: whatever deliveries are ready (up to
+//! `CRUNCH_WORKER_QUICK_BATCH`) are started with one UPDATE, run in parallel
+//! on rayon, finished with one transaction (one UPDATE for the rows, one
+//! INSERT for their terminal events), their events published as one message
+//! each way, and acknowledged with one `multiple` ack. The guarantees are the
+//! per-delivery path's ([`crate::process`]): a result is committed before its
+//! message is acked, every state change is conditional, terminal events go
+//! through the outbox. A delivery that is not a plain quick job (malformed,
+//! over a limit, routed here by mistake) takes the per-delivery path.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crunch_bus::lapin::message::Delivery;
+use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
+use crunch_bus::Bus;
+use crunch_compute::Control;
+use crunch_domain::{EventType, JobEvent, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_store::jobs::{Outcome, Started};
+use futures::StreamExt;
+use rayon::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::kinds;
+use crate::process::{self, db, Disposition};
+use crate::Shared;
+
+/// A delivery this batch runs: its message and parsed spec.
+struct Job {
+    delivery: Delivery,
+    msg: JobMessage,
+    spec: JobSpec,
+}
+
+/// Decodes a delivery as a quick job, or `None` for the per-delivery path.
+fn decode(shared: &Shared, d: &Delivery) -> Option<(JobMessage, JobSpec)> {
+    let msg: JobMessage = serde_json::from_slice(&d.data).ok()?;
+    if !msg.is_quick() {
+        return None;
+    }
+    let spec = JobSpec::parse(&msg.kind, &msg.params, &shared.limits).ok()?;
+    match &spec {
+        JobSpec::Factorize(_) => Some((msg, spec)),
+        JobSpec::Primes(p) if p.mode == PrimesMode::Count => Some((msg, spec)),
+        _ => None,
+    }
+}
+
+/// Runs one batch of deliveries; answers what to do with each.
+async fn run_batch(shared: Arc<Shared>, bus: Bus, deliveries: Vec<Delivery>) -> Vec<(Delivery, Disposition)> {
+    let mut settled = Vec::with_capacity(deliveries.len());
+    let mut jobs = Vec::with_capacity(deliveries.len());
+    let mut others = Vec::new();
+    for d in deliveries {
+        match decode(&shared, &d) {
+            Some((msg, spec)) => jobs.push(Job { delivery: d, msg, spec }),
+            None => others.push(d),
+        }
+    }
+    let others = futures::future::join_all(others.into_iter().map(|d| {
+        let (shared, bus) = (Arc::clone(&shared), bus.clone());
+        async move {
+            let disposition = process::process(&shared, &bus, &d).await;
+            (d, disposition)
+        }
+    }));
+    let (mut others, ()) = futures::join!(others, run_jobs(&shared, &bus, jobs, &mut settled));
+    settled.append(&mut others);
+    settled
+}
+
+async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<(Delivery, Disposition)>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let ids: Arc<Vec<Uuid>> = Arc::new(jobs.iter().map(|j| j.msg.job_id).collect());
+    let Some(started) = db(shared, "start quick jobs", move |c| crunch_store::jobs::start_many(c, &ids)).await else {
+        settled.extend(jobs.into_iter().map(|j| (j.delivery, Disposition::Requeue)));
+        return;
+    };
+    let mut running = Vec::with_capacity(jobs.len());
+    let mut not_run = Vec::new();
+    for (job, started) in jobs.into_iter().zip(started) {
+        match started {
+            Started::Run(row) => running.push((job, row)),
+            other => not_run.push(async move {
+                let d = process::not_run(shared, bus, job.msg.job_id, other).await;
+                (job.delivery, d)
+            }),
+        }
+    }
+    settled.extend(futures::future::join_all(not_run).await);
+    if running.is_empty() {
+        return;
+    }
+    let started_events: Vec<JobEvent> = running
+        .iter()
+        .filter(|(_, row)| row.parent_id.is_none())
+        .map(|(job, row)| JobEvent {
+            event: EventType::Started,
+            job_id: row.id,
+            kind: job.spec.kind(),
+            owner_id: row.owner_id,
+            status: JobStatus::Running,
+            progress: 0.0,
+            data: Some(json!({"attempt": row.attempts})),
+            event_id: None,
+            at: Utc::now(),
+        })
+        .collect();
+    // Before the terminal events, so that a client sees them in order.
+    let _ = bus.publish_events(&started_events).await;
+
+    // Every kernel of the batch in one rayon task, in parallel.
+    let budget = Duration::from_secs(shared.cfg.time_budget_secs);
+    let work: Vec<(Uuid, JobSpec)> = running.iter().map(|(job, row)| (row.id, job.spec.clone())).collect();
+    let pool = shared.pool.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let outcomes: Vec<Option<kinds::Outcome>> = work
+            .par_iter()
+            .map(|(id, spec)| {
+                let ctl = Control::unlimited().with_deadline(Instant::now() + budget);
+                let ctx = kinds::JobContext { job_id: *id, pool: pool.clone() };
+                std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(spec, &ctl, &ctx))).ok()
+            })
+            .collect();
+        let _ = tx.send(outcomes);
+    });
+    let mut outcomes = rx.await.unwrap_or_default().into_iter();
+
+    let mut to_finish: Vec<(Uuid, Outcome)> = Vec::with_capacity(running.len());
+    let mut finishing = Vec::with_capacity(running.len());
+    for (job, row) in running {
+        let result = match outcomes.next().flatten() {
+            Some(kinds::Outcome::Succeeded(v)) => Ok(v),
+            Some(kinds::Outcome::Failed(e)) => Err(e),
+            Some(kinds::Outcome::Cancelled) => {
+                settled.push((job.delivery, Disposition::Ack));
+                continue;
+            }
+            Some(kinds::Outcome::Retry(why)) => {
+                tracing::warn!(job_id = %row.id, %why, "transient failure; the job goes back to the queue");
+                settled.push((job.delivery, Disposition::Requeue));
+                continue;
+            }
+            None => {
+                tracing::error!(job_id = %row.id, "the kernel panicked");
+                Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
+            }
+        };
+        to_finish.push((row.id, result));
+        finishing.push(job.delivery);
+    }
+    let items = Arc::new(to_finish);
+    let finished = db(shared, "finish quick jobs", move |c| crunch_store::jobs::finish_many(c, &items)).await;
+    let Some(finished) = finished else {
+        settled.extend(finishing.into_iter().map(|d| (d, Disposition::Requeue)));
+        return;
+    };
+    let mut events = Vec::with_capacity(finished.len());
+    for (delivery, done) in finishing.into_iter().zip(finished) {
+        match done {
+            Some((row, ev)) => {
+                if row.parent_id.is_some() {
+                    process::settle(shared, bus, &row).await;
+                }
+                events.extend(ev);
+            }
+            // Cancelled meanwhile (its event is in the outbox) or finished by another delivery.
+            None => process::relay(shared, bus, Some(job_id(&delivery)), 0).await,
+        }
+        settled.push((delivery, Disposition::Ack));
+    }
+    process::publish_outbox_events(shared, bus, &events).await;
+}
+
+fn job_id(d: &Delivery) -> Uuid {
+    serde_json::from_slice::<JobMessage>(&d.data).map(|m| m.job_id).unwrap_or_default()
+}
+
+/// Acks and nacks one batch: requeued ones one by one, then every ack with a
+/// single `multiple` ack of the highest one. Batches are settled in delivery
+/// order, so every earlier delivery on the channel is settled already.
+async fn settle_acks(settled: Vec<(Delivery, Disposition)>) {
+    let mut last_ack: Option<Delivery> = None;
+    for (d, disposition) in settled {
+        match disposition {
+            Disposition::Requeue => {
+                if let Err(e) = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await {
+                    tracing::warn!(error = %e, "nack failed");
+                }
+            }
+            Disposition::Ack => {
+                if last_ack.as_ref().is_none_or(|l| l.delivery_tag < d.delivery_tag) {
+                    last_ack = Some(d);
+                }
+            }
+        }
+    }
+    if let Some(d) = last_ack {
+        if let Err(e) = d.acker.ack(BasicAckOptions { multiple: true }).await {
+            // The channel is gone; the broker redelivers, which is harmless.
+            tracing::warn!(error = %e, "ack failed");
+        }
+    }
+}
+
+/// Runs the quick queue's deliveries in batches of at most `batch`, two
+/// batches at a time, until the stream ends (connection lost or shutdown).
+pub async fn consume(
+    shared: &Arc<Shared>,
+    bus: &Bus,
+    deliveries: impl futures::Stream<Item = Delivery> + Send,
+    batch: usize,
+) {
+    deliveries
+        .ready_chunks(batch.max(1))
+        .map(|chunk| run_batch(Arc::clone(shared), bus.clone(), chunk))
+        .buffered(2)
+        .for_each(settle_acks)
+        .await;
+}
