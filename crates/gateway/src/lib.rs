@@ -235,6 +235,10 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .client_request_timeout(Duration::from_millis(cfg.protect.header_timeout_ms))
+        // Without it, a keep-alive client waits for Nagle's algorithm and its
+        // own delayed ACK on every response: measured 25 ms median per
+        // submission at 50 requests/s, against 3-4 ms on a fresh connection.
+        .tcp_nodelay(true)
         .listen(listener)?
         .shutdown_timeout(25);
         if cfg.http_workers > 0 {

@@ -55,8 +55,10 @@ pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: 
 }
 
 pub fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
-    diesel::update(job_events::table.filter(job_events::id.eq_any(ids)))
-        .set(job_events::published.eq(true))
-        .execute(conn)?;
-    Ok(())
+    crate::pool::with_custom_plans(conn, |conn| {
+        diesel::update(job_events::table.filter(job_events::id.eq_any(ids)))
+            .set(job_events::published.eq(true))
+            .execute(conn)?;
+        Ok(())
+    })
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::events::{insert_event, insert_events};
 use crate::models::{JobRow, NewJob};
+use crate::pool::with_custom_plans;
 use crate::schema::jobs;
 
 /// What a submission did.
@@ -21,8 +22,6 @@ pub enum Submitted {
     /// not failed or cancelled: it is returned instead of a new one.
     Existing(JobRow),
 }
-
-const REUSABLE: [&str; 3] = ["queued", "running", "succeeded"];
 
 /// Inserts a job, or returns the identical one that exists unless `fresh`.
 /// An advisory lock on the dedup key makes two identical concurrent
@@ -84,13 +83,15 @@ pub fn submit_many(conn: &mut PgConnection, reqs: &[Submission]) -> Result<Vec<S
         }
         let mut reuse: HashMap<Vec<u8>, Reuse> = HashMap::new();
         if !wanted.is_empty() {
-            let rows: Vec<JobRow> = jobs::table
-                .filter(jobs::dedup_key.eq_any(&wanted))
-                .filter(jobs::status.eq_any(REUSABLE))
-                .order((jobs::dedup_key, jobs::seq.desc()))
-                .distinct_on(jobs::dedup_key)
-                .select(JobRow::as_select())
-                .load(conn)?;
+            // One probe of jobs_dedup per key (newest first, first reusable
+            // row): the plan stays an index scan whatever the statistics say.
+            let rows: Vec<JobRow> = diesel::sql_query(
+                "SELECT j.* FROM unnest($1::bytea[]) AS k(key) CROSS JOIN LATERAL \
+                 (SELECT * FROM jobs WHERE dedup_key = k.key AND status IN ('queued', 'running', 'succeeded') \
+                  ORDER BY seq DESC LIMIT 1) AS j",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Bytea>, _>(&wanted)
+            .load(conn)?;
             reuse.extend(rows.into_iter().map(|r| (r.dedup_key.clone(), Reuse::Row(r))));
         }
         let mut inserts = Vec::new();
@@ -144,10 +145,12 @@ pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
 
 /// Records many confirmed publications in one statement.
 pub fn mark_published_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
-    diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
-        .set(jobs::published_at.eq(diesel::dsl::now))
-        .execute(conn)?;
-    Ok(())
+    with_custom_plans(conn, |conn| {
+        diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
+            .set(jobs::published_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Removes a job whose message could not be published (the submission failed
@@ -300,6 +303,10 @@ pub fn start(conn: &mut PgConnection, id: Uuid) -> Result<Started> {
 /// Answers in the order of `ids`; an id repeated in `ids` (a message
 /// delivered twice) runs once, its repeats are answered `Ended`.
 pub fn start_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
+    with_custom_plans(conn, |conn| start_in(conn, ids))
+}
+
+fn start_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
     use std::collections::HashMap;
     let taken: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any(["queued", "running"])))
         .set((
@@ -354,7 +361,7 @@ pub fn finish_many(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    conn.transaction(|conn| {
+    with_custom_plans(conn, |conn| {
         let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
         let oks: Vec<bool> = items.iter().map(|(_, o)| o.is_ok()).collect();
         let payloads: Vec<serde_json::Value> = items.iter().map(|(_, o)| o.clone().unwrap_or_else(|e| e)).collect();

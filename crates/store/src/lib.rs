@@ -22,4 +22,4 @@ pub mod schema;
 
 pub use diesel::PgConnection;
 pub use error::StoreError;
-pub use pool::{connect, ping, run_migrations, try_session_lock, PgPool, PoolConfig, PooledConn};
+pub use pool::{connect, ping, run_migrations, try_session_lock, with_custom_plans, PgPool, PoolConfig, PooledConn};

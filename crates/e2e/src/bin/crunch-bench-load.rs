@@ -62,6 +62,8 @@ fn service(name: &str, db: &str, ns: &str) -> Command {
         .env("CRUNCH_AMQP_NAMESPACE", ns)
         .env("CRUNCH_QUEUE_EXPIRES_MS", "600000")
         .env("RUST_LOG", "warn")
+        // Settings to try (CRUNCH_WORKER_QUICK_BATCH=64 ...) pass through.
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("CRUNCH_") && k != "CRUNCH_BIN_DIR"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -120,7 +122,8 @@ fn succeeded(conn: &mut PgConnection) -> anyhow::Result<i64> {
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().pool_max_idle_per_host(512).timeout(Duration::from_secs(10)).build()?)
+    // Idle connections are dropped before the gateway's keep-alive (5 s) closes them.
+    Ok(reqwest::Client::builder().pool_max_idle_per_host(512).pool_idle_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(10)).build()?)
 }
 
 async fn submit(http: &reqwest::Client, base: &str, key: &str, n: u64) -> Result<(), String> {
@@ -149,7 +152,7 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
         let _ = submit(&http, &stack.base, &stack.key, 1_000_000_000 + i).await;
     }
     let total = rate * secs;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Duration, Result<(), String>)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Duration, Duration, Result<(), String>, u64)>();
     let base = Arc::new(stack.base.clone());
     let key = Arc::new(stack.key.clone());
     let start = Instant::now();
@@ -158,7 +161,8 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
     let mut sent = 0u64;
     while sent < total {
         ticker.tick().await;
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        // Request i is due at i / rate.
+        let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(total);
         while sent < due {
             let scheduled = start + Duration::from_secs_f64(sent as f64 / rate as f64);
             let (http, base, key, tx) = (http.clone(), base.clone(), key.clone(), tx.clone());
@@ -167,7 +171,7 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
                 let t = Instant::now();
                 let r = submit(&http, &base, &key, n).await;
                 // Latency from the scheduled time (no coordinated omission) and from sending.
-                let _ = tx.send((scheduled.elapsed(), t.elapsed(), r));
+                let _ = tx.send((scheduled.elapsed(), t.elapsed(), r, sent / rate));
             });
             sent += 1;
         }
@@ -176,7 +180,9 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
     let mut from_schedule = Vec::with_capacity(total as usize);
     let mut from_send = Vec::with_capacity(total as usize);
     let mut errors: std::collections::BTreeMap<String, u64> = Default::default();
-    while let Some((a, b, r)) = rx.recv().await {
+    let mut per_second: Vec<Vec<Duration>> = vec![Vec::new(); secs as usize + 1];
+    while let Some((a, b, r, second)) = rx.recv().await {
+        per_second[(second as usize).min(secs as usize)].push(a);
         from_schedule.push(a);
         from_send.push(b);
         if let Err(e) = r {
@@ -184,6 +190,16 @@ async fn run_submit(rate: u64, secs: u64, workers: usize) -> anyhow::Result<()> 
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    // Where the tail comes from: the p99 of each second of the schedule.
+    let p99s: Vec<String> = per_second
+        .iter_mut()
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.sort();
+            format!("{:.0}", pct(v, 0.99))
+        })
+        .collect();
+    eprintln!("p99 (ms) of each second: {}", p99s.join(" "));
     from_schedule.sort();
     from_send.sort();
     let ok = total - errors.values().sum::<u64>();
@@ -230,13 +246,22 @@ async fn run_drain(jobs: u64, workers: usize) -> anyhow::Result<()> {
         t.await?.map_err(|e| anyhow::anyhow!(e))?;
     }
     let mut conn = PgConnection::establish(&stack.db)?;
+    #[derive(diesel::QueryableByName)]
+    struct Secs {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        s: f64,
+    }
+    // Timed from the database's clock: from here to the last job's finish
+    // (polling rarely, so that the count does not load the database).
+    let t0: Secs = diesel::sql_query("SELECT extract(epoch FROM clock_timestamp())::float8 AS s").get_result(&mut conn)?;
     let start = Instant::now();
     stack.spawn_workers(workers)?;
     while succeeded(&mut conn)? < jobs as i64 {
         anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "jobs did not all finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let secs = start.elapsed().as_secs_f64();
+    let t1: Secs = diesel::sql_query("SELECT extract(epoch FROM max(finished_at))::float8 AS s FROM jobs").get_result(&mut conn)?;
+    let secs = t1.s - t0.s;
     println!("| {workers} | {jobs} | {secs:.2} | {:.0} |", jobs as f64 / secs);
     Ok(())
 }
