@@ -110,7 +110,10 @@ impl Application {
                 Err(e) => tracing::warn!(error = %e, "could not register the admin API key yet"),
             }
         }
-        let (events_tx, _) = broadcast::channel(4096);
+        // Events arrive a batch at a time (up to 2 x CRUNCH_WORKER_QUICK_BATCH
+        // per message pair): room for many batches before a slow WebSocket
+        // client lags (it is then told how many it missed).
+        let (events_tx, _) = broadcast::channel(65_536);
         let bus_rx = spawn_bus_supervisor(cfg.core.amqp.bus_config(), events_tx.clone());
         let kafka_cfg = cfg.kafka.kafka_config();
         let kafka = crunch_bus::kafka::producer(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
