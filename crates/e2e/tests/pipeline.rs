@@ -415,6 +415,37 @@ async fn a_job_whose_message_was_lost_is_republished_by_the_reconciler() -> R {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_job_started_too_often_is_dead_lettered_by_its_run_count() -> R {
+    // The quick queue has no broker delivery limit (prefetched messages
+    // returned by a crash would count): the worker counts the row's runs.
+    let env = TestEnv::start().await?;
+    let mut conn = env.db()?;
+    #[derive(diesel::QueryableByName)]
+    struct K {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: uuid::Uuid,
+    }
+    let owner = diesel::sql_query("SELECT id FROM api_keys LIMIT 1").get_result::<K>(&mut conn)?.id;
+    let spec = crunch_domain::JobSpec::parse("factorize", &json!({"n": "77"}), &Default::default())?;
+    let id = uuid::Uuid::new_v4();
+    let (params, key) = (spec.canonical_params(), spec.dedup_key(owner));
+    crunch_store::jobs::submit(&mut conn, crunch_store::models::NewJob { id, owner_id: owner, kind: "factorize", params: &params, dedup_key: &key }, false)?;
+    // Started five times (the limit in tests) by workers that died each time;
+    // its message comes back once more.
+    diesel::sql_query("UPDATE jobs SET status = 'running', attempts = 5 WHERE id = $1").bind::<diesel::sql_types::Uuid, _>(id).execute(&mut conn)?;
+    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
+    let bus = crunch_bus::Bus::connect(&cfg, "test").await?;
+    let msg = crunch_domain::JobMessage { job_id: id, owner_id: owner, kind: "factorize".into(), params };
+    assert!(msg.is_quick());
+    bus.publish_job(&msg).await?;
+    let job = env.wait_finished(&id.to_string()).await?;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "too_many_attempts", "{job}");
+    bus.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_endpoints_and_openapi_document_every_route() -> R {
     let env = TestEnv::start().await?;
     let id = env.submit_n("12").await?;

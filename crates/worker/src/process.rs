@@ -92,7 +92,7 @@ pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
     }
 }
 
-async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &str, reason: String) -> Disposition {
+pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &str, reason: String) -> Disposition {
     tracing::warn!(job_id = ?job, code, %reason, "dead-lettering a message that can never succeed");
     if let Some(id) = job {
         let error = json!({"code": code, "message": reason});
@@ -126,10 +126,10 @@ pub(crate) async fn process(shared: &Shared, bus: &Bus, delivery: &Delivery) -> 
         Err(e) => return dead_letter(shared, bus, delivery, Some(msg.job_id), e.code(), e.message()).await,
     };
     let span = tracing::info_span!("job", job_id = %msg.job_id, kind = %spec.kind());
-    run_job(shared, bus, msg, spec).instrument(span).await
+    run_job(shared, bus, delivery, msg, spec).instrument(span).await
 }
 
-async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> Disposition {
+async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessage, spec: JobSpec) -> Disposition {
     let id = msg.job_id;
     let Some(started) = db(shared, "start job", move |c| crunch_store::jobs::start(c, id)).await else {
         return Disposition::Requeue;
@@ -138,6 +138,9 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
         Started::Run(row) => row,
         other => return not_run(shared, bus, id, other).await,
     };
+    if let Some(reason) = too_many_attempts(shared, &row) {
+        return dead_letter(shared, bus, delivery, Some(id), "too_many_attempts", reason).await;
+    }
     let is_shard = row.parent_id.is_some();
     let kind = spec.kind();
     let event = |event, status, progress, data| JobEvent {
@@ -288,6 +291,17 @@ async fn run_job(shared: &Shared, bus: &Bus, msg: JobMessage, spec: JobSpec) -> 
             Disposition::Ack
         }
     }
+}
+
+/// Why a job just started must not run: it was started more than
+/// `CRUNCH_DELIVERY_LIMIT` times without finishing (each time its worker
+/// died: a job that kills workers). The broker's own delivery limit counts
+/// messages returned unrun as well; this counts runs.
+pub(crate) fn too_many_attempts(shared: &Shared, row: &JobRow) -> Option<String> {
+    let limit = shared.cfg.core.amqp.delivery_limit;
+    (i64::from(row.attempts) > limit).then(|| {
+        format!("the job was started {} times and its worker stopped each time (CRUNCH_DELIVERY_LIMIT is {limit})", row.attempts - 1)
+    })
 }
 
 /// A delivery whose job was not taken: it already ended (a duplicate

@@ -7,7 +7,11 @@
 //! per-delivery path's ([`crate::process`]): a result is committed before its
 //! message is acked, every state change is conditional, terminal events go
 //! through the outbox. A delivery that is not a plain quick job (malformed,
-//! over a limit, routed here by mistake) takes the per-delivery path.
+//! over a limit, routed here by mistake) takes the per-delivery path, and so
+//! does a redelivered one, one at a time: a job that kills its worker then
+//! only raises its own `attempts`, and is dead-lettered past
+//! `CRUNCH_DELIVERY_LIMIT` runs (the quick queue has no broker delivery
+//! limit: a crash returns a thousand prefetched messages that never ran).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -55,8 +59,12 @@ async fn run_batch(shared: Arc<Shared>, bus: Bus, deliveries: Vec<Delivery>) -> 
     let mut settled = Vec::with_capacity(deliveries.len());
     let mut jobs = Vec::with_capacity(deliveries.len());
     let mut others = Vec::new();
+    let mut redelivered = Vec::new();
     for d in deliveries {
         match decode(&shared, &d) {
+            // A worker died holding it (maybe because of it): it runs alone,
+            // so that a job that kills workers only counts its own attempts.
+            Some(_) if d.redelivered => redelivered.push(d),
             Some((msg, spec)) => jobs.push(Job { delivery: d, msg, spec }),
             None => others.push(d),
         }
@@ -68,8 +76,17 @@ async fn run_batch(shared: Arc<Shared>, bus: Bus, deliveries: Vec<Delivery>) -> 
             (d, disposition)
         }
     }));
-    let (mut others, ()) = futures::join!(others, run_jobs(&shared, &bus, jobs, &mut settled));
+    let alone = async {
+        let mut done = Vec::with_capacity(redelivered.len());
+        for d in redelivered {
+            let disposition = process::process(&shared, &bus, &d).await;
+            done.push((d, disposition));
+        }
+        done
+    };
+    let (mut others, mut alone, ()) = futures::join!(others, alone, run_jobs(&shared, &bus, jobs, &mut settled));
     settled.append(&mut others);
+    settled.append(&mut alone);
     settled
 }
 
@@ -84,9 +101,16 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     };
     let mut running = Vec::with_capacity(jobs.len());
     let mut not_run = Vec::new();
+    let mut refused = Vec::new();
     for (job, started) in jobs.into_iter().zip(started) {
         match started {
-            Started::Run(row) => running.push((job, row)),
+            Started::Run(row) => match process::too_many_attempts(shared, &row) {
+                Some(reason) => refused.push(async move {
+                    let d = process::dead_letter(shared, bus, &job.delivery, Some(row.id), "too_many_attempts", reason).await;
+                    (job.delivery, d)
+                }),
+                None => running.push((job, row)),
+            },
             other => not_run.push(async move {
                 let d = process::not_run(shared, bus, job.msg.job_id, other).await;
                 (job.delivery, d)
@@ -94,6 +118,7 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
         }
     }
     settled.extend(futures::future::join_all(not_run).await);
+    settled.extend(futures::future::join_all(refused).await);
     if running.is_empty() {
         return;
     }

@@ -57,7 +57,10 @@ fn service(name: &str, db: &str, ns: &str) -> Command {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CRUNCH_ENV_FILE", "/nonexistent")
-        .env("DATABASE_URL", db)
+        // As in the Swarm stack, where PostgreSQL has no TLS (the overlay
+        // network is encrypted): the local server here offers TLS, which
+        // libpq would take by default.
+        .env("DATABASE_URL", format!("{db}?sslmode=disable"))
         .env("AMQP_URL", crunch_e2e::amqp_url())
         .env("CRUNCH_AMQP_NAMESPACE", ns)
         .env("CRUNCH_QUEUE_EXPIRES_MS", "600000")
