@@ -100,7 +100,8 @@ pub struct AmqpArgs {
     /// Prefix of every exchange and queue name.
     #[arg(long, env = "CRUNCH_AMQP_NAMESPACE", default_value = "crunch")]
     pub amqp_namespace: String,
-    /// Deliveries of one job message before RabbitMQ dead-letters it.
+    /// Deliveries of one job message before RabbitMQ dead-letters it (on the
+    /// quick queue: runs of the job before the worker dead-letters it).
     #[arg(long, env = "CRUNCH_DELIVERY_LIMIT", default_value_t = 5)]
     pub delivery_limit: i64,
     /// Longest wait for a publisher confirm, in ms (then 503).
