@@ -7,18 +7,6 @@ use diesel::RunQueryDsl;
 use serde_json::json;
 use uuid::Uuid;
 
-fn db() -> anyhow::Result<(diesel::PgConnection, Uuid)> {
-    let url = crunch_e2e::fresh_database()?;
-    let pool = crunch_store::connect(&crunch_store::PoolConfig { url: url.clone(), max_size: 1, connect_timeout: std::time::Duration::from_secs(5) })?;
-    let mut c = pool.get()?;
-    crunch_store::run_migrations(&mut c)?;
-    drop(c);
-    drop(pool);
-    let mut conn = <diesel::PgConnection as diesel::Connection>::establish(&url)?;
-    let owner = crunch_store::keys::insert_key(&mut conn, "t", b"hash")?.id;
-    Ok((conn, owner))
-}
-
 fn sub(owner: Uuid, n: u64, fresh: bool) -> Submission {
     Submission {
         id: Uuid::new_v4(),
@@ -39,7 +27,7 @@ fn id_of(s: &Submitted) -> (bool, Uuid) {
 
 #[test]
 fn a_submission_batch_reuses_identical_jobs_within_and_across_batches() -> anyhow::Result<()> {
-    let (mut conn, owner) = db()?;
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
     let first = submit_many(&mut conn, &[sub(owner, 10, false)])?;
     let (created, ten) = id_of(&first[0]);
     assert!(created);
@@ -64,7 +52,7 @@ fn a_submission_batch_reuses_identical_jobs_within_and_across_batches() -> anyho
 
 #[test]
 fn quick_jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
-    let (mut conn, owner) = db()?;
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
     let subs: Vec<Submission> = (20..24).map(|n| sub(owner, n, false)).collect();
     submit_many(&mut conn, &subs)?;
     let ids: Vec<Uuid> = subs.iter().map(|s| s.id).collect();

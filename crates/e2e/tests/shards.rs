@@ -9,14 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 fn setup(shards: usize) -> anyhow::Result<(diesel::PgConnection, Uuid, Vec<JobRow>)> {
-    let url = crunch_e2e::fresh_database()?;
-    let pool = crunch_store::connect(&crunch_store::PoolConfig { url: url.clone(), max_size: 1, connect_timeout: std::time::Duration::from_secs(5) })?;
-    let mut c = pool.get()?;
-    crunch_store::run_migrations(&mut c)?;
-    drop(c);
-    drop(pool);
-    let mut conn = <diesel::PgConnection as diesel::Connection>::establish(&url)?;
-    let owner = crunch_store::keys::insert_key(&mut conn, "t", b"hash")?.id;
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
     let parent = Uuid::new_v4();
     let params = json!({"from": "0", "to": "99", "mode": "count"});
     crunch_store::jobs::submit(&mut conn, NewJob { id: parent, owner_id: owner, kind: "primes", params: &params, dedup_key: b"k" }, false)?;
