@@ -158,7 +158,9 @@ async fn sigterm_finishes_short_jobs_returns_long_ones_and_exits_promptly() -> R
     env.wait_for(&long, Duration::from_secs(30), |s| s == "running").await?;
     let t = Instant::now();
     sigterm(&env, 0);
-    // New work is not taken once the signal arrived.
+    // New work is not taken once the signal arrived (given time to arrive: a
+    // quick job submitted at once could be taken before the handler runs).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let late = env.submit_n("1001").await?;
     let status = loop {
         if let Some(s) = env.workers[0].try_wait()? {

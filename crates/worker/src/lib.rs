@@ -278,11 +278,26 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         backoff = Duration::from_millis(200);
         let _ = bus_tx.send(Some(bus.clone()));
         // The queues on one connection; each with its own concurrency limit.
-        tokio::join!(
-            consume(&shared, &bus, cpu.1, shared.cfg.prefetch.max(1)),
-            consume(&shared, &bus, io.1, shared.cfg.io_prefetch.max(1)),
-            quick::consume(&shared, &bus, deliveries(&shared, quick.1), shared.cfg.quick_batch),
-        );
+        let consuming = async {
+            tokio::join!(
+                consume(&shared, &bus, cpu.1, shared.cfg.prefetch.max(1)),
+                consume(&shared, &bus, io.1, shared.cfg.io_prefetch.max(1)),
+                quick::consume(&shared, &bus, deliveries(&shared, quick.1), shared.cfg.quick_batch),
+            )
+        };
+        // A lost connection ends the consumer streams; should one not end
+        // (seen once in CI after a RabbitMQ cut), the worker still reconnects:
+        // what was in flight is redelivered, and every step is redelivery-safe.
+        let lost = async {
+            while bus.is_connected() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        tokio::select! {
+            _ = consuming => {}
+            _ = lost => tracing::warn!("the connection is gone but a consumer did not stop; reconnecting"),
+        }
         let _ = bus_tx.send(None);
         for ch in [cpu.0, io.0, quick.0] {
             let _ = ch.close(200, "bye".into()).await;
