@@ -299,10 +299,11 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
             _ = lost => tracing::warn!("the connection is gone but a consumer did not stop; reconnecting"),
         }
         let _ = bus_tx.send(None);
+        // Bounded: on a half-dead connection a close may never be answered.
         for ch in [cpu.0, io.0, quick.0] {
-            let _ = ch.close(200, "bye".into()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), ch.close(200, "bye".into())).await;
         }
-        bus.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), bus.close()).await;
         if !shared.shutting_down() {
             tracing::warn!("lost the RabbitMQ connection; reconnecting");
         }
