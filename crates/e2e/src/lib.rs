@@ -286,7 +286,10 @@ impl TestEnv {
     }
 
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: each test declares its own quorum queues (four per
+        // namespace), and many tests start at once on one broker; a CI run
+        // saw two gateways of five not ready within 20 s.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
                 if r.status().is_success() {
@@ -295,7 +298,7 @@ impl TestEnv {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("gateway not ready in 20 s")
+        bail!("gateway not ready in 60 s")
     }
 
     pub fn url(&self, path: &str) -> String {
