@@ -5,9 +5,10 @@
 //!   `{ns}.jobs.cpu`, key `io` -> quorum queue `{ns}.jobs.io` (URL checks,
 //!   scrapes: consumed with their own concurrency limit), key `quick` ->
 //!   quorum queue `{ns}.jobs.quick` (jobs of about a millisecond, taken in
-//!   batches: [`JobMessage::is_quick`]); all three dead-letter to
-//!   `{ns}.dlx` after `delivery_limit` deliveries (a message that keeps
-//!   killing workers).
+//!   batches: [`JobMessage::is_quick`]); all three dead-letter to `{ns}.dlx`;
+//!   the cpu and io queues after `delivery_limit` deliveries (a message that
+//!   keeps killing workers), the quick queue has no broker limit (its worker
+//!   counts runs instead).
 //! - exchange `{ns}.dlx` (fanout) -> queue `{ns}.jobs.dead`: messages that can
 //!   never succeed, each with an `x-crunch-reason` header.
 //! - exchange `{ns}.events` (fanout): job events, one per message or many as
@@ -234,9 +235,7 @@ impl Bus {
 
     /// Publishes a job event to every gateway replica.
     pub async fn publish_event(&self, ev: &JobEvent) -> Result<()> {
-        let payload = serde_json::to_vec(ev).unwrap_or_default();
-        let props = BasicProperties::default().with_content_type(s("application/json"));
-        self.publish(self.cfg.events_exchange(), "", &payload, props).await
+        self.publish_events_json(&serde_json::to_vec(ev).unwrap_or_default()).await
     }
 
     /// Publishes many job events as one message (a JSON array).
@@ -244,12 +243,13 @@ impl Bus {
         match evs {
             [] => Ok(()),
             [one] => self.publish_event(one).await,
-            many => {
-                let payload = serde_json::to_vec(many).unwrap_or_default();
-                let props = BasicProperties::default().with_content_type(s("application/json"));
-                self.publish(self.cfg.events_exchange(), "", &payload, props).await
-            }
+            many => self.publish_events_json(&serde_json::to_vec(many).unwrap_or_default()).await,
         }
+    }
+
+    async fn publish_events_json(&self, payload: &[u8]) -> Result<()> {
+        let props = BasicProperties::default().with_content_type(s("application/json"));
+        self.publish(self.cfg.events_exchange(), "", payload, props).await
     }
 
     /// Moves a message that can never succeed to the dead-letter queue, with

@@ -8,12 +8,9 @@ use crate::error::Result;
 use crate::models::EventRow;
 use crate::schema::job_events;
 
-pub fn insert_event(conn: &mut PgConnection, job_id: Uuid, event: &JobEvent) -> Result<i64> {
-    let json = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
-    Ok(diesel::insert_into(job_events::table)
-        .values((job_events::job_id.eq(job_id), job_events::event.eq(json)))
-        .returning(job_events::id)
-        .get_result(conn)?)
+/// Writes one event to the outbox (of its `job_id`); its outbox id.
+pub fn insert_event(conn: &mut PgConnection, event: &JobEvent) -> Result<i64> {
+    insert_events(conn, std::slice::from_ref(event))?.pop().map(|(_, id)| id).ok_or(crate::StoreError::Missing)
 }
 
 /// Writes many events to the outbox in one statement: (job id, event id) of each.

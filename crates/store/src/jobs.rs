@@ -75,37 +75,40 @@ pub fn submit_many(conn: &mut PgConnection, reqs: &[Submission]) -> Result<Vec<S
             .bind::<diesel::sql_types::Array<BigInt>, _>(locks)
             .execute(conn)?;
         let wanted: Vec<&[u8]> = reqs.iter().filter(|r| !r.fresh).map(|r| r.dedup_key.as_slice()).collect();
-        // dedup key -> the job a non-fresh submission reuses (an existing row,
-        // or the index of a submission of this batch that inserts one).
-        enum Reuse {
-            Row(JobRow),
-            New(usize),
-        }
-        let mut reuse: HashMap<Vec<u8>, Reuse> = HashMap::new();
-        if !wanted.is_empty() {
-            // One probe of jobs_dedup per key (newest first, first reusable
-            // row): the plan stays an index scan whatever the statistics say.
-            let rows: Vec<JobRow> = diesel::sql_query(
+        // One probe of jobs_dedup per key (newest first, first reusable row):
+        // the plan stays an index scan whatever the statistics say.
+        let existing: Vec<JobRow> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            diesel::sql_query(
                 "SELECT j.* FROM unnest($1::bytea[]) AS k(key) CROSS JOIN LATERAL \
                  (SELECT * FROM jobs WHERE dedup_key = k.key AND status IN ('queued', 'running', 'succeeded') \
                   ORDER BY seq DESC LIMIT 1) AS j",
             )
             .bind::<diesel::sql_types::Array<diesel::sql_types::Bytea>, _>(&wanted)
-            .load(conn)?;
-            reuse.extend(rows.into_iter().map(|r| (r.dedup_key.clone(), Reuse::Row(r))));
+            .load(conn)?
+        };
+        // What each submission gets: an existing row (index into `existing`),
+        // the row it inserts (index into `inserts`), or the row an earlier
+        // submission of this batch inserts.
+        #[derive(Clone, Copy)]
+        enum Plan {
+            Existing(usize),
+            Create(usize),
+            Same(usize),
         }
+        // dedup key -> what a later non-fresh submission with that key reuses.
+        let mut reuse: HashMap<&[u8], Plan> = existing.iter().enumerate().map(|(i, r)| (r.dedup_key.as_slice(), Plan::Existing(i))).collect();
         let mut inserts = Vec::new();
-        // Per submission: Ok(row to reuse) or Err(index into `inserts`).
-        let mut plan: Vec<std::result::Result<JobRow, usize>> = Vec::with_capacity(reqs.len());
+        let mut plan = Vec::with_capacity(reqs.len());
         for r in reqs {
-            match reuse.get(&r.dedup_key) {
-                Some(Reuse::Row(row)) if !r.fresh => plan.push(Ok(row.clone())),
-                Some(Reuse::New(i)) if !r.fresh => plan.push(Err(*i)),
+            match reuse.get(r.dedup_key.as_slice()) {
+                Some(&reused) if !r.fresh => plan.push(reused),
                 _ => {
                     let i = inserts.len();
                     inserts.push(NewJob { id: r.id, owner_id: r.owner_id, kind: &r.kind, params: &r.params, dedup_key: &r.dedup_key });
-                    reuse.insert(r.dedup_key.clone(), Reuse::New(i));
-                    plan.push(Err(i));
+                    reuse.insert(&r.dedup_key, Plan::Same(i));
+                    plan.push(Plan::Create(i));
                 }
             }
         }
@@ -120,19 +123,12 @@ pub fn submit_many(conn: &mut PgConnection, reqs: &[Submission]) -> Result<Vec<S
                 .map(|r| (r.id, r))
                 .collect()
         };
-        let ids: Vec<Uuid> = inserts.iter().map(|n| n.id).collect();
-        let mut first = vec![true; ids.len()];
+        let row = |i: usize| created.get(&inserts[i].id).cloned().ok_or(diesel::result::Error::NotFound);
         plan.into_iter()
             .map(|p| match p {
-                Ok(row) => Ok(Submitted::Existing(row)),
-                Err(i) => {
-                    let row = created.get(&ids[i]).cloned().ok_or(diesel::result::Error::NotFound)?;
-                    if std::mem::take(&mut first[i]) {
-                        Ok(Submitted::Created(row))
-                    } else {
-                        Ok(Submitted::Existing(row))
-                    }
-                }
+                Plan::Existing(i) => Ok(Submitted::Existing(existing[i].clone())),
+                Plan::Create(i) => Ok(Submitted::Created(row(i)?)),
+                Plan::Same(i) => Ok(Submitted::Existing(row(i)?)),
             })
             .collect()
     })
@@ -230,7 +226,7 @@ fn fail_jobs(conn: &mut PgConnection, ids: &[Uuid], from: &[&str], error: serde_
         .returning(JobRow::as_returning())
         .get_results(conn)?;
     for row in rows.iter().filter(|r| r.parent_id.is_none()) {
-        insert_event(conn, row.id, &event_for(row, EventType::Failed, row.error.clone()))?;
+        insert_event(conn, &event_for(row, EventType::Failed, row.error.clone()))?;
     }
     Ok(rows)
 }
@@ -272,7 +268,7 @@ pub fn cancel(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Cancelle
         .optional()?;
         match updated {
             Some(row) => {
-                insert_event(conn, row.id, &event_for(&row, EventType::Cancelled, row.error.clone()))?;
+                insert_event(conn, &event_for(&row, EventType::Cancelled, row.error.clone()))?;
                 cancel_shards(conn, row.id)?;
                 Ok(Cancelled::Done(row))
             }
@@ -361,7 +357,8 @@ pub fn finish_many(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    with_custom_plans(conn, |conn| {
+    // One statement per batch, not prepared: planned each time anyway.
+    conn.transaction(|conn| {
         let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
         let oks: Vec<bool> = items.iter().map(|(_, o)| o.is_ok()).collect();
         let payloads: Vec<serde_json::Value> = items.iter().map(|(_, o)| o.clone().unwrap_or_else(|e| e)).collect();
@@ -380,22 +377,23 @@ pub fn finish_many(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result
         .bind::<diesel::sql_types::Array<diesel::sql_types::Bool>, _>(&oks)
         .bind::<diesel::sql_types::Array<diesel::sql_types::Jsonb>, _>(&payloads)
         .load(conn)?;
-        let events: Vec<JobEvent> = rows
-            .iter()
-            .filter(|r| r.parent_id.is_none())
-            .map(|row| {
-                let data = if row.status() == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
-                event_for(row, EventType::for_status(row.status()), data)
-            })
-            .collect();
-        let event_ids: HashMap<Uuid, i64> = insert_events(conn, &events)?.into_iter().collect();
-        let mut done: HashMap<Uuid, Finished> = rows
+        // Shards have no terminal event of their own.
+        let mut done: Vec<Finished> = rows
             .into_iter()
             .map(|row| {
-                let ev = events.iter().find(|e| e.job_id == row.id).map(|e| JobEvent { event_id: event_ids.get(&row.id).copied(), ..e.clone() });
-                (row.id, (row, ev))
+                let data = if row.status() == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
+                let ev = row.parent_id.is_none().then(|| event_for(&row, EventType::for_status(row.status()), data));
+                (row, ev)
             })
             .collect();
+        let events: Vec<JobEvent> = done.iter().filter_map(|(_, ev)| ev.clone()).collect();
+        let event_ids: HashMap<Uuid, i64> = insert_events(conn, &events)?.into_iter().collect();
+        for (row, ev) in &mut done {
+            if let Some(ev) = ev {
+                ev.event_id = event_ids.get(&row.id).copied();
+            }
+        }
+        let mut done: HashMap<Uuid, Finished> = done.into_iter().map(|f| (f.0.id, f)).collect();
         Ok(ids.iter().map(|id| done.remove(id)).collect())
     })
 }
@@ -594,7 +592,7 @@ pub fn settle_parent(
                 ))
                 .returning(JobRow::as_returning())
                 .get_result(conn)?;
-            insert_event(conn, row.id, &event_for(&row, EventType::Succeeded, row.result.clone()))?;
+            insert_event(conn, &event_for(&row, EventType::Succeeded, row.result.clone()))?;
             return Ok(ParentUpdate::Finished(row));
         }
         let progress = done as f64 / shards.len().max(1) as f64;

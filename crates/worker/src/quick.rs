@@ -69,22 +69,20 @@ async fn run_batch(shared: Arc<Shared>, bus: Bus, deliveries: Vec<Delivery>) -> 
             None => others.push(d),
         }
     }
-    let others = futures::future::join_all(others.into_iter().map(|d| {
-        let (shared, bus) = (Arc::clone(&shared), bus.clone());
-        async move {
-            let disposition = process::process(&shared, &bus, &d).await;
-            (d, disposition)
-        }
+    let (shared, bus) = (&*shared, &bus);
+    let others = futures::future::join_all(others.into_iter().map(|d| async move {
+        let disposition = process::process(shared, bus, &d).await;
+        (d, disposition)
     }));
     let alone = async {
         let mut done = Vec::with_capacity(redelivered.len());
         for d in redelivered {
-            let disposition = process::process(&shared, &bus, &d).await;
+            let disposition = process::process(shared, bus, &d).await;
             done.push((d, disposition));
         }
         done
     };
-    let (mut others, mut alone, ()) = futures::join!(others, alone, run_jobs(&shared, &bus, jobs, &mut settled));
+    let (mut others, mut alone, ()) = futures::join!(others, alone, run_jobs(shared, bus, jobs, &mut settled));
     settled.append(&mut others);
     settled.append(&mut alone);
     settled
@@ -179,16 +177,16 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
             }
         };
         to_finish.push((row.id, result));
-        finishing.push(job.delivery);
+        finishing.push((job.delivery, row.id));
     }
     let items = Arc::new(to_finish);
     let finished = db(shared, "finish quick jobs", move |c| crunch_store::jobs::finish_many(c, &items)).await;
     let Some(finished) = finished else {
-        settled.extend(finishing.into_iter().map(|d| (d, Disposition::Requeue)));
+        settled.extend(finishing.into_iter().map(|(d, _)| (d, Disposition::Requeue)));
         return;
     };
     let mut events = Vec::with_capacity(finished.len());
-    for (delivery, done) in finishing.into_iter().zip(finished) {
+    for ((delivery, id), done) in finishing.into_iter().zip(finished) {
         match done {
             Some((row, ev)) => {
                 if row.parent_id.is_some() {
@@ -197,15 +195,11 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
                 events.extend(ev);
             }
             // Cancelled meanwhile (its event is in the outbox) or finished by another delivery.
-            None => process::relay(shared, bus, Some(job_id(&delivery)), 0).await,
+            None => process::relay(shared, bus, Some(id), 0).await,
         }
         settled.push((delivery, Disposition::Ack));
     }
     process::publish_outbox_events(shared, bus, &events).await;
-}
-
-fn job_id(d: &Delivery) -> Uuid {
-    serde_json::from_slice::<JobMessage>(&d.data).map(|m| m.job_id).unwrap_or_default()
 }
 
 /// Acks and nacks one batch: requeued ones one by one, then every ack with a

@@ -105,9 +105,10 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
 /// general engine (100 bits: 12.5 -> about 4 ms, 160 bits: 305 -> 212 ms;
 /// docs/benchmarks.md). Larger numbers go to the general SIQS engine
 /// (rusqsieve: its own bounded Pollard-Brent, ECM for numbers known to be
-/// unbalanced, then SIQS with large primes, sieving on every kernel thread). Should a sieve give up (it never has in
-/// the cross-checks), ECM and Pollard-Brent on words, or on arbitrary
-/// precision beyond 128 bits, take over until the control stops them.
+/// unbalanced, then SIQS with large primes, sieving on every kernel thread).
+/// Should a sieve give up (it never has in the cross-checks), ECM and
+/// Pollard-Brent on words, or on arbitrary precision beyond 128 bits, take
+/// over until the control stops them.
 pub fn split(n: &BigUint, ctl: &Control) -> Result<(Vec<BigUint>, Method), Stop> {
     let two = |d: BigUint, m: Method| Ok((vec![n / &d, d], m));
     if n.bits() <= siqs::MAX_BITS {
