@@ -97,10 +97,30 @@ async fn one_demo_generator_per_deployment_whatever_the_replicas() -> R {
     assert_eq!(before[0].n, 0);
 
     let key = create_key(&db_url, "demo-owner")?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rows: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM jobs WHERE kind = 'factorize'").load(&mut db)?;
-    // Two replicas each generating would give ~24 in 3 s; one leader ~12.
-    assert!((6..=16).contains(&rows[0].n), "{} demo jobs in 3 s at one per 250 ms", rows[0].n);
+    let started = std::time::Instant::now();
+    let mut made = 0;
+    while made < 8 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let rows: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM jobs WHERE kind = 'factorize'").load(&mut db)?;
+        made = rows[0].n;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(made >= 8, "only {made} demo jobs in {elapsed:.1} s");
+    // One generator ticks at most once per 250 ms (a late tick delays the
+    // next, never bursts), so it cannot outrun elapsed / 0.25; two replicas
+    // generating would make about twice that.
+    assert!(made as f64 <= elapsed / 0.25 + 2.0, "{made} demo jobs in {elapsed:.2} s at one per 250 ms: more than one generator");
+    // Exactly one session holds the generator's lock.
+    let k = crunch_gateway::demo::LOCK_KEY;
+    let holders: Vec<Count> = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND classid::bigint = $1 AND objid::bigint = $2",
+    )
+    .bind::<BigInt, _>(k >> 32)
+    .bind::<BigInt, _>(k & 0xffff_ffff)
+    .load(&mut db)?;
+    assert_eq!(holders[0].n, 1, "holders of the demo generator's lock");
 
     // The demo jobs belong to the named key, and the dashboard is told about the generator.
     let http = reqwest::Client::new();

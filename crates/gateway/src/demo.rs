@@ -19,8 +19,9 @@ use utoipa::ToSchema;
 
 use crate::state::AppState;
 
-/// Advisory lock key of the demo generator ("crunchdm").
-const LOCK_KEY: i64 = 0x6372_756e_6368_646d;
+/// Session advisory lock of the demo generator ("crunchdm"): the replica
+/// whose connection holds it is the deployment's one generator.
+pub const LOCK_KEY: i64 = 0x6372_756e_6368_646d;
 
 /// Demo traffic settings.
 #[derive(Debug, Clone, Args)]
