@@ -1,8 +1,9 @@
-//! The batched job transitions (group-committed submissions, quick jobs
-//! started and finished a batch at a time) against a real PostgreSQL: the
-//! same answers as one at a time, in the order asked, with repeats handled.
+//! The batched job transitions (group-committed submissions, jobs started
+//! and finished a batch at a time, quick jobs ended straight from `queued`)
+//! against a real PostgreSQL: the same answers as one at a time, in the
+//! order asked, with repeats handled.
 
-use crunch_store::jobs::{finish_many, start_many, submit_many, Started, Submission, Submitted};
+use crunch_store::jobs::{finish_many, finish_queued, start_many, submit_many, terminal_event, QuickEnd, Started, Submission, Submitted};
 use diesel::RunQueryDsl;
 use serde_json::json;
 use uuid::Uuid;
@@ -51,7 +52,7 @@ fn a_submission_batch_reuses_identical_jobs_within_and_across_batches() -> anyho
 }
 
 #[test]
-fn quick_jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
+fn jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
     let (mut conn, owner) = crunch_e2e::store_fixture()?;
     let subs: Vec<Submission> = (20..24).map(|n| sub(owner, n, false)).collect();
     submit_many(&mut conn, &subs)?;
@@ -79,21 +80,65 @@ fn quick_jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
     assert_eq!((row.status.as_str(), row.progress), ("succeeded", 1.0));
     assert_eq!(row.result, Some(json!({"factors": [2, 2, 5]})));
     let ev = ev.as_ref().expect("an outbox event");
-    assert_eq!((ev.job_id, ev.data.clone()), (ids[0], row.result.clone()));
-    assert!(ev.event_id.is_some());
+    assert_eq!((ev.event.job_id, ev.event.data.clone()), (ids[0], row.result.clone()));
+    // A job ends once: its seq is its terminal event's id, rebuilt alike.
+    assert_eq!(ev.event.event_id, Some(row.seq));
+    assert_eq!(terminal_event(row).as_ref(), Some(&ev.event));
     let (row, ev) = done[1].as_ref().expect("finished");
     assert_eq!((row.status.as_str(), row.result.clone()), ("failed", None));
-    assert_eq!(ev.as_ref().and_then(|e| e.data.clone()), Some(json!({"code": "boom", "message": "x"})));
+    assert_eq!(ev.as_ref().and_then(|e| e.event.data.clone()), Some(json!({"code": "boom", "message": "x"})));
     assert!(done[2].is_none(), "a cancelled job is not finished");
     assert!(done[3].is_some());
     assert!(done[4].is_none(), "a job is finished once");
     // One terminal event per finished job in the outbox, with the ids handed back.
     let unpublished = crunch_store::events::unpublished(&mut conn, None, -60, 100)?;
-    let mut got: Vec<(Uuid, Option<i64>)> = unpublished.iter().filter(|e| e.job_id != ids[3]).map(|e| (e.job_id, e.event_id)).collect();
+    let mut got: Vec<(Uuid, i64, Option<i64>)> =
+        unpublished.iter().filter(|o| o.event.job_id != ids[3]).map(|o| (o.event.job_id, o.id, o.event.event_id)).collect();
     got.sort();
-    let mut want: Vec<(Uuid, Option<i64>)> =
-        done.iter().flatten().map(|(r, e)| (r.id, e.as_ref().and_then(|e| e.event_id))).collect();
+    let mut want: Vec<(Uuid, i64, Option<i64>)> = done
+        .iter()
+        .flatten()
+        .map(|(r, e)| e.as_ref().map(|e| (r.id, e.id, Some(r.seq))).expect("an outbox event"))
+        .collect();
     want.sort();
     assert_eq!(got, want);
+    Ok(())
+}
+
+#[test]
+fn quick_jobs_end_straight_from_queued_without_an_outbox_row() -> anyhow::Result<()> {
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
+    let subs: Vec<Submission> = (30..34).map(|n| sub(owner, n, false)).collect();
+    submit_many(&mut conn, &subs)?;
+    let ids: Vec<Uuid> = subs.iter().map(|s| s.id).collect();
+    let missing = Uuid::new_v4();
+    // One is taken by a run alone (a redelivered message), one is cancelled.
+    assert!(matches!(&start_many(&mut conn, &[ids[1]])?[0], Started::Run(_)));
+    crunch_store::jobs::cancel(&mut conn, ids[2], owner)?;
+    let ended = finish_queued(
+        &mut conn,
+        &[
+            (ids[0], Ok(json!({"factors": [2, 3, 5]}))),
+            (ids[1], Ok(json!({}))),
+            (ids[2], Ok(json!({}))),
+            (missing, Ok(json!({}))),
+            (ids[3], Err(json!({"code": "boom", "message": "x"}))),
+            (ids[0], Ok(json!({"factors": [2, 3, 5]}))),
+        ],
+    )?;
+    let QuickEnd::Finished(row) = &ended[0] else { panic!("{:?}", ended[0]) };
+    // The run counts as an attempt and has a start time, as if started.
+    assert_eq!((row.status.as_str(), row.attempts, row.progress), ("succeeded", 1, 1.0));
+    assert!(row.started_at.is_some() && row.started_at <= row.finished_at);
+    let ev = terminal_event(row).expect("a terminal event");
+    assert_eq!((ev.event_id, ev.data.clone()), (Some(row.seq), row.result.clone()));
+    assert!(matches!(&ended[1], QuickEnd::NotQueued(r) if r.status == "running"));
+    assert!(matches!(&ended[2], QuickEnd::NotQueued(r) if r.status == "cancelled"));
+    assert!(matches!(&ended[3], QuickEnd::Missing));
+    assert!(matches!(&ended[4], QuickEnd::Finished(r) if r.status == "failed" && r.error == Some(json!({"code": "boom", "message": "x"}))));
+    assert!(matches!(&ended[5], QuickEnd::NotQueued(r) if r.id == ids[0]), "a job is finished once");
+    // Only the cancellation wrote to the outbox.
+    let outbox = crunch_store::events::unpublished(&mut conn, None, -60, 100)?;
+    assert_eq!(outbox.iter().map(|o| o.event.job_id).collect::<Vec<_>>(), vec![ids[2]]);
     Ok(())
 }

@@ -420,27 +420,79 @@ async fn a_quick_job_started_too_often_is_dead_lettered_by_its_run_count() -> R 
     // returned by a crash would count): the worker counts the row's runs.
     let env = TestEnv::start().await?;
     let mut conn = env.db()?;
+    let msg = store_quick_job(&mut conn, "77")?;
+    // Started five times (the limit in tests) by workers that died each time;
+    // its message comes back once more.
+    diesel::sql_query("UPDATE jobs SET status = 'running', attempts = 5 WHERE id = $1").bind::<diesel::sql_types::Uuid, _>(msg.job_id).execute(&mut conn)?;
+    publish(&env, &msg).await?;
+    let job = env.wait_finished(&msg.job_id.to_string()).await?;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["code"], "too_many_attempts", "{job}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_of_an_ended_quick_job_sends_its_terminal_event_again() -> R {
+    // A quick job has no outbox row: if its worker died after the commit and
+    // before the events went out, the message comes back and the terminal
+    // event is rebuilt from the row, with the same `event_id`.
+    let env = TestEnv::start().await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?access_token={}", env.url("/api/v1/events").replace("http://", "ws://"), env.key)).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = env.db()?;
+    let msg = store_quick_job(&mut conn, "91")?;
+    diesel::sql_query("UPDATE jobs SET status = 'succeeded', attempts = 1, progress = 1, result = '{\"factors\": [7, 13]}', started_at = now(), finished_at = now() WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(msg.job_id)
+        .execute(&mut conn)?;
+    let seq: Count = diesel::sql_query("SELECT seq AS n FROM jobs WHERE id = $1").bind::<diesel::sql_types::Uuid, _>(msg.job_id).get_result(&mut conn)?;
+    publish(&env, &msg).await?;
+    let ev = job_event(&mut ws, msg.job_id, Duration::from_secs(20)).await?.expect("the terminal event again");
+    assert_eq!((ev["type"].as_str(), ev["event_id"].as_i64()), (Some("succeeded"), Some(seq.n)), "{ev}");
+    assert_eq!(ev["data"], json!({"factors": [7, 13]}));
+    // Once more: the gateway drops the copy (same `event_id`).
+    publish(&env, &msg).await?;
+    assert_eq!(job_event(&mut ws, msg.job_id, Duration::from_secs(3)).await?, None);
+    Ok(())
+}
+
+/// The next event of job `id` on the WebSocket within `wait`.
+async fn job_event<S>(ws: &mut S, id: uuid::Uuid, wait: Duration) -> anyhow::Result<Option<Value>>
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = Instant::now() + wait;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline.into(), ws.next()).await {
+        // Pings and pongs are not events.
+        match serde_json::from_str::<Value>(&m?.into_text()?) {
+            Ok(ev) if ev["job_id"] == id.to_string() => return Ok(Some(ev)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Stores a queued quick factorization job of the test key, unpublished: its message.
+fn store_quick_job(conn: &mut diesel::PgConnection, n: &str) -> anyhow::Result<crunch_domain::JobMessage> {
     #[derive(diesel::QueryableByName)]
     struct K {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
         id: uuid::Uuid,
     }
-    let owner = diesel::sql_query("SELECT id FROM api_keys LIMIT 1").get_result::<K>(&mut conn)?.id;
-    let spec = crunch_domain::JobSpec::parse("factorize", &json!({"n": "77"}), &Default::default())?;
+    let owner = diesel::sql_query("SELECT id FROM api_keys LIMIT 1").get_result::<K>(conn)?.id;
+    let spec = crunch_domain::JobSpec::parse("factorize", &json!({"n": n}), &Default::default())?;
     let id = uuid::Uuid::new_v4();
     let (params, key) = (spec.canonical_params(), spec.dedup_key(owner));
-    crunch_store::jobs::submit(&mut conn, crunch_store::models::NewJob { id, owner_id: owner, kind: "factorize", params: &params, dedup_key: &key }, false)?;
-    // Started five times (the limit in tests) by workers that died each time;
-    // its message comes back once more.
-    diesel::sql_query("UPDATE jobs SET status = 'running', attempts = 5 WHERE id = $1").bind::<diesel::sql_types::Uuid, _>(id).execute(&mut conn)?;
-    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
-    let bus = crunch_bus::Bus::connect(&cfg, "test").await?;
+    crunch_store::jobs::submit(conn, crunch_store::models::NewJob { id, owner_id: owner, kind: "factorize", params: &params, dedup_key: &key }, false)?;
     let msg = crunch_domain::JobMessage { job_id: id, owner_id: owner, kind: "factorize".into(), params };
     assert!(msg.is_quick());
-    bus.publish_job(&msg).await?;
-    let job = env.wait_finished(&id.to_string()).await?;
-    assert_eq!(job["status"], "failed");
-    assert_eq!(job["error"]["code"], "too_many_attempts", "{job}");
+    Ok(msg)
+}
+
+/// Publishes a job message as the gateway would.
+async fn publish(env: &TestEnv, msg: &crunch_domain::JobMessage) -> R {
+    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
+    let bus = crunch_bus::Bus::connect(&cfg, "test").await?;
+    bus.publish_job(msg).await?;
     bus.close().await;
     Ok(())
 }

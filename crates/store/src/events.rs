@@ -28,10 +28,16 @@ pub fn insert_events(conn: &mut PgConnection, events: &[JobEvent]) -> Result<Vec
         .get_results(conn)?)
 }
 
+/// An event in the outbox: its row id (to mark it published) and the event.
+#[derive(Debug, Clone)]
+pub struct Outboxed {
+    pub id: i64,
+    pub event: JobEvent,
+}
+
 /// Unpublished events, oldest first: of one job, or (with `None`) of any job
 /// created before `older_than` seconds ago (the relay's sweep).
-/// Each carries its outbox id as `event_id`.
-pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: i64, limit: i64) -> Result<Vec<JobEvent>> {
+pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: i64, limit: i64) -> Result<Vec<Outboxed>> {
     let mut q = job_events::table.filter(job_events::published.eq(false)).into_boxed();
     match job {
         Some(id) => q = q.filter(job_events::job_id.eq(id)),
@@ -43,11 +49,7 @@ pub fn unpublished(conn: &mut PgConnection, job: Option<Uuid>, older_than_secs: 
     let rows: Vec<EventRow> = q.order(job_events::id.asc()).limit(limit).select(EventRow::as_select()).load(conn)?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| {
-            let mut ev: JobEvent = serde_json::from_value(r.event).ok()?;
-            ev.event_id = Some(r.id);
-            Some(ev)
-        })
+        .filter_map(|r| Some(Outboxed { id: r.id, event: serde_json::from_value(r.event).ok()? }))
         .collect())
 }
 

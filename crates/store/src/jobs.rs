@@ -9,7 +9,7 @@ use diesel::sql_types::BigInt;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::events::{insert_event, insert_events};
+use crate::events::{insert_event, insert_events, Outboxed};
 use crate::models::{JobRow, NewJob};
 use crate::pool::with_custom_plans;
 use crate::schema::jobs;
@@ -139,10 +139,12 @@ pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
     mark_published_many(conn, &[id])
 }
 
-/// Records many confirmed publications in one statement.
+/// Records many confirmed publications in one statement. Only queued rows
+/// need it (the reconciler republishes queued rows never confirmed): a job a
+/// worker already took is not written again.
 pub fn mark_published_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
     with_custom_plans(conn, |conn| {
-        diesel::update(jobs::table.filter(jobs::id.eq_any(ids)))
+        diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq("queued")))
             .set(jobs::published_at.eq(diesel::dsl::now))
             .execute(conn)?;
         Ok(())
@@ -208,8 +210,35 @@ fn event_for(row: &JobRow, event: EventType, data: Option<serde_json::Value>) ->
         status: row.status(),
         progress: row.progress,
         data,
-        event_id: None,
+        // A job ends once: its seq tells its terminal event from any other.
+        event_id: event.is_terminal().then_some(row.seq),
         at: row.finished_at.unwrap_or_else(Utc::now),
+    }
+}
+
+/// The terminal event of an ended top-level job (shards have none), as
+/// written to the outbox or rebuilt from the row: the same `event_id`.
+pub fn terminal_event(row: &JobRow) -> Option<JobEvent> {
+    let status = row.status();
+    if !status.is_terminal() || row.parent_id.is_some() {
+        return None;
+    }
+    let data = if status == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
+    Some(event_for(row, EventType::for_status(status), data))
+}
+
+/// The `started` event of a run (its attempt number in `data`).
+pub fn started_event(row: &JobRow) -> JobEvent {
+    JobEvent {
+        event: EventType::Started,
+        job_id: row.id,
+        kind: row.kind().unwrap_or(crunch_domain::JobKind::Factorize),
+        owner_id: row.owner_id,
+        status: JobStatus::Running,
+        progress: 0.0,
+        data: Some(serde_json::json!({"attempt": row.attempts})),
+        event_id: None,
+        at: row.started_at.unwrap_or_else(Utc::now),
     }
 }
 
@@ -334,9 +363,9 @@ fn start_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
         .collect())
 }
 
-/// A finished job and the terminal event written to its outbox (with its
-/// `event_id`; none for a shard), for the caller to publish at once.
-pub type Finished = (JobRow, Option<JobEvent>);
+/// A finished job and the terminal event written to its outbox (none for a
+/// shard), for the caller to publish at once.
+pub type Finished = (JobRow, Option<Outboxed>);
 
 /// How a run ended: `Ok(result)` or `Err(error)`.
 pub type Outcome = std::result::Result<serde_json::Value, serde_json::Value>;
@@ -357,45 +386,87 @@ pub fn finish_many(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    // One statement per batch, not prepared: planned each time anyway.
     conn.transaction(|conn| {
-        let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
-        let oks: Vec<bool> = items.iter().map(|(_, o)| o.is_ok()).collect();
-        let payloads: Vec<serde_json::Value> = items.iter().map(|(_, o)| o.clone().unwrap_or_else(|e| e)).collect();
-        let rows: Vec<JobRow> = diesel::sql_query(
-            "UPDATE jobs AS j SET \
-                status = CASE WHEN u.ok THEN 'succeeded' ELSE 'failed' END, \
-                result = CASE WHEN u.ok THEN u.payload ELSE j.result END, \
-                error = CASE WHEN u.ok THEN j.error ELSE u.payload END, \
-                progress = CASE WHEN u.ok THEN 1.0 ELSE j.progress END, \
-                finished_at = now(), updated_at = now() \
-             FROM (SELECT DISTINCT ON (id) id, ok, payload FROM unnest($1::uuid[], $2::bool[], $3::jsonb[]) AS t(id, ok, payload)) AS u \
-             WHERE j.id = u.id AND j.status = 'running' \
-             RETURNING j.*",
-        )
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Bool>, _>(&oks)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Jsonb>, _>(&payloads)
-        .load(conn)?;
-        // Shards have no terminal event of their own.
-        let mut done: Vec<Finished> = rows
+        let rows = finish_rows(conn, items, JobStatus::Running)?;
+        let events: Vec<JobEvent> = rows.iter().filter_map(terminal_event).collect();
+        let outbox_ids: HashMap<Uuid, i64> = insert_events(conn, &events)?.into_iter().collect();
+        let mut events: HashMap<Uuid, Outboxed> =
+            events.into_iter().filter_map(|event| Some((event.job_id, Outboxed { id: *outbox_ids.get(&event.job_id)?, event }))).collect();
+        let mut done: HashMap<Uuid, Finished> = rows
             .into_iter()
             .map(|row| {
-                let data = if row.status() == JobStatus::Succeeded { row.result.clone() } else { row.error.clone() };
-                let ev = row.parent_id.is_none().then(|| event_for(&row, EventType::for_status(row.status()), data));
-                (row, ev)
+                let ev = events.remove(&row.id);
+                (row.id, (row, ev))
             })
             .collect();
-        let events: Vec<JobEvent> = done.iter().filter_map(|(_, ev)| ev.clone()).collect();
-        let event_ids: HashMap<Uuid, i64> = insert_events(conn, &events)?.into_iter().collect();
-        for (row, ev) in &mut done {
-            if let Some(ev) = ev {
-                ev.event_id = event_ids.get(&row.id).copied();
-            }
-        }
-        let mut done: HashMap<Uuid, Finished> = done.into_iter().map(|f| (f.0.id, f)).collect();
-        Ok(ids.iter().map(|id| done.remove(id)).collect())
+        Ok(items.iter().map(|(id, _)| done.remove(id)).collect())
     })
+}
+
+/// Sets the outcome of the jobs among `items` that are in state `from`, in
+/// one statement (not prepared: planned each time anyway). A job leaving
+/// `queued` counts its run in `attempts` and is stamped `started_at` here.
+fn finish_rows(conn: &mut PgConnection, items: &[(Uuid, Outcome)], from: JobStatus) -> Result<Vec<JobRow>> {
+    let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+    let oks: Vec<bool> = items.iter().map(|(_, o)| o.is_ok()).collect();
+    let payloads: Vec<&serde_json::Value> = items.iter().map(|(_, o)| o.as_ref().unwrap_or_else(|e| e)).collect();
+    Ok(diesel::sql_query(
+        "UPDATE jobs AS j SET \
+            status = CASE WHEN u.ok THEN 'succeeded' ELSE 'failed' END, \
+            result = CASE WHEN u.ok THEN u.payload ELSE j.result END, \
+            error = CASE WHEN u.ok THEN j.error ELSE u.payload END, \
+            progress = CASE WHEN u.ok THEN 1.0 ELSE j.progress END, \
+            attempts = CASE WHEN j.status = 'queued' THEN j.attempts + 1 ELSE j.attempts END, \
+            started_at = coalesce(j.started_at, now()), \
+            finished_at = now(), updated_at = now() \
+         FROM (SELECT DISTINCT ON (id) id, ok, payload FROM unnest($1::uuid[], $2::bool[], $3::jsonb[]) AS t(id, ok, payload)) AS u \
+         WHERE j.id = u.id AND j.status = $4 \
+         RETURNING j.*",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Bool>, _>(&oks)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Jsonb>, _>(&payloads)
+    .bind::<diesel::sql_types::Text, _>(from.as_str())
+    .load(conn)?)
+}
+
+/// What [`finish_queued`] did with one job.
+#[derive(Debug)]
+pub enum QuickEnd {
+    /// Ended here, straight from `queued`.
+    Finished(JobRow),
+    /// Not queued (taken by another run, or ended, or a repeat in the
+    /// batch): the row as it is now.
+    NotQueued(JobRow),
+    Missing,
+}
+
+/// Ends quick jobs straight from `queued` with one UPDATE: no `running`
+/// write before the run, which is counted in `attempts` here. No outbox
+/// row either: the caller acks a job's message only once its terminal event
+/// is published, and a redelivered message of an ended job republishes it
+/// ([`terminal_event`]). Answers in the order of `items`.
+pub fn finish_queued(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result<Vec<QuickEnd>> {
+    use std::collections::{HashMap, HashSet};
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let done: HashMap<Uuid, JobRow> = finish_rows(conn, items, JobStatus::Queued)?.into_iter().map(|r| (r.id, r)).collect();
+    let others: Vec<Uuid> = items.iter().map(|(id, _)| *id).filter(|id| !done.contains_key(id)).collect();
+    let now: HashMap<Uuid, JobRow> = if others.is_empty() {
+        HashMap::new()
+    } else {
+        jobs::table.filter(jobs::id.eq_any(&others)).select(JobRow::as_select()).load(conn)?.into_iter().map(|r| (r.id, r)).collect()
+    };
+    let mut seen = HashSet::new();
+    Ok(items
+        .iter()
+        .map(|(id, _)| match (done.get(id), now.get(id)) {
+            (Some(row), _) if seen.insert(*id) => QuickEnd::Finished(row.clone()),
+            (Some(row), _) | (None, Some(row)) => QuickEnd::NotQueued(row.clone()),
+            (None, None) => QuickEnd::Missing,
+        })
+        .collect())
 }
 
 /// Fails a job that can never run (malformed or over-limit message) from any

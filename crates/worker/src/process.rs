@@ -11,6 +11,7 @@ use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
 use crunch_domain::{EventType, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_store::events::Outboxed;
 use crunch_store::jobs::{ParentUpdate, Started};
 use crunch_store::models::{JobRow, NewShard};
 use crunch_store::{PgConnection, StoreError};
@@ -64,15 +65,17 @@ where
 
 /// Publishes the job's outbox events that are not yet published, then marks
 /// them. A crash in between re-sends them later; consumers drop duplicates by
-/// `event_id`.
-pub async fn relay(shared: &Shared, bus: &Bus, job: Option<Uuid>, older_than_secs: i64) {
+/// `event_id`. Whether there were any.
+pub async fn relay(shared: &Shared, bus: &Bus, job: Option<Uuid>, older_than_secs: i64) -> bool {
     let Some(events) = db(shared, "read outbox", move |c| crunch_store::events::unpublished(c, job, older_than_secs, 500)).await
     else {
-        return;
+        return false;
     };
     publish_outbox_events(shared, bus, &events).await;
+    !events.is_empty()
 }
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Disposition {
     Ack,
     /// Give the message back to the queue (the worker is stopping, or the
@@ -155,7 +158,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
         at: Utc::now(),
     };
     if !is_shard {
-        let _ = bus.publish_event(&event(EventType::Started, JobStatus::Running, 0.0, Some(json!({"attempt": row.attempts})))).await;
+        let _ = bus.publish_event(&crunch_store::jobs::started_event(&row)).await;
     }
     if let (JobSpec::Primes(p), None) = (&spec, row.parent_id) {
         let threshold = match p.mode {
@@ -276,7 +279,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
         None => Disposition::Requeue,
         Some(None) => {
             tracing::info!("job ended elsewhere meanwhile (cancelled or finished by another delivery)");
-            relay(shared, bus, Some(id), 0).await;
+            let _ = relay(shared, bus, Some(id), 0).await;
             Disposition::Ack
         }
         Some(Some((row, event))) => {
@@ -305,12 +308,23 @@ pub(crate) fn too_many_attempts(shared: &Shared, row: &JobRow) -> Option<String>
 }
 
 /// A delivery whose job was not taken: it already ended (a duplicate
-/// delivery: its events are relayed, a shard's parent settled) or is gone.
+/// delivery: its terminal event is sent again, a shard's parent settled) or
+/// is gone.
 pub(crate) async fn not_run(shared: &Shared, bus: &Bus, id: Uuid, started: Started) -> Disposition {
     match started {
         Started::Ended(row) => {
             tracing::info!(job_id = %id, status = %row.status(), "job already ended; acknowledging the duplicate delivery");
-            relay(shared, bus, Some(id), 0).await;
+            // From the outbox, or rebuilt from the row (a quick job has no
+            // outbox row: its message is the only trace of an event not yet
+            // sent). Consumers drop the duplicate by `event_id`.
+            if !relay(shared, bus, Some(id), 0).await {
+                if let Some(ev) = crunch_store::jobs::terminal_event(&row) {
+                    if let Err(e) = bus.publish_event(&ev).await {
+                        tracing::warn!(job_id = %id, error = %e, "terminal event not published; the message goes back to the queue");
+                        return Disposition::Requeue;
+                    }
+                }
+            }
             if row.parent_id.is_some() && row.status().is_terminal() {
                 settle(shared, bus, &row).await;
             }
@@ -324,10 +338,11 @@ pub(crate) async fn not_run(shared: &Shared, bus: &Bus, id: Uuid, started: Start
 /// Publishes outbox events read or just written (one message for all) and
 /// queues their marks; if the broker refuses, the relay's sweep sends them
 /// later (consumers drop duplicates by `event_id`).
-pub(crate) async fn publish_outbox_events(shared: &Shared, bus: &Bus, evs: &[JobEvent]) {
-    match bus.publish_events(evs).await {
-        Ok(()) => evs.iter().filter_map(|e| e.event_id).for_each(|id| {
-            let _ = shared.published_events.send(id);
+pub(crate) async fn publish_outbox_events(shared: &Shared, bus: &Bus, evs: &[Outboxed]) {
+    let events: Vec<JobEvent> = evs.iter().map(|o| o.event.clone()).collect();
+    match bus.publish_events(&events).await {
+        Ok(()) => evs.iter().for_each(|o| {
+            let _ = shared.published_events.send(o.id);
         }),
         Err(e) => tracing::warn!(error = %e, events = evs.len(), "events not published; will retry"),
     }
@@ -394,7 +409,9 @@ pub async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
             tracing::warn!(shard = %s.id, attempts = s.attempts, "retrying a failed shard");
             publish_row(shared, bus, &s).await;
         }
-        Some(ParentUpdate::Finished(p)) => relay(shared, bus, Some(p.id), 0).await,
+        Some(ParentUpdate::Finished(p)) => {
+            let _ = relay(shared, bus, Some(p.id), 0).await;
+        }
         Some(ParentUpdate::Nothing) | None => {}
     }
 }

@@ -17,13 +17,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{EventType, JobEvent, JobMessage, JobSpec, JobStatus, PrimesMode};
-use crunch_store::jobs::{Outcome, Started};
+use crunch_domain::{JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_store::jobs::{self, Outcome, QuickEnd, Started};
 use futures::StreamExt;
 use rayon::prelude::*;
 use serde_json::json;
@@ -92,55 +91,9 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     if jobs.is_empty() {
         return;
     }
-    let ids: Arc<Vec<Uuid>> = Arc::new(jobs.iter().map(|j| j.msg.job_id).collect());
-    let Some(started) = db(shared, "start quick jobs", move |c| crunch_store::jobs::start_many(c, &ids)).await else {
-        settled.extend(jobs.into_iter().map(|j| (j.delivery, Disposition::Requeue)));
-        return;
-    };
-    let mut running = Vec::with_capacity(jobs.len());
-    let mut not_run = Vec::new();
-    let mut refused = Vec::new();
-    for (job, started) in jobs.into_iter().zip(started) {
-        match started {
-            Started::Run(row) => match process::too_many_attempts(shared, &row) {
-                Some(reason) => refused.push(async move {
-                    let d = process::dead_letter(shared, bus, &job.delivery, Some(row.id), "too_many_attempts", reason).await;
-                    (job.delivery, d)
-                }),
-                None => running.push((job, row)),
-            },
-            other => not_run.push(async move {
-                let d = process::not_run(shared, bus, job.msg.job_id, other).await;
-                (job.delivery, d)
-            }),
-        }
-    }
-    settled.extend(futures::future::join_all(not_run).await);
-    settled.extend(futures::future::join_all(refused).await);
-    if running.is_empty() {
-        return;
-    }
-    let started_events: Vec<JobEvent> = running
-        .iter()
-        .filter(|(_, row)| row.parent_id.is_none())
-        .map(|(job, row)| JobEvent {
-            event: EventType::Started,
-            job_id: row.id,
-            kind: job.spec.kind(),
-            owner_id: row.owner_id,
-            status: JobStatus::Running,
-            progress: 0.0,
-            data: Some(json!({"attempt": row.attempts})),
-            event_id: None,
-            at: Utc::now(),
-        })
-        .collect();
-    // Before the terminal events, so that a client sees them in order.
-    let _ = bus.publish_events(&started_events).await;
-
     // Every kernel of the batch in one rayon task, in parallel.
     let budget = Duration::from_secs(shared.cfg.time_budget_secs);
-    let work: Vec<(Uuid, JobSpec)> = running.iter().map(|(job, row)| (row.id, job.spec.clone())).collect();
+    let work: Vec<(Uuid, JobSpec)> = jobs.iter().map(|job| (job.msg.job_id, job.spec.clone())).collect();
     let pool = shared.pool.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
@@ -156,9 +109,10 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     });
     let mut outcomes = rx.await.unwrap_or_default().into_iter();
 
-    let mut to_finish: Vec<(Uuid, Outcome)> = Vec::with_capacity(running.len());
-    let mut finishing = Vec::with_capacity(running.len());
-    for (job, row) in running {
+    let mut to_finish: Vec<(Uuid, Outcome)> = Vec::with_capacity(jobs.len());
+    let mut finishing = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let id = job.msg.job_id;
         let result = match outcomes.next().flatten() {
             Some(kinds::Outcome::Succeeded(v)) => Ok(v),
             Some(kinds::Outcome::Failed(e)) => Err(e),
@@ -167,39 +121,59 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
                 continue;
             }
             Some(kinds::Outcome::Retry(why)) => {
-                tracing::warn!(job_id = %row.id, %why, "transient failure; the job goes back to the queue");
+                tracing::warn!(job_id = %id, %why, "transient failure; the job goes back to the queue");
                 settled.push((job.delivery, Disposition::Requeue));
                 continue;
             }
             None => {
-                tracing::error!(job_id = %row.id, "the kernel panicked");
+                tracing::error!(job_id = %id, "the kernel panicked");
                 Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
             }
         };
-        to_finish.push((row.id, result));
-        finishing.push((job.delivery, row.id));
+        to_finish.push((id, result));
+        finishing.push((job.delivery, id));
     }
     let items = Arc::new(to_finish);
-    let finished = db(shared, "finish quick jobs", move |c| crunch_store::jobs::finish_many(c, &items)).await;
-    let Some(finished) = finished else {
+    let Some(ended) = db(shared, "finish quick jobs", move |c| crunch_store::jobs::finish_queued(c, &items)).await else {
         settled.extend(finishing.into_iter().map(|(d, _)| (d, Disposition::Requeue)));
         return;
     };
-    let mut events = Vec::with_capacity(finished.len());
-    for ((delivery, id), done) in finishing.into_iter().zip(finished) {
-        match done {
-            Some((row, ev)) => {
-                if row.parent_id.is_some() {
-                    process::settle(shared, bus, &row).await;
-                }
-                events.extend(ev);
+    // Each top-level job's `started` event, then (after all of them, so that
+    // a client sees them in order) its terminal one, in one message.
+    let mut events = Vec::with_capacity(2 * ended.len());
+    let mut terminal = Vec::with_capacity(ended.len());
+    let mut announced = Vec::with_capacity(ended.len());
+    for ((delivery, id), end) in finishing.into_iter().zip(ended) {
+        match end {
+            QuickEnd::Finished(row) if row.parent_id.is_some() => {
+                process::settle(shared, bus, &row).await;
+                settled.push((delivery, Disposition::Ack));
             }
-            // Cancelled meanwhile (its event is in the outbox) or finished by another delivery.
-            None => process::relay(shared, bus, Some(id), 0).await,
+            QuickEnd::Finished(row) => {
+                events.push(jobs::started_event(&row));
+                terminal.extend(jobs::terminal_event(&row));
+                announced.push(delivery);
+            }
+            // Another run holds it (its message was redelivered, or a worker
+            // died running it alone): back to the queue, to come back
+            // redelivered and run alone, counting its attempt.
+            QuickEnd::NotQueued(row) if row.status() == JobStatus::Running => settled.push((delivery, Disposition::Requeue)),
+            QuickEnd::NotQueued(row) => settled.push((delivery, process::not_run(shared, bus, id, Started::Ended(row)).await)),
+            QuickEnd::Missing => settled.push((delivery, process::not_run(shared, bus, id, Started::Missing).await)),
         }
-        settled.push((delivery, Disposition::Ack));
     }
-    process::publish_outbox_events(shared, bus, &events).await;
+    events.append(&mut terminal);
+    // These jobs have no outbox row: their messages are acked only once their
+    // events are out. If the broker refused them, the messages come back
+    // redelivered and their ended jobs' events are sent again from the rows.
+    let disposition = match bus.publish_events(&events).await {
+        Ok(()) => Disposition::Ack,
+        Err(e) => {
+            tracing::warn!(error = %e, events = events.len(), "events not published; the messages go back to the queue");
+            Disposition::Requeue
+        }
+    };
+    settled.extend(announced.into_iter().map(|d| (d, disposition)));
 }
 
 /// Acks and nacks one batch: requeued ones one by one, then every ack with a

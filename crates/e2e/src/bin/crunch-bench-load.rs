@@ -345,28 +345,24 @@ async fn run_chaos(jobs: u64, kills: u64) -> anyhow::Result<()> {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         jobs: i64,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        not_one_event: i64,
+        doubled_event: i64,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         without_result: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        retried: i64,
     }
+    // Quick jobs have no outbox row (their messages carry the events'
+    // delivery): exactly one `succeeded` is counted on the WebSocket below.
     let r: Row = diesel::sql_query(
         "SELECT count(*) AS jobs, \
-                count(*) FILTER (WHERE (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.event->>'type' = 'succeeded') <> 1) AS not_one_event, \
-                count(*) FILTER (WHERE j.result IS NULL) AS without_result, \
-                count(*) FILTER (WHERE j.attempts > 1) AS retried \
+                count(*) FILTER (WHERE (SELECT count(*) FROM job_events e WHERE e.job_id = j.id) > 1) AS doubled_event, \
+                count(*) FILTER (WHERE j.result IS NULL) AS without_result \
          FROM jobs j WHERE j.status = 'succeeded'",
     )
     .get_result(&mut conn)?;
     let seen = seen.lock().map(|m| m.clone()).unwrap_or_default();
     let ws_once = seen.values().filter(|n| **n == 1).count();
     let ws_more = seen.values().filter(|n| **n > 1).count();
-    println!(
-        "| {jobs} | {kills} | {secs:.1} | {} | {} | {} | {} | {ws_once} | {ws_more} |",
-        r.jobs, r.without_result, r.not_one_event, r.retried
-    );
-    anyhow::ensure!(r.jobs == jobs as i64 && r.without_result == 0 && r.not_one_event == 0, "a job lost or doubled");
+    println!("| {jobs} | {kills} | {secs:.1} | {} | {} | {} | {ws_once} | {ws_more} |", r.jobs, r.without_result, r.doubled_event);
+    anyhow::ensure!(r.jobs == jobs as i64 && r.without_result == 0 && r.doubled_event == 0, "a job lost or doubled");
     anyhow::ensure!(ws_once == jobs as usize && ws_more == 0, "WebSocket: {ws_once} jobs with one succeeded event, {ws_more} with more");
     Ok(())
 }
