@@ -142,3 +142,50 @@ fn quick_jobs_end_straight_from_queued_without_an_outbox_row() -> anyhow::Result
     assert_eq!(outbox.iter().map(|o| o.event.job_id).collect::<Vec<_>>(), vec![ids[2]]);
     Ok(())
 }
+
+#[test]
+fn the_reconciler_scans_new_rows_from_its_watermark_and_stuck_rows_by_age() -> anyhow::Result<()> {
+    use crunch_store::jobs::reconcile_candidates;
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
+    let subs: Vec<Submission> = (40..45).map(|n| sub(owner, n, false)).collect();
+    submit_many(&mut conn, &subs)?;
+    let id = |i: usize| subs[i].id;
+    let set = |conn: &mut diesel::PgConnection, sql: &str, i: usize| -> anyhow::Result<()> {
+        diesel::sql_query(sql).bind::<diesel::sql_types::Uuid, _>(id(i)).execute(conn)?;
+        Ok(())
+    };
+    // 0: old, confirmed; 1: old, never confirmed; 2: old, never confirmed
+    // but already running; 3: young, never confirmed; 4: old, never confirmed.
+    for i in [0, 1, 2, 4] {
+        set(&mut conn, "UPDATE jobs SET created_at = now() - interval '60 s', updated_at = now() - interval '60 s' WHERE id = $1", i)?;
+    }
+    set(&mut conn, "UPDATE jobs SET published_at = now() WHERE id = $1", 0)?;
+    set(&mut conn, "UPDATE jobs SET status = 'running' WHERE id = $1", 2)?;
+    let now = chrono::Utc::now();
+    let (grace, stuck) = (now - chrono::Duration::seconds(10), now - chrono::Duration::seconds(900));
+    let (rows, watermark) = reconcile_candidates(&mut conn, 0, grace, stuck, 500)?;
+    // The scan stops at the first row too young (3), so 4 waits for it.
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id(1)]);
+    let seq_of = |conn: &mut diesel::PgConnection, i: usize| -> anyhow::Result<i64> {
+        Ok(crunch_store::jobs::get(conn, id(i))?.expect("row").seq)
+    };
+    assert_eq!(watermark, seq_of(&mut conn, 2)?);
+    // Rows behind the watermark are not looked at again...
+    set(&mut conn, "UPDATE jobs SET published_at = NULL WHERE id = $1", 0)?;
+    let (rows, _) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
+    assert!(rows.is_empty(), "{rows:?}");
+    // ...unless they waited past the stuck limit.
+    set(&mut conn, "UPDATE jobs SET updated_at = now() - interval '1000 s' WHERE id = $1", 0)?;
+    let (rows, _) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id(0)]);
+    // Once the young row ages, the scan moves on past it and takes 4.
+    set(&mut conn, "UPDATE jobs SET created_at = now() - interval '60 s' WHERE id = $1", 3)?;
+    let (rows, watermark) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
+    let mut got: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    got.sort();
+    let mut want = vec![id(3), id(4)];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(watermark, seq_of(&mut conn, 4)?);
+    Ok(())
+}

@@ -489,16 +489,25 @@ pub fn status(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobStatus>> {
     Ok(s.and_then(|s| s.parse().ok()))
 }
 
-/// Jobs the reconciler republishes: queued rows whose message was never
-/// confirmed (older than `unpublished_grace`), and queued rows that have
-/// waited longer than `stuck_after` (their message may have been lost).
-/// Only one reconciler at a time gets rows (transaction-scoped advisory lock).
+/// Jobs the reconciler republishes, and how far its scan of new rows got.
+/// Two index range scans, never the whole backlog:
+/// - never confirmed: the rows after `after_seq` (the caller's watermark), in
+///   `seq` order, up to the first one created after `unpublished_before`;
+///   those still queued with no `published_at` are taken, and the watermark
+///   moves past every row looked at (at most `20 * limit` a pass);
+/// - waited too long: queued rows untouched since `stuck_before` (their
+///   message may have been lost). This also catches a row the first scan
+///   passed while it was invisible (a transaction open longer than the grace).
+///
+/// Only one reconciler at a time gets rows (transaction-scoped advisory lock);
+/// the others keep their watermark.
 pub fn reconcile_candidates(
     conn: &mut PgConnection,
+    after_seq: i64,
     unpublished_before: DateTime<Utc>,
     stuck_before: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<JobRow>> {
+) -> Result<(Vec<JobRow>, i64)> {
     conn.transaction(|conn| {
         #[derive(QueryableByName)]
         struct Locked {
@@ -509,26 +518,41 @@ pub fn reconcile_candidates(
             .bind::<BigInt, _>(0x6372_756e_6368_0002_i64)
             .get_result(conn)?;
         if !got.locked {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), after_seq));
         }
-        let rows = jobs::table
-            .filter(jobs::status.eq("queued"))
-            .filter(
-                jobs::published_at
-                    .is_null()
-                    .and(jobs::created_at.lt(unpublished_before))
-                    .or(jobs::updated_at.lt(stuck_before)),
-            )
+        let scanned: Vec<(i64, DateTime<Utc>, Uuid, String, Option<DateTime<Utc>>)> = jobs::table
+            .filter(jobs::seq.gt(after_seq))
             .order(jobs::seq.asc())
-            .limit(limit)
-            .select(JobRow::as_select())
+            .limit(20 * limit)
+            .select((jobs::seq, jobs::created_at, jobs::id, jobs::status, jobs::published_at))
             .load(conn)?;
+        let mut watermark = after_seq;
+        let mut ids: Vec<Uuid> = Vec::new();
+        for (seq, created_at, id, status, published_at) in scanned {
+            if created_at >= unpublished_before || ids.len() as i64 >= limit {
+                break;
+            }
+            watermark = seq;
+            if status == "queued" && published_at.is_none() {
+                ids.push(id);
+            }
+        }
+        let stuck: Vec<Uuid> = jobs::table
+            .filter(jobs::status.eq("queued"))
+            .filter(jobs::updated_at.lt(stuck_before))
+            .order(jobs::updated_at.asc())
+            .limit(limit)
+            .select(jobs::id)
+            .load(conn)?;
+        ids.extend(stuck);
+        ids.sort_unstable();
+        ids.dedup();
         // Touch them so the next pass waits another period before retrying.
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
+        let rows = diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
             .set(jobs::updated_at.eq(diesel::dsl::now))
-            .execute(conn)?;
-        Ok(rows)
+            .returning(JobRow::as_returning())
+            .get_results(conn)?;
+        Ok((rows, watermark))
     })
 }
 

@@ -1,17 +1,20 @@
 //! Quick jobs ([`crunch_domain::JobMessage::is_quick`]: about a millisecond
 //! of CPU each) are taken in batches: whatever deliveries are ready (up to
-//! `CRUNCH_WORKER_QUICK_BATCH`) are started with one UPDATE, run in parallel
-//! on rayon, finished with one transaction (one UPDATE for the rows, one
-//! INSERT for their terminal events), their events published as one message
-//! each way, and acknowledged with one `multiple` ack. The guarantees are the
-//! per-delivery path's ([`crate::process`]): a result is committed before its
-//! message is acked, every state change is conditional, terminal events go
-//! through the outbox. A delivery that is not a plain quick job (malformed,
-//! over a limit, routed here by mistake) takes the per-delivery path, and so
-//! does a redelivered one, one at a time: a job that kills its worker then
-//! only raises its own `attempts`, and is dead-lettered past
-//! `CRUNCH_DELIVERY_LIMIT` runs (the quick queue has no broker delivery
-//! limit: a crash returns a thousand prefetched messages that never ran).
+//! `CRUNCH_WORKER_QUICK_BATCH`) run in parallel on rayon, are ended straight
+//! from `queued` by one UPDATE ([`crunch_store::jobs::finish_queued`]: no
+//! `running` write, no outbox row), their `started` and terminal events go
+//! out as one message, and only after its confirm one `multiple` ack settles
+//! them. The guarantees are the per-delivery path's ([`crate::process`]): a
+//! result is committed before its message is acked, every state change is
+//! conditional, and no terminal event is lost: an unacked message is the
+//! trace of an event not yet sent, and a redelivered message of an ended job
+//! sends it again, rebuilt from the row with the same `event_id`. A delivery
+//! that is not a plain quick job (malformed, over a limit, routed here by
+//! mistake) takes the per-delivery path, and so does a redelivered one, one
+//! at a time: a job that kills its worker then only raises its own
+//! `attempts`, and is dead-lettered past `CRUNCH_DELIVERY_LIMIT` runs alone
+//! (the quick queue has no broker delivery limit: a crash returns a thousand
+//! prefetched messages that never ran).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

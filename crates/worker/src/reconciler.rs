@@ -18,22 +18,25 @@ use crate::Shared;
 
 pub async fn run(shared: Arc<Shared>) {
     let every = Duration::from_millis(shared.cfg.reconcile_interval_ms.max(50));
+    // How far the scan for never-confirmed rows got (by `seq`).
+    let mut watermark = 0;
     loop {
         tokio::time::sleep(every).await;
         if shared.shutting_down() {
             return;
         }
         let Some(bus) = shared.bus() else { continue };
-        pass(&shared, &bus).await;
+        watermark = pass(&shared, &bus, watermark).await;
     }
 }
 
-async fn pass(shared: &Shared, bus: &crunch_bus::Bus) {
+async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: i64) -> i64 {
     let now = Utc::now();
     let grace = chrono::Duration::seconds(shared.cfg.unpublished_grace_secs as i64);
     let stuck = chrono::Duration::seconds(shared.cfg.stuck_after_secs as i64);
-    let rows = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, now - grace, now - stuck, 500)).await;
-    for row in rows.unwrap_or_default() {
+    let found = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, watermark, now - grace, now - stuck, 500)).await;
+    let (rows, scanned_to) = found.unwrap_or((Vec::new(), watermark));
+    for row in rows {
         let msg = JobMessage { job_id: row.id, owner_id: row.owner_id, kind: row.kind.clone(), params: row.params.clone() };
         match bus.publish_job(&msg).await {
             Ok(()) => {
@@ -42,8 +45,9 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus) {
                 let _ = db(shared, "mark published", move |c| crunch_store::jobs::mark_published(c, id)).await;
             }
             Err(e) => {
+                // Still unpublished: the next pass scans these rows again.
                 tracing::warn!(error = %e, "republishing failed");
-                return;
+                return watermark;
             }
         }
     }
@@ -61,4 +65,5 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus) {
         }
     }
     relay(shared, bus, None, 1).await;
+    scanned_to
 }
