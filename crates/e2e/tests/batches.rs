@@ -144,7 +144,7 @@ fn quick_jobs_end_straight_from_queued_without_an_outbox_row() -> anyhow::Result
 }
 
 #[test]
-fn the_reconciler_scans_new_rows_from_its_watermark_and_stuck_rows_by_age() -> anyhow::Result<()> {
+fn the_reconciler_scans_unfinished_rows_from_its_watermark_and_stuck_rows_by_age() -> anyhow::Result<()> {
     use crunch_store::jobs::reconcile_candidates;
     let (mut conn, owner) = crunch_e2e::store_fixture()?;
     let subs: Vec<Submission> = (40..45).map(|n| sub(owner, n, false)).collect();
@@ -154,38 +154,49 @@ fn the_reconciler_scans_new_rows_from_its_watermark_and_stuck_rows_by_age() -> a
         diesel::sql_query(sql).bind::<diesel::sql_types::Uuid, _>(id(i)).execute(conn)?;
         Ok(())
     };
-    // 0: old, confirmed; 1: old, never confirmed; 2: old, never confirmed
-    // but already running; 3: young, never confirmed; 4: old, never confirmed.
-    for i in [0, 1, 2, 4] {
-        set(&mut conn, "UPDATE jobs SET created_at = now() - interval '60 s', updated_at = now() - interval '60 s' WHERE id = $1", i)?;
+    // 0: confirmed; 1: never confirmed; 2: never confirmed but running;
+    // 3: never confirmed, within the grace; 4: never confirmed.
+    for (i, secs) in [(0, 70), (1, 60), (2, 60), (4, 50)] {
+        diesel::sql_query(format!("UPDATE jobs SET updated_at = now() - interval '{secs} s' WHERE id = $1"))
+            .bind::<diesel::sql_types::Uuid, _>(id(i))
+            .execute(&mut conn)?;
     }
     set(&mut conn, "UPDATE jobs SET published_at = now() WHERE id = $1", 0)?;
     set(&mut conn, "UPDATE jobs SET status = 'running' WHERE id = $1", 2)?;
     let now = chrono::Utc::now();
     let (grace, stuck) = (now - chrono::Duration::seconds(10), now - chrono::Duration::seconds(900));
-    let (rows, watermark) = reconcile_candidates(&mut conn, 0, grace, stuck, 500)?;
-    // The scan stops at the first row too young (3), so 4 waits for it.
-    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id(1)]);
-    let seq_of = |conn: &mut diesel::PgConnection, i: usize| -> anyhow::Result<i64> {
-        Ok(crunch_store::jobs::get(conn, id(i))?.expect("row").seq)
+    let ids = |rows: &[crunch_store::models::JobRow]| {
+        let mut v: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        v.sort();
+        v
     };
-    assert_eq!(watermark, seq_of(&mut conn, 2)?);
+    let sorted = |mut v: Vec<Uuid>| {
+        v.sort();
+        v
+    };
+    let (rows, watermark) = reconcile_candidates(&mut conn, chrono::DateTime::UNIX_EPOCH, grace, stuck, 500)?;
+    assert_eq!(ids(&rows), sorted(vec![id(1), id(4)]));
+    // Taken rows are touched: the next pass leaves them for another grace.
+    assert!(rows.iter().all(|r| r.updated_at > grace));
+    assert!(watermark > now - chrono::Duration::seconds(55) && watermark < grace, "{watermark}");
     // Rows behind the watermark are not looked at again...
     set(&mut conn, "UPDATE jobs SET published_at = NULL WHERE id = $1", 0)?;
-    let (rows, _) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
+    let (rows, watermark) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
     assert!(rows.is_empty(), "{rows:?}");
     // ...unless they waited past the stuck limit.
     set(&mut conn, "UPDATE jobs SET updated_at = now() - interval '1000 s' WHERE id = $1", 0)?;
-    let (rows, _) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
-    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id(0)]);
-    // Once the young row ages, the scan moves on past it and takes 4.
-    set(&mut conn, "UPDATE jobs SET created_at = now() - interval '60 s' WHERE id = $1", 3)?;
     let (rows, watermark) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
-    let mut got: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    got.sort();
-    let mut want = vec![id(3), id(4)];
-    want.sort();
-    assert_eq!(got, want);
-    assert_eq!(watermark, seq_of(&mut conn, 4)?);
+    assert_eq!(ids(&rows), vec![id(0)]);
+    // Once the young row is past the grace, it is taken.
+    set(&mut conn, "UPDATE jobs SET updated_at = now() - interval '30 s' WHERE id = $1", 3)?;
+    let (rows, _) = reconcile_candidates(&mut conn, watermark, grace, stuck, 500)?;
+    assert_eq!(ids(&rows), vec![id(3)]);
+    // A pass takes at most `limit`, and the next resumes at the rest.
+    for i in [1, 4] {
+        set(&mut conn, "UPDATE jobs SET updated_at = now() - interval '40 s', published_at = NULL WHERE id = $1", i)?;
+    }
+    let (first, watermark) = reconcile_candidates(&mut conn, watermark, grace, stuck, 1)?;
+    let (second, _) = reconcile_candidates(&mut conn, watermark, grace, stuck, 1)?;
+    assert_eq!(sorted([ids(&first), ids(&second)].concat()), sorted(vec![id(1), id(4)]));
     Ok(())
 }

@@ -193,7 +193,10 @@ pub fn list(conn: &mut PgConnection, owner: Uuid, f: &ListFilter) -> Result<Vec<
         q = q.filter(jobs::kind.eq(kind.clone()));
     }
     if let Some(status) = &f.status {
-        q = q.filter(jobs::status.eq(status.clone()));
+        // A literal, not a parameter, so that the planner can prove the
+        // partial status index (which leaves out `succeeded`) applies.
+        let Ok(status) = status.parse::<JobStatus>() else { return Ok(Vec::new()) };
+        q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("jobs.status = '{}'", status.as_str())));
     }
     if let Some(before) = f.before {
         q = q.filter(jobs::seq.lt(before));
@@ -489,69 +492,93 @@ pub fn status(conn: &mut PgConnection, id: Uuid) -> Result<Option<JobStatus>> {
     Ok(s.and_then(|s| s.parse().ok()))
 }
 
-/// Jobs the reconciler republishes, and how far its scan of new rows got.
-/// Two index range scans, never the whole backlog:
-/// - never confirmed: the rows after `after_seq` (the caller's watermark), in
-///   `seq` order, up to the first one created after `unpublished_before`;
-///   those still queued with no `published_at` are taken, and the watermark
-///   moves past every row looked at (at most `20 * limit` a pass);
+/// Jobs the reconciler republishes, and how far its scan got. Two range
+/// scans of the small index of unfinished rows (`jobs_unfinished`), never the
+/// whole table:
+/// - never confirmed: unfinished rows last touched from `after` (the
+///   caller's watermark) to `unpublished_before`, oldest first; those still
+///   queued with no `published_at` are taken, and the watermark moves to the
+///   last row looked at (at most `20 * limit` a pass);
 /// - waited too long: queued rows untouched since `stuck_before` (their
 ///   message may have been lost). This also catches a row the first scan
 ///   passed while it was invisible (a transaction open longer than the grace).
 ///
+/// Taken rows are touched, so the next pass waits another period for them.
 /// Only one reconciler at a time gets rows (transaction-scoped advisory lock);
 /// the others keep their watermark.
 pub fn reconcile_candidates(
     conn: &mut PgConnection,
-    after_seq: i64,
+    after: DateTime<Utc>,
     unpublished_before: DateTime<Utc>,
     stuck_before: DateTime<Utc>,
     limit: i64,
-) -> Result<(Vec<JobRow>, i64)> {
+) -> Result<(Vec<JobRow>, DateTime<Utc>)> {
+    #[derive(QueryableByName)]
+    struct Seen {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        updated_at: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        unpublished: bool,
+    }
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
     conn.transaction(|conn| {
-        #[derive(QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-        }
         let got: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
             .bind::<BigInt, _>(0x6372_756e_6368_0002_i64)
             .get_result(conn)?;
         if !got.locked {
-            return Ok((Vec::new(), after_seq));
+            return Ok((Vec::new(), after));
         }
-        let scanned: Vec<(i64, DateTime<Utc>, Uuid, String, Option<DateTime<Utc>>)> = jobs::table
-            .filter(jobs::seq.gt(after_seq))
-            .order(jobs::seq.asc())
-            .limit(20 * limit)
-            .select((jobs::seq, jobs::created_at, jobs::id, jobs::status, jobs::published_at))
-            .load(conn)?;
-        let mut watermark = after_seq;
+        // Statuses as literals: the partial index's predicate is then proven.
+        let scan = 20 * limit;
+        let seen: Vec<Seen> = diesel::sql_query(
+            "SELECT id, updated_at, (status = 'queued' AND published_at IS NULL) AS unpublished FROM jobs \
+             WHERE status IN ('queued', 'running') AND updated_at >= $1 AND updated_at < $2 \
+             ORDER BY updated_at LIMIT $3",
+        )
+        .bind::<Timestamptz, _>(after)
+        .bind::<Timestamptz, _>(unpublished_before)
+        .bind::<BigInt, _>(scan)
+        .load(conn)?;
         let mut ids: Vec<Uuid> = Vec::new();
-        for (seq, created_at, id, status, published_at) in scanned {
-            if created_at >= unpublished_before || ids.len() as i64 >= limit {
+        let mut watermark = None;
+        for r in seen.iter().filter(|r| r.unpublished) {
+            if ids.len() as i64 == limit {
+                // More than a pass takes: the next one resumes here.
+                watermark = Some(r.updated_at);
                 break;
             }
-            watermark = seq;
-            if status == "queued" && published_at.is_none() {
-                ids.push(id);
-            }
+            ids.push(r.id);
         }
-        let stuck: Vec<Uuid> = jobs::table
-            .filter(jobs::status.eq("queued"))
-            .filter(jobs::updated_at.lt(stuck_before))
-            .order(jobs::updated_at.asc())
-            .limit(limit)
-            .select(jobs::id)
-            .load(conn)?;
-        ids.extend(stuck);
+        // Else the next pass starts at the last row looked at (`>=`: rows of
+        // the same instant may lie beyond the scan), or where this one ended.
+        let watermark = watermark.unwrap_or(match seen.last() {
+            Some(last) if (seen.len() as i64) < scan => last.updated_at.max(after),
+            // A full scan of one instant would never move on: step past it.
+            Some(last) if last.updated_at == after => after + chrono::Duration::microseconds(1),
+            Some(last) => last.updated_at,
+            None => after,
+        });
+        let stuck: Vec<Seen> = diesel::sql_query(
+            "SELECT id, updated_at, true AS unpublished FROM jobs \
+             WHERE status IN ('queued', 'running') AND updated_at < $1 AND status = 'queued' \
+             ORDER BY updated_at LIMIT $2",
+        )
+        .bind::<Timestamptz, _>(stuck_before)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+        ids.extend(stuck.into_iter().map(|r| r.id));
         ids.sort_unstable();
         ids.dedup();
-        // Touch them so the next pass waits another period before retrying.
-        let rows = diesel::update(jobs::table.filter(jobs::id.eq_any(&ids)))
-            .set(jobs::updated_at.eq(diesel::dsl::now))
-            .returning(JobRow::as_returning())
-            .get_results(conn)?;
+        let rows: Vec<JobRow> = diesel::sql_query("UPDATE jobs SET updated_at = now() WHERE id = ANY($1) RETURNING *")
+            .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+            .load(conn)?;
         Ok((rows, watermark))
     })
 }

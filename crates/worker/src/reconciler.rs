@@ -18,8 +18,8 @@ use crate::Shared;
 
 pub async fn run(shared: Arc<Shared>) {
     let every = Duration::from_millis(shared.cfg.reconcile_interval_ms.max(50));
-    // How far the scan for never-confirmed rows got (by `seq`).
-    let mut watermark = 0;
+    // How far the scan for never-confirmed rows got (by `updated_at`).
+    let mut watermark = chrono::DateTime::<Utc>::UNIX_EPOCH;
     loop {
         tokio::time::sleep(every).await;
         if shared.shutting_down() {
@@ -30,7 +30,7 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: i64) -> i64 {
+async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
     let now = Utc::now();
     let grace = chrono::Duration::seconds(shared.cfg.unpublished_grace_secs as i64);
     let stuck = chrono::Duration::seconds(shared.cfg.stuck_after_secs as i64);
