@@ -12,6 +12,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka
+drop_test_databases
 log "building release binaries"
 cargo build --release -q -p crunch-gateway -p crunch-worker -p crunch-persister -p crunch-e2e \
   --bin crunch-gateway --bin crunch-worker --bin crunch-persister --bin crunch-bench-load --bin crunch-bench-selections

@@ -14,6 +14,7 @@ RATE="${RATE:-2000}" SECS="${SECS:-60}" JOBS="${JOBS:-20000}"
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka
+drop_test_databases
 log "building release binaries"
 cargo build --release -q -p crunch-gateway -p crunch-worker -p crunch-e2e --bin crunch-gateway --bin crunch-worker --bin crunch-bench-load
 export CRUNCH_BIN_DIR="$CARGO_TARGET_DIR/release"

@@ -92,6 +92,15 @@ ensure_database() { # name
   fi
 }
 
+# Databases left behind by earlier test and benchmark runs (each makes its
+# own crunch_test_* database); their autovacuum would also load later runs.
+drop_test_databases() {
+  local db
+  for db in $(psql "$PG_ADMIN_URL/postgres" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'crunch_test_%'"); do
+    psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+  done
+}
+
 ensure_rabbitmq() {
   if port_open 5672; then return 0; fi
   command -v rabbitmq-server >/dev/null || ensure_apt rabbitmq-server

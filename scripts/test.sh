@@ -16,10 +16,7 @@ ensure_hadolint
 ensure_browser_test_deps
 ensure_schemathesis
 
-# Databases left behind by earlier (crashed) test runs.
-for db in $(psql "$PG_ADMIN_URL/postgres" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'crunch_test_%'"); do
-  psql "$PG_ADMIN_URL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-done
+drop_test_databases
 
 export TEST_DATABASE_SERVER="${TEST_DATABASE_SERVER:-$PG_ADMIN_URL}"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"

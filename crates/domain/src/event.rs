@@ -56,7 +56,7 @@ pub struct JobEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
-    /// Unique per terminal event (the job's `seq`: a job ends once), so a consumer can drop a
+    /// Unique per terminal event (one number per job: a job ends once), so a consumer can drop a
     /// re-sent duplicate; absent on `queued`, `started` and `progress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<i64>,
