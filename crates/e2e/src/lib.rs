@@ -36,13 +36,8 @@ pub fn fresh_database() -> anyhow::Result<String> {
 /// A fresh, migrated database with one API key, for tests of the store
 /// alone: a connection to it and the key's id (the owner of jobs).
 pub fn store_fixture() -> anyhow::Result<(PgConnection, Uuid)> {
-    let url = fresh_database()?;
-    let pool = crunch_store::connect(&crunch_store::PoolConfig { url: url.clone(), max_size: 1, connect_timeout: Duration::from_secs(5) })?;
-    let mut c = pool.get()?;
-    crunch_store::run_migrations(&mut c)?;
-    drop(c);
-    drop(pool);
-    let mut conn = PgConnection::establish(&url)?;
+    let mut conn = PgConnection::establish(&fresh_database()?)?;
+    crunch_store::run_migrations(&mut conn)?;
     let owner = crunch_store::keys::insert_key(&mut conn, "t", b"hash")?.id;
     Ok((conn, owner))
 }

@@ -19,6 +19,14 @@ fn sub(owner: Uuid, n: u64, fresh: bool) -> Submission {
     }
 }
 
+/// A fresh store with queued jobs for the numbers `ns`: their owner and ids.
+fn queued(ns: std::ops::Range<u64>) -> anyhow::Result<(diesel::PgConnection, Uuid, Vec<Uuid>)> {
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
+    let subs: Vec<Submission> = ns.map(|n| sub(owner, n, false)).collect();
+    submit_many(&mut conn, &subs)?;
+    Ok((conn, owner, subs.iter().map(|s| s.id).collect()))
+}
+
 fn id_of(s: &Submitted) -> (bool, Uuid) {
     match s {
         Submitted::Created(r) => (true, r.id),
@@ -53,10 +61,7 @@ fn a_submission_batch_reuses_identical_jobs_within_and_across_batches() -> anyho
 
 #[test]
 fn jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
-    let (mut conn, owner) = crunch_e2e::store_fixture()?;
-    let subs: Vec<Submission> = (20..24).map(|n| sub(owner, n, false)).collect();
-    submit_many(&mut conn, &subs)?;
-    let ids: Vec<Uuid> = subs.iter().map(|s| s.id).collect();
+    let (mut conn, owner, ids) = queued(20..24)?;
     let missing = Uuid::new_v4();
     // A repeated id (a message delivered twice) runs once.
     let started = start_many(&mut conn, &[ids[0], ids[1], ids[0], missing, ids[2], ids[3]])?;
@@ -107,10 +112,7 @@ fn jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
 
 #[test]
 fn quick_jobs_end_straight_from_queued_without_an_outbox_row() -> anyhow::Result<()> {
-    let (mut conn, owner) = crunch_e2e::store_fixture()?;
-    let subs: Vec<Submission> = (30..34).map(|n| sub(owner, n, false)).collect();
-    submit_many(&mut conn, &subs)?;
-    let ids: Vec<Uuid> = subs.iter().map(|s| s.id).collect();
+    let (mut conn, owner, ids) = queued(30..34)?;
     let missing = Uuid::new_v4();
     // One is taken by a run alone (a redelivered message), one is cancelled.
     assert!(matches!(&start_many(&mut conn, &[ids[1]])?[0], Started::Run(_)));
@@ -146,10 +148,8 @@ fn quick_jobs_end_straight_from_queued_without_an_outbox_row() -> anyhow::Result
 #[test]
 fn the_reconciler_scans_unfinished_rows_from_its_watermark_and_stuck_rows_by_age() -> anyhow::Result<()> {
     use crunch_store::jobs::reconcile_candidates;
-    let (mut conn, owner) = crunch_e2e::store_fixture()?;
-    let subs: Vec<Submission> = (40..45).map(|n| sub(owner, n, false)).collect();
-    submit_many(&mut conn, &subs)?;
-    let id = |i: usize| subs[i].id;
+    let (mut conn, _, ids) = queued(40..45)?;
+    let id = |i: usize| ids[i];
     let set = |conn: &mut diesel::PgConnection, sql: &str, i: usize| -> anyhow::Result<()> {
         diesel::sql_query(sql).bind::<diesel::sql_types::Uuid, _>(id(i)).execute(conn)?;
         Ok(())

@@ -335,7 +335,6 @@ pub fn start_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>>
 }
 
 fn start_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
-    use std::collections::HashMap;
     let taken: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any(["queued", "running"])))
         .set((
             jobs::status.eq("running"),
@@ -345,23 +344,44 @@ fn start_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
         ))
         .returning(JobRow::as_returning())
         .get_results(conn)?;
-    let taken: HashMap<Uuid, JobRow> = taken.into_iter().map(|r| (r.id, r)).collect();
-    let others: Vec<Uuid> = ids.iter().filter(|id| !taken.contains_key(id)).copied().collect();
-    let ended: HashMap<Uuid, JobRow> = if others.is_empty() {
+    Ok(in_order(conn, ids, taken)?
+        .into_iter()
+        .map(|a| match a {
+            InOrder::Changed(row) => Started::Run(row),
+            InOrder::Unchanged(row) => Started::Ended(row),
+            InOrder::Missing => Started::Missing,
+        })
+        .collect())
+}
+
+/// One answer of a batch statement, per id asked.
+enum InOrder {
+    /// Changed by the statement (the first time its id was asked).
+    Changed(JobRow),
+    /// Not changed (or a repeat of an id): the row as it is now.
+    Unchanged(JobRow),
+    Missing,
+}
+
+/// Answers a batch statement that changed the rows `changed` among `ids`, in
+/// the order of `ids`, reading the rows it did not change in one SELECT. An
+/// id asked twice is `Changed` once, then `Unchanged`.
+fn in_order(conn: &mut PgConnection, ids: &[Uuid], changed: Vec<JobRow>) -> Result<Vec<InOrder>> {
+    use std::collections::{HashMap, HashSet};
+    let changed: HashMap<Uuid, JobRow> = changed.into_iter().map(|r| (r.id, r)).collect();
+    let others: Vec<Uuid> = ids.iter().filter(|id| !changed.contains_key(id)).copied().collect();
+    let now: HashMap<Uuid, JobRow> = if others.is_empty() {
         HashMap::new()
     } else {
         jobs::table.filter(jobs::id.eq_any(&others)).select(JobRow::as_select()).load(conn)?.into_iter().map(|r| (r.id, r)).collect()
     };
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     Ok(ids
         .iter()
-        .map(|id| {
-            let first = seen.insert(*id);
-            match (taken.get(id), ended.get(id)) {
-                (Some(row), _) if first => Started::Run(row.clone()),
-                (Some(row), _) | (None, Some(row)) => Started::Ended(row.clone()),
-                (None, None) => Started::Missing,
-            }
+        .map(|id| match (changed.get(id), now.get(id)) {
+            (Some(row), _) if seen.insert(*id) => InOrder::Changed(row.clone()),
+            (Some(row), _) | (None, Some(row)) => InOrder::Unchanged(row.clone()),
+            (None, None) => InOrder::Missing,
         })
         .collect())
 }
@@ -450,24 +470,17 @@ pub enum QuickEnd {
 /// is published, and a redelivered message of an ended job republishes it
 /// ([`terminal_event`]). Answers in the order of `items`.
 pub fn finish_queued(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result<Vec<QuickEnd>> {
-    use std::collections::{HashMap, HashSet};
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let done: HashMap<Uuid, JobRow> = finish_rows(conn, items, JobStatus::Queued)?.into_iter().map(|r| (r.id, r)).collect();
-    let others: Vec<Uuid> = items.iter().map(|(id, _)| *id).filter(|id| !done.contains_key(id)).collect();
-    let now: HashMap<Uuid, JobRow> = if others.is_empty() {
-        HashMap::new()
-    } else {
-        jobs::table.filter(jobs::id.eq_any(&others)).select(JobRow::as_select()).load(conn)?.into_iter().map(|r| (r.id, r)).collect()
-    };
-    let mut seen = HashSet::new();
-    Ok(items
-        .iter()
-        .map(|(id, _)| match (done.get(id), now.get(id)) {
-            (Some(row), _) if seen.insert(*id) => QuickEnd::Finished(row.clone()),
-            (Some(row), _) | (None, Some(row)) => QuickEnd::NotQueued(row.clone()),
-            (None, None) => QuickEnd::Missing,
+    let done = finish_rows(conn, items, JobStatus::Queued)?;
+    let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+    Ok(in_order(conn, &ids, done)?
+        .into_iter()
+        .map(|a| match a {
+            InOrder::Changed(row) => QuickEnd::Finished(row),
+            InOrder::Unchanged(row) => QuickEnd::NotQueued(row),
+            InOrder::Missing => QuickEnd::Missing,
         })
         .collect())
 }

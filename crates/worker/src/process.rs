@@ -271,7 +271,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
         }
         None => {
             tracing::error!("the kernel panicked");
-            Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
+            Err(kernel_panicked())
         }
     };
     let finished = db(shared, "finish job", move |c| crunch_store::jobs::finish(c, id, result.clone())).await;
@@ -294,6 +294,11 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
             Disposition::Ack
         }
     }
+}
+
+/// The error of a job whose kernel panicked.
+pub(crate) fn kernel_panicked() -> serde_json::Value {
+    json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"})
 }
 
 /// Why a job just started must not run: it was started more than

@@ -28,30 +28,30 @@ use crunch_domain::{JobMessage, JobSpec, JobStatus, PrimesMode};
 use crunch_store::jobs::{self, Outcome, QuickEnd, Started};
 use futures::StreamExt;
 use rayon::prelude::*;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::kinds;
 use crate::process::{self, db, Disposition};
 use crate::Shared;
 
-/// A delivery this batch runs: its message and parsed spec.
+/// A delivery this batch runs: its job and parsed spec.
 struct Job {
     delivery: Delivery,
-    msg: JobMessage,
+    id: Uuid,
     spec: JobSpec,
 }
 
-/// Decodes a delivery as a quick job, or `None` for the per-delivery path.
-fn decode(shared: &Shared, d: &Delivery) -> Option<(JobMessage, JobSpec)> {
+/// Decodes a delivery as a quick job (its id and spec), or `None` for the
+/// per-delivery path.
+fn decode(shared: &Shared, d: &Delivery) -> Option<(Uuid, JobSpec)> {
     let msg: JobMessage = serde_json::from_slice(&d.data).ok()?;
     if !msg.is_quick() {
         return None;
     }
     let spec = JobSpec::parse(&msg.kind, &msg.params, &shared.limits).ok()?;
     match &spec {
-        JobSpec::Factorize(_) => Some((msg, spec)),
-        JobSpec::Primes(p) if p.mode == PrimesMode::Count => Some((msg, spec)),
+        JobSpec::Factorize(_) => Some((msg.job_id, spec)),
+        JobSpec::Primes(p) if p.mode == PrimesMode::Count => Some((msg.job_id, spec)),
         _ => None,
     }
 }
@@ -67,7 +67,7 @@ async fn run_batch(shared: Arc<Shared>, bus: Bus, deliveries: Vec<Delivery>) -> 
             // A worker died holding it (maybe because of it): it runs alone,
             // so that a job that kills workers only counts its own attempts.
             Some(_) if d.redelivered => redelivered.push(d),
-            Some((msg, spec)) => jobs.push(Job { delivery: d, msg, spec }),
+            Some((id, spec)) => jobs.push(Job { delivery: d, id, spec }),
             None => others.push(d),
         }
     }
@@ -96,7 +96,7 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     }
     // Every kernel of the batch in one rayon task, in parallel.
     let budget = Duration::from_secs(shared.cfg.time_budget_secs);
-    let work: Vec<(Uuid, JobSpec)> = jobs.iter().map(|job| (job.msg.job_id, job.spec.clone())).collect();
+    let (waiting, work): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| ((j.delivery, j.id), (j.id, j.spec))).unzip();
     let pool = shared.pool.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
@@ -112,29 +112,28 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     });
     let mut outcomes = rx.await.unwrap_or_default().into_iter();
 
-    let mut to_finish: Vec<(Uuid, Outcome)> = Vec::with_capacity(jobs.len());
-    let mut finishing = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let id = job.msg.job_id;
+    let mut to_finish: Vec<(Uuid, Outcome)> = Vec::with_capacity(waiting.len());
+    let mut finishing = Vec::with_capacity(waiting.len());
+    for (delivery, id) in waiting {
         let result = match outcomes.next().flatten() {
             Some(kinds::Outcome::Succeeded(v)) => Ok(v),
             Some(kinds::Outcome::Failed(e)) => Err(e),
             Some(kinds::Outcome::Cancelled) => {
-                settled.push((job.delivery, Disposition::Ack));
+                settled.push((delivery, Disposition::Ack));
                 continue;
             }
             Some(kinds::Outcome::Retry(why)) => {
                 tracing::warn!(job_id = %id, %why, "transient failure; the job goes back to the queue");
-                settled.push((job.delivery, Disposition::Requeue));
+                settled.push((delivery, Disposition::Requeue));
                 continue;
             }
             None => {
                 tracing::error!(job_id = %id, "the kernel panicked");
-                Err(json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"}))
+                Err(process::kernel_panicked())
             }
         };
         to_finish.push((id, result));
-        finishing.push((job.delivery, id));
+        finishing.push((delivery, id));
     }
     let items = Arc::new(to_finish);
     let Some(ended) = db(shared, "finish quick jobs", move |c| crunch_store::jobs::finish_queued(c, &items)).await else {
