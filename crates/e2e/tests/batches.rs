@@ -200,3 +200,38 @@ fn the_reconciler_scans_unfinished_rows_from_its_watermark_and_stuck_rows_by_age
     assert_eq!(sorted([ids(&first), ids(&second)].concat()), sorted(vec![id(1), id(4)]));
     Ok(())
 }
+
+/// A new deployment: the jobs table has not been analysed yet. The batch
+/// transitions still find their rows by primary key: none of them scans a
+/// partial index that holds every queued job (such a plan read the whole of
+/// `jobs_unfinished` once per batch of confirmed submissions).
+#[test]
+fn batch_transitions_find_rows_by_key_before_the_first_analyze() -> anyhow::Result<()> {
+    let (mut conn, _owner, ids) = queued(0..3000)?;
+    diesel::sql_query("ALTER TABLE jobs SET (autovacuum_enabled = false)").execute(&mut conn)?;
+    for chunk in ids[..1500].chunks(30) {
+        crunch_store::jobs::mark_published_many(&mut conn, chunk)?;
+    }
+    for chunk in ids[1500..2100].chunks(30) {
+        start_many(&mut conn, chunk)?;
+    }
+    crunch_store::jobs::fail_unrunnable(&mut conn, ids[2500], json!({"code": "x", "message": "x"}))?;
+    #[derive(diesel::QueryableByName)]
+    struct Scans {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        analysed: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        scans: i64,
+    }
+    // This session's counters reach the shared statistics when it goes idle.
+    diesel::sql_query("SELECT pg_stat_force_next_flush()").execute(&mut conn)?;
+    let s: Scans = diesel::sql_query(
+        "SELECT (SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'jobs') AS analysed, \
+                sum(idx_scan)::int8 AS scans FROM pg_stat_user_indexes \
+         WHERE indexrelname IN ('jobs_unfinished', 'jobs_owner_status_seq', 'jobs_running')",
+    )
+    .get_result(&mut conn)?;
+    assert_eq!(s.analysed, 0, "the table was analysed: this test needs it young");
+    assert_eq!(s.scans, 0, "a batch transition scanned a partial index of statuses");
+    Ok(())
+}

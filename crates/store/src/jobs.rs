@@ -548,11 +548,12 @@ pub fn reconcile_candidates(
         if !got.locked {
             return Ok((Vec::new(), after));
         }
-        // Statuses as literals: the partial index's predicate is then proven.
+        // `finished_at IS NULL`: the predicate of the partial index
+        // jobs_unfinished (the statuses are checked as well).
         let scan = 20 * limit;
         let seen: Vec<Seen> = diesel::sql_query(
             "SELECT id, updated_at, (status = 'queued' AND published_at IS NULL) AS unpublished FROM jobs \
-             WHERE status IN ('queued', 'running') AND updated_at >= $1 AND updated_at < $2 \
+             WHERE finished_at IS NULL AND status IN ('queued', 'running') AND updated_at >= $1 AND updated_at < $2 \
              ORDER BY updated_at LIMIT $3",
         )
         .bind::<Timestamptz, _>(after)
@@ -580,7 +581,7 @@ pub fn reconcile_candidates(
         });
         let stuck: Vec<Seen> = diesel::sql_query(
             "SELECT id, updated_at, true AS unpublished FROM jobs \
-             WHERE status IN ('queued', 'running') AND updated_at < $1 AND status = 'queued' \
+             WHERE finished_at IS NULL AND updated_at < $1 AND status = 'queued' \
              ORDER BY updated_at LIMIT $2",
         )
         .bind::<Timestamptz, _>(stuck_before)
