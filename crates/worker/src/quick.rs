@@ -205,18 +205,33 @@ async fn settle_acks(settled: Vec<(Delivery, Disposition)>) {
     }
 }
 
-/// Runs the quick queue's deliveries in batches of at most `batch`, two
-/// batches at a time, until the stream ends (connection lost or shutdown).
-pub async fn consume(
-    shared: &Arc<Shared>,
-    bus: &Bus,
-    deliveries: impl futures::Stream<Item = Delivery> + Send,
-    batch: usize,
-) {
-    deliveries
-        .ready_chunks(batch.max(1))
+/// How the quick queue's deliveries are grouped.
+pub struct Batching {
+    /// Most deliveries in a batch.
+    pub size: usize,
+    /// How long a batch waits for more after its first delivery.
+    pub linger: Duration,
+    /// Batches in flight at once.
+    pub in_flight: usize,
+}
+
+/// Runs the quick queue's deliveries in batches, until the stream ends
+/// (connection lost or shutdown). A batch takes the deliveries that are
+/// ready, and waits up to `linger` after its first one for more: under a
+/// steady trickle of jobs, batches of one or two would each cost a
+/// transaction, an events message and an ack (measured at 2,000
+/// submissions/s: 1,400 commits/s). Under a backlog batches fill at once and
+/// nothing waits. Batches are settled in delivery order.
+pub async fn consume(shared: &Arc<Shared>, bus: &Bus, deliveries: impl futures::Stream<Item = Delivery> + Send, how: Batching) {
+    let size = how.size.max(1);
+    let chunks = if how.linger.is_zero() {
+        deliveries.ready_chunks(size).left_stream()
+    } else {
+        tokio_stream::StreamExt::chunks_timeout(deliveries, size, how.linger).right_stream()
+    };
+    chunks
         .map(|chunk| run_batch(Arc::clone(shared), bus.clone(), chunk))
-        .buffered(2)
+        .buffered(how.in_flight.max(1))
         .for_each(settle_acks)
         .await;
 }
