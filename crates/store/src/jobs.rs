@@ -142,13 +142,15 @@ pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
 /// Records many confirmed publications in one statement. Only queued rows
 /// need it (the reconciler republishes queued rows never confirmed): a job a
 /// worker already took is not written again.
+///
+/// One statement, not prepared (so planned for its ids each time, see
+/// [`with_custom_plans`]) and outside any transaction: at 2,000
+/// submissions/s the gateway flushes these marks about 60 times a second.
 pub fn mark_published_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
-    with_custom_plans(conn, |conn| {
-        diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq("queued")))
-            .set(jobs::published_at.eq(diesel::dsl::now))
-            .execute(conn)?;
-        Ok(())
-    })
+    diesel::sql_query("UPDATE jobs SET published_at = now() WHERE id = ANY($1) AND status = 'queued'")
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Removes a job whose message could not be published (the submission failed
@@ -368,20 +370,27 @@ enum InOrder {
 /// id asked twice is `Changed` once, then `Unchanged`.
 fn in_order(conn: &mut PgConnection, ids: &[Uuid], changed: Vec<JobRow>) -> Result<Vec<InOrder>> {
     use std::collections::{HashMap, HashSet};
-    let changed: HashMap<Uuid, JobRow> = changed.into_iter().map(|r| (r.id, r)).collect();
+    let mut changed: HashMap<Uuid, JobRow> = changed.into_iter().map(|r| (r.id, r)).collect();
     let others: Vec<Uuid> = ids.iter().filter(|id| !changed.contains_key(id)).copied().collect();
-    let now: HashMap<Uuid, JobRow> = if others.is_empty() {
+    // Rows not changed, and the changed rows of repeated ids: answered as
+    // `Unchanged` copies. Every other changed row is moved, not cloned.
+    let mut now: HashMap<Uuid, JobRow> = if others.is_empty() {
         HashMap::new()
     } else {
         jobs::table.filter(jobs::id.eq_any(&others)).select(JobRow::as_select()).load(conn)?.into_iter().map(|r| (r.id, r)).collect()
     };
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_capacity(ids.len());
+    let repeated: HashSet<Uuid> = ids.iter().filter(|id| !seen.insert(**id)).copied().collect();
     Ok(ids
         .iter()
-        .map(|id| match (changed.get(id), now.get(id)) {
-            (Some(row), _) if seen.insert(*id) => InOrder::Changed(row.clone()),
-            (Some(row), _) | (None, Some(row)) => InOrder::Unchanged(row.clone()),
-            (None, None) => InOrder::Missing,
+        .map(|id| match changed.remove(id) {
+            Some(row) => {
+                if repeated.contains(id) {
+                    now.insert(*id, row.clone());
+                }
+                InOrder::Changed(row)
+            }
+            None => now.get(id).map_or(InOrder::Missing, |row| InOrder::Unchanged(row.clone())),
         })
         .collect())
 }
