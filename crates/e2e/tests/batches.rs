@@ -235,3 +235,47 @@ fn batch_transitions_find_rows_by_key_before_the_first_analyze() -> anyhow::Resu
     assert_eq!(s.scans, 0, "a batch transition scanned a partial index of statuses");
     Ok(())
 }
+
+/// A worker ending jobs holds their rows until it commits. The gateway's
+/// `published_at` marks and the reconciler's republishing skip such rows
+/// instead of waiting for them: waiting made them and the workers' batch
+/// updates lock rows in different orders, and deadlock.
+#[test]
+fn published_marks_and_the_reconciler_skip_rows_a_worker_is_ending() -> anyhow::Result<()> {
+    use diesel::Connection;
+    let (mut conn, _owner, ids) = queued(40..43)?;
+    #[derive(diesel::QueryableByName)]
+    struct Db {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let db: Db = diesel::sql_query("SELECT current_database() AS name").get_result(&mut conn)?;
+    let url = format!("{}/{}", crunch_e2e::db_server(), db.name);
+    // The "worker": holds the row of ids[0] in an open transaction.
+    let mut worker = diesel::PgConnection::establish(&url)?;
+    diesel::sql_query("BEGIN").execute(&mut worker)?;
+    diesel::sql_query(format!("SELECT 1 FROM jobs WHERE id = '{}' FOR NO KEY UPDATE", ids[0])).execute(&mut worker)?;
+    // A wait would end in this error rather than hang the test.
+    diesel::sql_query("SET statement_timeout = '3s'").execute(&mut conn)?;
+    crunch_store::jobs::mark_published_many(&mut conn, &ids[..2])?;
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let far = chrono::Utc::now() + chrono::Duration::days(1);
+    // Every queued row is a candidate (unpublished and stuck before `far`).
+    let (rows, _) = crunch_store::jobs::reconcile_candidates(&mut conn, epoch, far, far, 100)?;
+    let touched: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    assert!(!touched.contains(&ids[0]), "the reconciler took a row a worker holds");
+    assert!(touched.contains(&ids[2]), "the reconciler skipped a free row: {touched:?}");
+    diesel::sql_query("ROLLBACK").execute(&mut worker)?;
+    #[derive(diesel::QueryableByName)]
+    struct Marked {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    let marked: Vec<Uuid> = diesel::sql_query("SELECT id FROM jobs WHERE published_at IS NOT NULL")
+        .load::<Marked>(&mut conn)?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(marked, vec![ids[1]], "only the free row is marked");
+    Ok(())
+}
