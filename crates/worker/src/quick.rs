@@ -219,9 +219,9 @@ pub struct Batching {
 /// (connection lost or shutdown). A batch takes the deliveries that are
 /// ready, and waits up to `linger` after its first one for more: under a
 /// steady trickle of jobs, batches of one or two would each cost a
-/// transaction, an events message and an ack (measured at 2,000
-/// submissions/s: 1,400 commits/s). Under a backlog batches fill at once and
-/// nothing waits. Batches are settled in delivery order.
+/// transaction, an events message and an ack (at 2,000 submissions/s with a
+/// 5 ms wait, batches held about 80 jobs). Under a backlog batches fill at
+/// once and nothing waits. Batches are settled in delivery order.
 pub async fn consume(shared: &Arc<Shared>, bus: &Bus, deliveries: impl futures::Stream<Item = Delivery> + Send, how: Batching) {
     let size = how.size.max(1);
     let chunks = if how.linger.is_zero() {
