@@ -448,12 +448,6 @@ pub fn finish_many(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Result
 /// Sets the outcome of the jobs among `items` that are in state `from`, in
 /// one statement (not prepared: planned each time anyway). A job leaving
 /// `queued` counts its run in `attempts` and is stamped `started_at` here.
-///
-/// `j.id = ANY($1)` repeats the join for the planner: it then knows how many
-/// rows the statement touches. Without it, on a table autovacuum had not
-/// analysed yet, it guessed that few rows were queued and hashed them from a
-/// sequential scan of the whole table, for every batch, up to about 20,000
-/// rows (`EXPLAIN`): the first seconds of a new deployment under load.
 fn finish_rows(conn: &mut PgConnection, items: &[(Uuid, Outcome)], from: JobStatus) -> Result<Vec<JobRow>> {
     let ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
     let oks: Vec<bool> = items.iter().map(|(_, o)| o.is_ok()).collect();
@@ -468,7 +462,7 @@ fn finish_rows(conn: &mut PgConnection, items: &[(Uuid, Outcome)], from: JobStat
             started_at = coalesce(j.started_at, now()), \
             finished_at = now(), updated_at = now() \
          FROM (SELECT DISTINCT ON (id) id, ok, payload FROM unnest($1::uuid[], $2::bool[], $3::jsonb[]) AS t(id, ok, payload)) AS u \
-         WHERE j.id = ANY($1) AND j.id = u.id AND j.status = $4 \
+         WHERE j.id = u.id AND j.status = $4 \
          RETURNING j.*",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
