@@ -350,7 +350,37 @@ impl Drop for TestEnv {
             let _ = w.kill();
             let _ = w.wait();
         }
+        delete_namespace(&self.namespace);
     }
+}
+
+/// Deletes a namespace's queues and exchanges, at the end of a test or a
+/// benchmark, rather than leaving them to expire (`CRUNCH_QUEUE_EXPIRES_MS`,
+/// 10 minutes): every quorum queue holds file handles, and a test run
+/// creates about 300 of them, which is RabbitMQ's whole file-handle limit
+/// here (about 900): past it, new connections time out. Best effort, within
+/// 5 s; runs on a thread of its own, so that it may be called from async code.
+pub fn delete_namespace(namespace: &str) {
+    use crunch_bus::lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let ns = namespace.to_owned();
+    let cleanup = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let delete = async {
+                let conn = crunch_bus::lapin::Connection::connect(&amqp_url(), Default::default()).await.ok()?;
+                let ch = conn.create_channel().await.ok()?;
+                for q in ["jobs.cpu", "jobs.io", "jobs.quick", "jobs.dead"] {
+                    let _ = ch.queue_delete(format!("{ns}.{q}").into(), QueueDeleteOptions::default()).await;
+                }
+                for x in ["jobs", "dlx", "events"] {
+                    let _ = ch.exchange_delete(format!("{ns}.{x}").into(), ExchangeDeleteOptions::default()).await;
+                }
+                conn.close(0, "done".into()).await.ok()
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), delete).await;
+        });
+    });
+    let _ = cleanup.join();
 }
 
 /// A `crunch-persister` command on a namespace's topics and group.

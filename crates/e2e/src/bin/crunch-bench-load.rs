@@ -45,6 +45,7 @@ impl Drop for Stack {
             let _ = c.kill();
             let _ = c.wait();
         }
+        crunch_e2e::delete_namespace(&self.ns);
     }
 }
 
