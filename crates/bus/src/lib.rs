@@ -82,6 +82,14 @@ impl BusConfig {
     pub fn dead_queue(&self) -> String {
         format!("{}.jobs.dead", self.namespace)
     }
+    /// Every queue of the namespace's topology.
+    pub fn queues(&self) -> [String; 4] {
+        [self.cpu_queue(), self.io_queue(), self.quick_queue(), self.dead_queue()]
+    }
+    /// Every exchange of the namespace's topology.
+    pub fn exchanges(&self) -> [String; 3] {
+        [self.jobs_exchange(), self.dlx_exchange(), self.events_exchange()]
+    }
 }
 
 /// Routing key of CPU-bound jobs.

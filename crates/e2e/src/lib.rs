@@ -362,22 +362,28 @@ impl Drop for TestEnv {
 /// 5 s; runs on a thread of its own, so that it may be called from async code.
 pub fn delete_namespace(namespace: &str) {
     use crunch_bus::lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let ns = namespace.to_owned();
+    let cfg = crunch_bus::BusConfig {
+        url: amqp_url(),
+        namespace: namespace.to_owned(),
+        delivery_limit: 0,
+        confirm_timeout: Duration::from_secs(5),
+        queue_expires: None,
+    };
     let cleanup = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
             let delete = async {
-                let conn = crunch_bus::lapin::Connection::connect(&amqp_url(), Default::default()).await.ok()?;
+                let conn = crunch_bus::lapin::Connection::connect(&cfg.url, Default::default()).await.ok()?;
                 let ch = conn.create_channel().await.ok()?;
-                for q in ["jobs.cpu", "jobs.io", "jobs.quick", "jobs.dead"] {
-                    let _ = ch.queue_delete(format!("{ns}.{q}").into(), QueueDeleteOptions::default()).await;
+                for q in cfg.queues() {
+                    let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
                 }
-                for x in ["jobs", "dlx", "events"] {
-                    let _ = ch.exchange_delete(format!("{ns}.{x}").into(), ExchangeDeleteOptions::default()).await;
+                for x in cfg.exchanges() {
+                    let _ = ch.exchange_delete(x.into(), ExchangeDeleteOptions::default()).await;
                 }
                 conn.close(0, "done".into()).await.ok()
             };
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), delete).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), delete).await;
         });
     });
     let _ = cleanup.join();

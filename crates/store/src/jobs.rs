@@ -154,14 +154,16 @@ pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
 /// [`with_custom_plans`]) and outside any transaction: at 2,000
 /// submissions/s the gateway flushes these marks about 60 times a second.
 pub fn mark_published_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()> {
-    diesel::sql_query(
-        "UPDATE jobs SET published_at = now() WHERE id IN \
-         (SELECT id FROM jobs WHERE id = ANY($1) AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED)",
-    )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
-    .execute(conn)?;
+    diesel::sql_query(format!("UPDATE jobs SET published_at = now() WHERE id IN ({QUEUED_AND_FREE})"))
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+        .execute(conn)?;
     Ok(())
 }
+
+/// The rows among the ids `$1` that are still queued and that no other
+/// transaction holds (a worker ending them), locked: what the gateway's
+/// marks and the reconciler may write without waiting on a worker.
+const QUEUED_AND_FREE: &str = "SELECT id FROM jobs WHERE id = ANY($1) AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED";
 
 /// Removes a job whose message could not be published (the submission failed
 /// as a whole: nothing half-written stays behind). Only a never-published,
@@ -611,12 +613,9 @@ pub fn reconcile_candidates(
         ids.dedup();
         // Still queued, and not being ended by a worker right now (locked:
         // skipped, as by `mark_published_many`, rather than waited for).
-        let rows: Vec<JobRow> = diesel::sql_query(
-            "UPDATE jobs SET updated_at = now() WHERE id IN \
-             (SELECT id FROM jobs WHERE id = ANY($1) AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED) RETURNING *",
-        )
-        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
-        .load(conn)?;
+        let rows: Vec<JobRow> = diesel::sql_query(format!("UPDATE jobs SET updated_at = now() WHERE id IN ({QUEUED_AND_FREE}) RETURNING *"))
+            .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+            .load(conn)?;
         Ok((rows, watermark))
     })
 }
