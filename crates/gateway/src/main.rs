@@ -31,6 +31,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    crunch_service::disable_transparent_huge_pages();
     crunch_service::load_environment();
     let cli = Cli::parse();
     crunch_service::init_tracing("info,crunch::http=info");

@@ -18,6 +18,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    crunch_service::disable_transparent_huge_pages();
     crunch_service::load_environment();
     let cfg = Cli::parse().config;
     crunch_service::init_tracing("info");
