@@ -36,10 +36,10 @@ pub struct Config {
     pub prefetch: u16,
     /// Quick jobs (about a millisecond each: factorizations below 2^64, prime
     /// counts over ranges up to 10^6) held at once, from their own queue.
-    #[arg(long, env = "CRUNCH_WORKER_QUICK_PREFETCH", default_value_t = 1024)]
+    #[arg(long, env = "CRUNCH_WORKER_QUICK_PREFETCH", default_value_t = 4096)]
     pub quick_prefetch: u16,
     /// Most quick jobs started, run and finished together (one transaction each way).
-    #[arg(long, env = "CRUNCH_WORKER_QUICK_BATCH", default_value_t = 256)]
+    #[arg(long, env = "CRUNCH_WORKER_QUICK_BATCH", default_value_t = 1024)]
     pub quick_batch: usize,
     /// How long a quick batch waits for more deliveries after its first one
     /// (milliseconds; 0 = take only what is ready). Under a steady trickle
