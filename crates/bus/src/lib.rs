@@ -174,7 +174,7 @@ impl Bus {
     /// Declares the exchanges, queues and bindings. All eleven methods are
     /// sent at once on one channel, where the broker runs them in order and
     /// answers in order (lapin matches the answers): one round trip instead
-    /// of eleven, about 20 ms off every service's start and reconnection.
+    /// of eleven at every service's start and reconnection.
     async fn declare_topology(&self) -> Result<()> {
         use futures::future::{BoxFuture, FutureExt};
         let ch = &self.publisher;
