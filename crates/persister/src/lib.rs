@@ -92,8 +92,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
                 _ = watch.tick() => {
                     if outage.load(Ordering::Relaxed) {
                         kafka_ok.store(false, Ordering::Relaxed);
-                        // Back once the topics can be (re)created.
-                        if matches!(tokio::time::timeout(Duration::from_secs(2), crunch_bus::kafka::ensure_topics(&kcfg)).await, Ok(Ok(()))) {
+                        if brokers_back(&consumer, &kcfg).await {
                             tracing::warn!("the Kafka brokers are back after all were down: rejoining the group with a new consumer");
                             continue 'consumers;
                         }
@@ -197,4 +196,26 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::warn!(error = %e, "committing offsets failed; the batch may be replayed (harmless)");
     }
+}
+
+/// Whether the brokers answer again after all were down: the topics can be
+/// (re)created, or the selections topic's metadata is visible to the old
+/// consumer (someone else, the gateway, created it again). The second test
+/// is needed with tansu: in 1 of about 40 restarts the persister never saw
+/// its topic creation succeed again (no rejoin in 30 s) while its old
+/// consumer already had the re-created topic's metadata, and it stayed idle
+/// (`kafka_outage.rs`).
+async fn brokers_back(consumer: &WatchedConsumer, kcfg: &crunch_bus::kafka::KafkaConfig) -> bool {
+    match tokio::time::timeout(Duration::from_secs(2), crunch_bus::kafka::ensure_topics(kcfg)).await {
+        Ok(Ok(())) => return true,
+        Ok(Err(e)) => tracing::debug!(error = %e, "Kafka topics not creatable yet"),
+        Err(_) => tracing::debug!("creating the Kafka topics timed out"),
+    }
+    // A blocking call of at most 500 ms (told to the runtime where it can be).
+    let fetch = || consumer.fetch_metadata(Some(&kcfg.selections_topic), Duration::from_millis(500));
+    let metadata = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(fetch),
+        _ => fetch(),
+    };
+    matches!(metadata, Ok(m) if m.topics().iter().any(|t| t.name() == kcfg.selections_topic && t.error().is_none() && !t.partitions().is_empty()))
 }
