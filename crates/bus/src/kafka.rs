@@ -122,6 +122,16 @@ pub fn consumer(cfg: &KafkaConfig, outage: Arc<AtomicBool>) -> Result<WatchedCon
         .create_with_context(OutageContext { outage })
 }
 
+/// Whether `topic` exists with partitions, by a metadata request through
+/// `client` (blocking, at most `timeout`): false while every broker is down
+/// or the topic is missing.
+pub fn topic_ready<C: ClientContext>(client: &rdkafka::client::Client<C>, topic: &str, timeout: Duration) -> bool {
+    client
+        .fetch_metadata(Some(topic), timeout)
+        .map(|m| m.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+        .unwrap_or(false)
+}
+
 /// Creates the topics unless they exist.
 pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), rdkafka::error::KafkaError> {
     let admin: AdminClient<DefaultClientContext> = base(cfg).create()?;

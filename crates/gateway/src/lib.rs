@@ -367,15 +367,9 @@ fn spawn_kafka_probe(state: web::Data<AppState>) {
     tokio::spawn(async move {
         loop {
             let (producer, topic) = (state.kafka.clone(), state.kafka_topic.clone());
-            let ok = tokio::task::spawn_blocking(move || {
-                producer
-                    .client()
-                    .fetch_metadata(Some(&topic), Duration::from_millis(1000))
-                    .map(|m| m.topics().iter().any(|t| t.error().is_none() && !t.partitions().is_empty()))
-                    .unwrap_or(false)
-            })
-            .await
-            .unwrap_or(false);
+            let ok = tokio::task::spawn_blocking(move || crunch_bus::kafka::topic_ready(producer.client(), &topic, Duration::from_millis(1000)))
+                .await
+                .unwrap_or(false);
             if state.kafka_up.swap(ok, Ordering::Relaxed) != ok {
                 if ok {
                     tracing::info!("the Kafka broker and topic are back");

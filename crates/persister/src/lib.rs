@@ -212,10 +212,9 @@ async fn brokers_back(consumer: &WatchedConsumer, kcfg: &crunch_bus::kafka::Kafk
         Err(_) => tracing::debug!("creating the Kafka topics timed out"),
     }
     // A blocking call of at most 500 ms (told to the runtime where it can be).
-    let fetch = || consumer.fetch_metadata(Some(&kcfg.selections_topic), Duration::from_millis(500));
-    let metadata = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(fetch),
-        _ => fetch(),
-    };
-    matches!(metadata, Ok(m) if m.topics().iter().any(|t| t.name() == kcfg.selections_topic && t.error().is_none() && !t.partitions().is_empty()))
+    let ready = || crunch_bus::kafka::topic_ready(consumer.client(), &kcfg.selections_topic, Duration::from_millis(500));
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(ready),
+        _ => ready(),
+    }
 }

@@ -221,15 +221,6 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         async move { Bus::connect(&bus_cfg, "crunch-worker").await }
     }));
     let pool = cfg.core.pool().await.context("building the database pool")?;
-    // Connections for the first quick batches in flight and the reconciler,
-    // opened now rather than by the first jobs (the pool opens them lazily).
-    {
-        let (pool, n) = (pool.clone(), (cfg.quick_pipeline.max(1) + 1).min(pool.max_size() as usize));
-        drop(tokio::task::spawn_blocking(move || {
-            let held: Vec<_> = (0..n).map_while(|_| pool.get().ok()).collect();
-            drop(held);
-        }));
-    }
     let allowlist = cfg
         .ssrf_allowlist
         .iter()
