@@ -67,8 +67,8 @@ async fn the_gateway_reconnects_after_a_kafka_broker_restart() -> R {
 }
 
 /// After a restart that loses the broker's data the persister rejoins with a
-/// new consumer (it learns of the outage from librdkafka's error callback; its
-/// stream shows nothing) and the group's rebalance waits at most
+/// new consumer (it learns of the outage from librdkafka's error callback at
+/// the first failed broker connection) and the group's rebalance waits at most
 /// `CRUNCH_KAFKA_MAX_POLL_INTERVAL_MS` for the members that are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_persister_resumes_after_a_kafka_broker_restart() -> R {

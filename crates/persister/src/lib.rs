@@ -68,13 +68,14 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     let topics = crunch_bus::kafka::TopicGuard::new(kcfg.clone(), Duration::from_secs(2));
     let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
     tokio::pin!(shutdown);
-    // A consumer per stretch of broker availability: after every broker was
-    // down, a new one rejoins the group (with a short max.poll.interval, so
-    // the rebalance does not wait long for members the restart left behind;
-    // crunch_bus::kafka::consumer). Measured with tansu, whose restart loses
-    // its data: the old consumer alone resumed in only about two restarts of
-    // three, with no error on its stream when it did not. Uncommitted
-    // messages are replayed, which changes nothing.
+    // A consumer per stretch of broker availability: after a broker
+    // connection failed, a new one rejoins the group once the brokers answer
+    // (with a short max.poll.interval, so the rebalance does not wait long
+    // for members the restart left behind; crunch_bus::kafka::consumer).
+    // Measured with tansu, whose restart loses its data: the old consumer
+    // alone resumed in only about two restarts of three. Uncommitted
+    // messages are replayed, which changes nothing; a rejoin after a
+    // connection failure of a broker that kept its data costs one rebalance.
     'consumers: loop {
         // Its own flag: a dropped consumer's last callbacks must not condemn
         // the next one.
@@ -93,7 +94,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
                     if outage.load(Ordering::Relaxed) {
                         kafka_ok.store(false, Ordering::Relaxed);
                         if brokers_back(&consumer, &kcfg).await {
-                            tracing::warn!("the Kafka brokers are back after all were down: rejoining the group with a new consumer");
+                            tracing::warn!("the Kafka brokers are back after a connection failure: rejoining the group with a new consumer");
                             continue 'consumers;
                         }
                     }
@@ -198,13 +199,9 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
     }
 }
 
-/// Whether the brokers answer again after all were down: the topics can be
-/// (re)created, or the selections topic's metadata is visible to the old
-/// consumer (someone else, the gateway, created it again). The second test
-/// is needed with tansu: in 1 of about 40 restarts the persister never saw
-/// its topic creation succeed again (no rejoin in 30 s) while its old
-/// consumer already had the re-created topic's metadata, and it stayed idle
-/// (`kafka_outage.rs`).
+/// Whether the brokers answer again after a connection failure: the topics
+/// can be (re)created, or the selections topic's metadata is visible to the
+/// old consumer (someone else, the gateway, created it again).
 async fn brokers_back(consumer: &WatchedConsumer, kcfg: &crunch_bus::kafka::KafkaConfig) -> bool {
     match tokio::time::timeout(Duration::from_secs(2), crunch_bus::kafka::ensure_topics(kcfg)).await {
         Ok(Ok(())) => return true,
