@@ -5,6 +5,8 @@
 # deploys docker-stack.yml, waits until every service is healthy and prints the
 # URLs. Running it again updates the stack (rolling, start-first gateway).
 #   scripts/deploy.sh                  # stack name: ${CRUNCH_STACK:-crunch}
+# CRUNCH_STACK_OVERRIDES names compose files merged over docker-stack.yml
+# (scripts/stack-test.sh uses deploy/test/stack-test.override.yml).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -32,7 +34,28 @@ put_secret() { # name value
   log "created secret $1"
 }
 
+has_volume() { docker volume inspect "${STACK}_$1" >/dev/null 2>&1; }
+# A password lives twice: in its secret and in the data volume the server
+# initialised with it. A new password would not open an old volume.
+for pair in crunch_postgres_password:pgdata crunch_rabbitmq_conf:rabbitmq; do
+  if ! has_secret "${pair%%:*}" && has_volume "${pair##*:}"; then
+    die "secret ${pair%%:*} is missing but volume ${STACK}_${pair##*:} holds data initialised with the old one: restore the secret, or remove the data with scripts/undeploy.sh --volumes --secrets"
+  fi
+done
+if [ "${CRUNCH_BLOB_PRESIGN:-false}" = true ] && [ -z "${S3_PUBLIC_ENDPOINT:-}" ]; then
+  die "CRUNCH_BLOB_PRESIGN=true needs S3_PUBLIC_ENDPOINT, the S3 address clients reach (docs/deploy.md)"
+fi
+
 mkdir -p "$SECRETS_DIR" && chmod 700 "$SECRETS_DIR"
+# The KRaft cluster id is written into the kafka volume at its first start:
+# made once (as `kafka-storage random-uuid` makes it) and kept.
+if [ -z "${KAFKA_CLUSTER_ID:-}" ]; then
+  if [ ! -s "$SECRETS_DIR/kafka-cluster-id" ]; then
+    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$SECRETS_DIR/kafka-cluster-id"
+  fi
+  KAFKA_CLUSTER_ID="$(cat "$SECRETS_DIR/kafka-cluster-id")"
+fi
+export KAFKA_CLUSTER_ID
 if ! has_secret crunch_postgres_password; then
   PG_PASS="$(rand 24)"
   put_secret crunch_postgres_password "$PG_PASS"
@@ -59,7 +82,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 log "deploying stack $STACK"
-docker stack deploy --prune --with-registry-auth -c docker-stack.yml "$STACK"
+files=(-c docker-stack.yml)
+for f in ${CRUNCH_STACK_OVERRIDES:-}; do files+=(-c "$f"); done
+docker stack deploy --prune --with-registry-auth "${files[@]}" "$STACK"
 
 log "waiting for every service to be running and healthy (up to ${DEPLOY_TIMEOUT:-300} s)"
 deadline=$(( $(date +%s) + ${DEPLOY_TIMEOUT:-300} ))

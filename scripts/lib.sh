@@ -137,15 +137,21 @@ ensure_kafka() {
 
 # An S3-compatible server for the S3 blob backend's tests: s3s-fs (an S3
 # server over a directory, built on the s3s crate), installed from crates.io.
-ensure_s3() {
-  if port_open "$S3_PORT"; then return 0; fi
+# Prints the path of s3s-fs, installed once from crates.io.
+s3s_bin() {
   local bin="$CRUNCH_TOOLS/s3s-$S3S_VERSION/bin/s3s-fs"
   if [ ! -x "$bin" ]; then
     log "installing s3s-fs $S3S_VERSION from crates.io (a few minutes, once)"
     CARGO_TARGET_DIR="$CRUNCH_TOOLS/s3s-target" cargo install --quiet --locked s3s-fs --version "$S3S_VERSION" \
-      --features binary --root "$CRUNCH_TOOLS/s3s-$S3S_VERSION"
+      --features binary --root "$CRUNCH_TOOLS/s3s-$S3S_VERSION" >&2
     rm -rf "$CRUNCH_TOOLS/s3s-target"
   fi
+  echo "$bin"
+}
+
+ensure_s3() {
+  if port_open "$S3_PORT"; then return 0; fi
+  local bin; bin="$(s3s_bin)"
   mkdir -p "$DEV_DIR/s3"
   log "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $DEV_DIR/s3)"
   nohup "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_DEV_ACCESS_KEY" --secret-key "$S3_DEV_SECRET_KEY" \

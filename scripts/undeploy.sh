@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
 # Removes the Crunch stack. Data volumes and secrets are kept unless asked:
-#   scripts/undeploy.sh                 # services and network only
-#   scripts/undeploy.sh --volumes       # also the data volumes (PostgreSQL, RabbitMQ, Kafka, MinIO): data loss!
-#   scripts/undeploy.sh --secrets       # also the secrets (new passwords on the next deploy)
+#   scripts/undeploy.sh                       # services and network only
+#   scripts/undeploy.sh --volumes             # also the data volumes (PostgreSQL, RabbitMQ, Kafka, MinIO): data loss!
+#   scripts/undeploy.sh --volumes --secrets   # also the secrets: the next deploy starts from scratch
+# --secrets alone is refused: PostgreSQL and RabbitMQ keep their passwords in
+# their volumes, and new random secrets would not open them.
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+if [ -f .env ]; then set -a; . ./.env; set +a; fi
 STACK="${CRUNCH_STACK:-crunch}"
-docker stack rm "$STACK"
-# Wait for the stack's containers and network to go before removing volumes.
-for _ in $(seq 60); do
-  [ -z "$(docker ps -q --filter "label=com.docker.stack.namespace=$STACK")" ] && break
-  sleep 1
-done
+volumes=0 secrets=0
 for arg in "$@"; do
   case "$arg" in
-    --volumes) docker volume ls -q --filter "label=com.docker.stack.namespace=$STACK" | xargs -r docker volume rm ;;
-    --secrets) docker secret ls -q --filter "name=crunch_" | xargs -r docker secret rm ;;
+    --volumes) volumes=1 ;;
+    --secrets) secrets=1 ;;
     *) echo "unknown option $arg" >&2; exit 2 ;;
   esac
 done
+if [ "$secrets" = 1 ] && [ "$volumes" = 0 ]; then
+  echo "error: --secrets needs --volumes (the data volumes were initialised with these passwords)" >&2
+  exit 2
+fi
+docker stack rm "$STACK" >/dev/null 2>&1 || true
+# Containers and the network go asynchronously; volumes can only be removed
+# once no container uses them.
+for _ in $(seq 120); do
+  if [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] \
+     && [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ]; then
+    break
+  fi
+  sleep 1
+done
+if [ "$volumes" = 1 ]; then
+  docker volume ls -q --filter "label=com.docker.stack.namespace=$STACK" | xargs -r docker volume rm >/dev/null
+  rm -f .deploy/kafka-cluster-id
+fi
+if [ "$secrets" = 1 ]; then
+  docker secret ls -q --filter "name=crunch_" | xargs -r docker secret rm >/dev/null
+  rm -f .deploy/admin-api-key
+fi
 echo "stack $STACK removed"

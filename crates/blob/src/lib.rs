@@ -52,9 +52,9 @@ pub struct BlobArgs {
     pub s3_access_key_id: Option<String>,
     #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
-    /// Offer presigned URLs (S3 only). Switch off when clients cannot reach
-    /// S3_PUBLIC_ENDPOINT; uploads then go through the gateway.
-    #[arg(long, env = "CRUNCH_BLOB_PRESIGN", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Offer presigned URLs (S3 only). Switch on only when clients can reach
+    /// S3_PUBLIC_ENDPOINT; otherwise uploads go through the gateway.
+    #[arg(long, env = "CRUNCH_BLOB_PRESIGN", default_value_t = false, action = clap::ArgAction::Set)]
     pub blob_presign: bool,
     /// How long presigned URLs stay valid, in seconds.
     #[arg(long, env = "CRUNCH_PRESIGN_TTL_SECS", default_value_t = 3600)]
@@ -139,7 +139,7 @@ impl Blobs {
             Backend::S3 => {
                 let endpoint = args.s3_endpoint.as_deref().ok_or_else(|| anyhow::anyhow!("CRUNCH_BLOB_BACKEND=s3 needs S3_ENDPOINT"))?;
                 let store = s3(args, endpoint)?;
-                let public = args.s3_public_endpoint.as_deref().unwrap_or(endpoint);
+                let public = args.s3_public_endpoint.as_deref().filter(|e| !e.is_empty()).unwrap_or(endpoint);
                 let signer = s3(args, public)?;
                 Ok(Self { store: Arc::new(store), signer: Some(Arc::new(signer)), backend: Backend::S3, ttl, presign: args.blob_presign })
             }

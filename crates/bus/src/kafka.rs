@@ -23,6 +23,9 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     pub group_id: String,
     pub partitions: i32,
+    /// Replicas of each topic Crunch creates (at least the brokers'
+    /// `min.insync.replicas`: producers wait for acks=all).
+    pub replication: i32,
     /// Consumer: `session.timeout.ms`.
     pub session_timeout_ms: u32,
     /// Consumer: `max.poll.interval.ms` (also the rebalance timeout).
@@ -143,8 +146,8 @@ pub fn topic_ready<C: ClientContext>(client: &rdkafka::client::Client<C>, topic:
 pub async fn ensure_topics(cfg: &KafkaConfig) -> Result<(), rdkafka::error::KafkaError> {
     let admin: AdminClient<DefaultClientContext> = base(cfg).create()?;
     let topics = [
-        NewTopic::new(&cfg.selections_topic, cfg.partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&cfg.dead_letter_topic, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&cfg.selections_topic, cfg.partitions, TopicReplication::Fixed(cfg.replication)),
+        NewTopic::new(&cfg.dead_letter_topic, 1, TopicReplication::Fixed(cfg.replication)),
     ];
     let results = admin.create_topics(topics.iter(), &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))).await?;
     for r in results {

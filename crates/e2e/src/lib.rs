@@ -118,6 +118,7 @@ pub fn kafka_args(namespace: &str) -> KafkaArgs {
         kafka_topic_dead: format!("{namespace}.selections.dead"),
         kafka_group: format!("{namespace}-persister"),
         kafka_partitions: 3,
+        kafka_replication: 1,
         kafka_produce_timeout_ms: 5000,
         kafka_session_timeout_ms: 6000,
         kafka_max_poll_interval_ms: 8000,

@@ -18,6 +18,7 @@ fn stack() -> Yaml {
         .args(["stack", "config", "-c", "docker-stack.yml"])
         .current_dir(root())
         .env_remove("CRUNCH_VERSION")
+        .env("KAFKA_CLUSTER_ID", "MkU3OEVBNTcwNTJENDM2Qk")
         .output()
         .expect("the docker CLI must be installed (scripts/test.sh checks)");
     assert!(out.status.success(), "docker stack config failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -106,23 +106,48 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     let searched = selections(&env, "?q=00003&order=name").await?;
     assert_eq!(searched["total"], 1);
 
-    // Poison: an unknown hotel through the API, garbage straight into the topic.
-    let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [987654321]})).send().await?;
-    assert_eq!(r.status(), 202);
+    // An unknown hotel id is refused by the API, and nothing is sent.
+    let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [987654321, ids[3]]})).send().await?;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await?;
+    assert_eq!(body["error"]["details"]["unknown_hotel_ids"], json!([987654321]), "{body}");
+
+    // Poison straight into the topic: garbage; an owner without an API key
+    // (a foreign key violation); a time PostgreSQL cannot store; an unknown
+    // hotel beside a known one (the known one is stored).
+    let owner: uuid::Uuid = {
+        #[derive(diesel::QueryableByName)]
+        struct Owner {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        diesel::sql_query("SELECT id FROM api_keys ORDER BY created_at LIMIT 1").get_result::<Owner>(&mut conn)?.id
+    };
+    let message = |owner_id, hotel_ids: Vec<i64>, at| {
+        serde_json::to_vec(&crunch_domain::SelectionMessage { owner_id, op: crunch_domain::SelectionOp::Add, hotel_ids, at }).expect("json")
+    };
+    let now = chrono::Utc::now();
+    let ancient = chrono::NaiveDate::from_ymd_opt(-5000, 1, 1).expect("date").and_hms_opt(0, 0, 0).expect("time").and_utc();
     let k = crunch_e2e::kafka_args(&env.namespace);
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &k.kafka_brokers).create()?;
-    producer
-        .send(FutureRecord::to(&k.kafka_topic_selections).key("x").payload("{not json"), Duration::from_secs(5))
-        .await
-        .map_err(|(e, _)| e)?;
+    for payload in [
+        b"{not json".to_vec(),
+        message(uuid::Uuid::new_v4(), vec![ids[3]], now),
+        message(owner, vec![ids[3]], ancient),
+        message(owner, vec![987654321, ids[3]], now),
+    ] {
+        producer.send(FutureRecord::to(&k.kafka_topic_selections).key("x").payload(&payload), Duration::from_secs(5)).await.map_err(|(e, _)| e)?;
+    }
     // Consumption goes on after them.
     env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[4]]})).send().await?;
-    wait_total(&env, 3, Duration::from_secs(30)).await?;
-    let mut reasons = dead_letters(&env, 2)?;
+    wait_total(&env, 4, Duration::from_secs(30)).await?;
+    let mut reasons = dead_letters(&env, 4)?;
     reasons.sort();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons[0].starts_with("malformed"), "{reasons:?}");
-    assert!(reasons[1].contains("unknown hotel ids [987654321]"), "{reasons:?}");
+    assert!(reasons[1].starts_with("refused by the database: ForeignKeyViolation"), "{reasons:?}");
+    assert!(reasons[2].starts_with("refused by the database: Unknown"), "{reasons:?}");
+    assert!(reasons[3].contains("unknown hotel ids [987654321]"), "{reasons:?}");
 
     // Bad requests.
     for body in [json!({"hotel_ids": []}), json!({"hotel_ids": [-1]}), json!({"ids": [1]})] {

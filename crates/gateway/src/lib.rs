@@ -190,15 +190,15 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|e, _| error::path_error(e)))
                 .wrap_fn(move |req, srv| {
                     let started = Instant::now();
-                    let method = req.method().to_string();
+                    let method = metric_method(req.method());
                     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
                     let metrics = metrics.clone();
                     let fut = srv.call(req);
                     async move {
                         let res = fut.await?;
                         let status = res.status().as_u16().to_string();
-                        metrics.requests.with_label_values(&[&method, &route, &status]).inc();
-                        metrics.durations.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
+                        metrics.requests.with_label_values(&[method, &route, &status]).inc();
+                        metrics.durations.with_label_values(&[method, &route]).observe(started.elapsed().as_secs_f64());
                         Ok(res)
                     }
                 })
@@ -207,7 +207,11 @@ impl Application {
                     protect::time_body(&mut req, &protect);
                     srv.call(req)
                 })
-                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("crunch::http"))
+                .wrap(
+                    actix_web::middleware::Logger::new("%{request}xi %s %Dms")
+                        .custom_request_replace("request", |req| request_line_for_log(req.method().as_str(), req.uri(), req.version()))
+                        .log_target("crunch::http"),
+                )
                 .service(routes::jobs::submit)
                 .service(routes::jobs::list_jobs)
                 .service(routes::results::job_result)
@@ -383,4 +387,54 @@ fn spawn_kafka_probe(state: web::Data<AppState>) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
+}
+
+/// The method as a metric label: a label per method token would let any
+/// client add series.
+fn metric_method(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// The access log's request line, with the value of every `access_token`
+/// query parameter (the dashboard's WebSocket passes its API key so)
+/// replaced by `***`.
+fn request_line_for_log(method: &str, uri: &actix_web::http::Uri, version: actix_web::http::Version) -> String {
+    let path = uri.path();
+    let target = match uri.query() {
+        None => path.to_owned(),
+        Some(q) => {
+            let redacted: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("access_token") => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", redacted.join("&"))
+        }
+    };
+    format!("{method} {target} {version:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::{Uri, Version};
+
+    #[test]
+    fn the_access_log_never_shows_an_access_token() {
+        let line = |u: &str| super::request_line_for_log("GET", &u.parse::<Uri>().expect("uri"), Version::HTTP_11);
+        assert_eq!(line("/api/v1/events?access_token=crk_secret"), "GET /api/v1/events?access_token=*** HTTP/1.1");
+        assert_eq!(line("/x?a=1&ACCESS_TOKEN=crk_s&b=2"), "GET /x?a=1&ACCESS_TOKEN=***&b=2 HTTP/1.1");
+        assert_eq!(line("/api/v1/jobs?limit=5"), "GET /api/v1/jobs?limit=5 HTTP/1.1");
+    }
 }

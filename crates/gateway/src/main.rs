@@ -30,11 +30,15 @@ enum Command {
     Keys(KeysCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     crunch_service::disable_transparent_huge_pages();
     crunch_service::load_environment();
     let cli = Cli::parse();
     crunch_service::init_tracing("info,crunch::http=info");
+    crunch_service::exit_status(run(cli))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => cli::migrate(&cli.config.core.db),
         Command::Keys(cmd) => cli::keys(&cli.config.core.db, cmd),

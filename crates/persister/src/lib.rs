@@ -129,8 +129,12 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     Ok(())
 }
 
-/// Stores a batch and commits its offsets; retries the database until it
-/// succeeds (the offsets are not committed before).
+/// Stores a batch and commits its offsets. While the database is
+/// unreachable it retries with backoff (the offsets are not committed before).
+/// When the database refuses the batch (a constraint or a value it rejects,
+/// decided by error kind), the messages are stored one at a time, and one the
+/// database refuses [`REFUSALS`] times in a row is dead-lettered with its
+/// reason: one bad message never stops the topic.
 async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, dead: &FutureProducer, dead_topic: &str, batch: &[BorrowedMessage<'_>]) {
     let mut parsed: Vec<(usize, SelectionMessage)> = Vec::new();
     let mut rejects: Vec<(usize, String)> = Vec::new();
@@ -142,40 +146,28 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
             None => rejects.push((i, "empty message".into())),
         }
     }
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let pool = pool.clone();
-        let msgs = parsed.clone();
-        let res = tokio::task::spawn_blocking(move || -> Result<Vec<(usize, String)>, crunch_store::StoreError> {
-            let mut conn = pool.get()?;
-            let mut ids: Vec<i64> = msgs.iter().flat_map(|(_, m)| m.hotel_ids.iter().copied()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let known: std::collections::HashSet<i64> = crunch_store::hotels::existing_hotel_ids(&mut conn, &ids)?.into_iter().collect();
-            let mut unknown = Vec::new();
-            let mut changes = Vec::new();
-            for (i, m) in &msgs {
-                let missing: Vec<i64> = m.hotel_ids.iter().copied().filter(|h| !known.contains(h)).collect();
-                if !missing.is_empty() && m.op == SelectionOp::Add {
-                    unknown.push((*i, format!("unknown hotel ids {missing:?}")));
-                    continue;
+    match store_until_answered(pool, &parsed).await {
+        Ok(unknown) => rejects.extend(unknown),
+        Err(e) => {
+            tracing::warn!(error = %e, messages = parsed.len(), "the database refused a batch of selections; storing its messages one at a time");
+            for one in parsed.chunks(1) {
+                let mut refusals = 0;
+                loop {
+                    match store_until_answered(pool, one).await {
+                        Ok(unknown) => rejects.extend(unknown),
+                        Err(e) => {
+                            refusals += 1;
+                            if refusals < REFUSALS {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
+                            rejects.push((one[0].0, format!("refused by the database: {e}")));
+                        }
+                    }
+                    break;
                 }
-                changes.extend(m.hotel_ids.iter().map(|&h| SelectionChange { owner: m.owner_id, hotel_id: h, add: m.op == SelectionOp::Add, at: m.at }));
             }
-            crunch_store::hotels::apply_selections(&mut conn, &changes)?;
-            Ok(unknown)
-        })
-        .await;
-        match res {
-            Ok(Ok(unknown)) => {
-                rejects.extend(unknown);
-                break;
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, retry_in = ?delay, "storing selections failed"),
-            Err(e) => tracing::error!(error = %e, "the storing task failed"),
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
     for (i, reason) in &rejects {
         let m = &batch[*i];
@@ -196,6 +188,54 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::warn!(error = %e, "committing offsets failed; the batch may be replayed (harmless)");
+    }
+}
+
+/// Times in a row the database may refuse one message before it is
+/// dead-lettered (a deadlock or a serialization failure passes on a retry).
+const REFUSALS: u32 = 3;
+
+/// Stores selection messages in one transaction, retrying with backoff while
+/// the database is unreachable. Returns the messages to dead-letter for
+/// unknown hotel ids (their known ids are stored), or why the database
+/// refused them.
+async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, SelectionMessage)]) -> Result<Vec<(usize, String)>, String> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let pool = pool.clone();
+        let msgs = msgs.to_vec();
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<(usize, String)>, crunch_store::StoreError> {
+            let mut conn = pool.get()?;
+            let mut ids: Vec<i64> = msgs.iter().flat_map(|(_, m)| m.hotel_ids.iter().copied()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let known: std::collections::HashSet<i64> = crunch_store::hotels::existing_hotel_ids(&mut conn, &ids)?.into_iter().collect();
+            let mut unknown = Vec::new();
+            let mut changes = Vec::new();
+            for (i, m) in &msgs {
+                let add = m.op == SelectionOp::Add;
+                let missing: Vec<i64> = m.hotel_ids.iter().copied().filter(|h| !known.contains(h)).collect();
+                if !missing.is_empty() && add {
+                    unknown.push((*i, format!("unknown hotel ids {missing:?} (the message's other hotels were stored)")));
+                }
+                changes.extend(
+                    m.hotel_ids.iter().filter(|h| !add || known.contains(h)).map(|&h| SelectionChange { owner: m.owner_id, hotel_id: h, add, at: m.at }),
+                );
+            }
+            crunch_store::hotels::apply_selections(&mut conn, &changes)?;
+            Ok(unknown)
+        })
+        .await;
+        match res {
+            Ok(Ok(unknown)) => return Ok(unknown),
+            Ok(Err(e)) if e.is_unavailable() => tracing::warn!(error = %e, retry_in = ?delay, "storing selections failed: database unavailable"),
+            Ok(Err(e)) => return Err(e.reason()),
+            // A panic while storing counts as a refusal: dead-lettered after
+            // its retries, never retried for ever.
+            Err(e) => return Err(format!("the storing task failed: {e}")),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

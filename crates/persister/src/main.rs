@@ -17,11 +17,11 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     crunch_service::disable_transparent_huge_pages();
     crunch_service::load_environment();
     let cfg = Cli::parse().config;
     crunch_service::init_tracing("info");
     tracing::info!(database = %crunch_service::redact_url(&cfg.db.database_url), "starting crunch-persister");
-    crunch_persister::run(cfg, crunch_service::shutdown_signal()).await
+    crunch_service::exit_status(crunch_persister::run(cfg, crunch_service::shutdown_signal()).await)
 }

@@ -157,6 +157,11 @@ pub struct KafkaArgs {
     /// Partitions of the selections topic when it is created.
     #[arg(long, env = "CRUNCH_KAFKA_PARTITIONS", default_value_t = 3)]
     pub kafka_partitions: i32,
+    /// Replicas of each topic when it is created: 1 with one broker; with
+    /// three brokers and `min.insync.replicas` 2, use 3 (every message is
+    /// produced with acks=all).
+    #[arg(long, env = "CRUNCH_KAFKA_REPLICATION", default_value_t = 1)]
+    pub kafka_replication: i32,
     /// Longest wait for the broker to acknowledge a produced message, in ms (then 503).
     #[arg(long, env = "CRUNCH_KAFKA_PRODUCE_TIMEOUT_MS", default_value_t = 5000)]
     pub kafka_produce_timeout_ms: u64,
@@ -178,6 +183,7 @@ impl KafkaArgs {
             dead_letter_topic: self.kafka_topic_dead.clone(),
             group_id: self.kafka_group.clone(),
             partitions: self.kafka_partitions,
+            replication: self.kafka_replication,
             session_timeout_ms: self.kafka_session_timeout_ms,
             max_poll_interval_ms: self.kafka_max_poll_interval_ms,
         }
@@ -274,20 +280,44 @@ mod tests {
 }
 
 /// Applies pending migrations at start-up (under the store's advisory lock).
-/// A database that is down is not fatal: the service starts, reports not
-/// ready, and the next start-up (or another replica) migrates.
+/// Until the database answers, it retries with backoff (up to 5 s apart),
+/// logging each failure: in a fresh deployment the services often start
+/// before PostgreSQL accepts connections, and none may serve on a schema it
+/// has not migrated.
 pub async fn migrate_on_start(pool: &crunch_store::PgPool) {
-    let p = pool.clone();
-    let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-        let mut conn = p.get()?;
-        Ok(crunch_store::run_migrations(&mut conn)?)
-    })
-    .await;
-    match migrated {
-        Ok(Ok(applied)) if !applied.is_empty() => tracing::info!(?applied, "migrations applied"),
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "migrations not applied at start-up (database unreachable?)"),
-        Err(e) => tracing::warn!(error = %e, "the migration task failed"),
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let p = pool.clone();
+        let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+            let mut conn = p.get()?;
+            Ok(crunch_store::run_migrations(&mut conn)?)
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+        match migrated {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    tracing::info!(?applied, "migrations applied");
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "migrations not applied yet (database unreachable?)"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The end of a service's `main`: a fatal error is logged at once through the
+/// service's log (JSON in the stack) and the process exits with status 1.
+pub fn exit_status(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fatal error; exiting");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

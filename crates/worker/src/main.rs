@@ -17,17 +17,26 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     crunch_service::disable_transparent_huge_pages();
     crunch_service::load_environment();
     let cfg = Cli::parse().config;
     crunch_service::init_tracing("info");
+    crunch_service::exit_status(serve(cfg).await)
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
     cfg.core.log_start("crunch-worker");
     tracing::info!(prefetch = cfg.prefetch, time_budget_secs = cfg.time_budget_secs, "worker settings");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grace = std::time::Duration::from_secs(cfg.shutdown_grace_secs);
-    let worker = tokio::spawn(crunch_worker::run(cfg, rx));
-    crunch_service::shutdown_signal().await;
+    let mut worker = tokio::spawn(crunch_worker::run(cfg, rx));
+    tokio::select! {
+        // The worker ends by itself only on a fatal error (bad settings, no
+        // blob storage): the process ends with it.
+        res = &mut worker => return res?,
+        _ = crunch_service::shutdown_signal() => {}
+    }
     tracing::info!("shutting down: no new jobs; waiting for in-flight ones");
     let _ = tx.send(true);
     match tokio::time::timeout(grace, worker).await {

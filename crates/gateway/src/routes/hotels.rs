@@ -145,9 +145,9 @@ async fn produce(state: &AppState, msg: &SelectionMessage) -> Result<(), ApiErro
 #[utoipa::path(post, path = "/api/v1/selections", tag = "hotels", request_body = SelectRequest,
     responses(
         (status = 202, description = "Accepted: the persister stores it"),
-        (status = 400, description = "No ids, too many, or not positive", body = crunch_domain::ErrorBody),
+        (status = 400, description = "No ids, too many, not positive, or not hotels (`details.unknown_hotel_ids`)", body = crunch_domain::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
-        (status = 503, description = "Kafka unavailable", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Kafka or the database unavailable", body = crunch_domain::ErrorBody),
     ), security(("bearer" = [])))]
 #[post("/api/v1/selections")]
 pub async fn select(state: web::Data<AppState>, caller: Caller, body: web::Json<SelectRequest>) -> Result<HttpResponse, ApiError> {
@@ -162,6 +162,25 @@ pub async fn select(state: web::Data<AppState>, caller: Caller, body: web::Json<
     }
     ids.sort_unstable();
     ids.dedup();
+    // Unknown ids are refused here, with nothing sent: accepted and then
+    // dropped by the persister, they would be lost after a 202.
+    let pool = state.pool.clone();
+    let asked = ids.clone();
+    let mut known = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::hotels::existing_hotel_ids(&mut conn, &asked)
+    })
+    .await??;
+    known.sort_unstable();
+    let unknown: Vec<i64> = ids.iter().copied().filter(|i| known.binary_search(i).is_err()).collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::BadRequest {
+            code: "invalid_params",
+            message: format!("hotel_ids: {} of the ids are not hotels", unknown.len()),
+            field: Some("hotel_ids".into()),
+            details: Some(serde_json::json!({"unknown_hotel_ids": unknown})),
+        });
+    }
     let msg = SelectionMessage { owner_id: caller.key_id, op: SelectionOp::Add, hotel_ids: ids, at: Utc::now() };
     produce(&state, &msg).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": msg.hotel_ids.len()})))

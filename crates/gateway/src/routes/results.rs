@@ -166,7 +166,7 @@ pub async fn job_result(
                 read_primes(&mut conn, &parts, offset, limit, chunks)
             })
             .await??;
-            let next = (offset + limit < total).then_some(offset + limit);
+            let next = offset.checked_add(limit).filter(|&n| n < total);
             Ok(HttpResponse::Ok().json(PrimePage { items, total, offset, limit, next }))
         }
         fmt => {

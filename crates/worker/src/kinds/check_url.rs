@@ -66,16 +66,32 @@ pub fn forbidden(ip: IpAddr) -> bool {
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || o[0] == 0
+                || o[0] >= 240 // 240.0.0.0/4, reserved
                 || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15, benchmarking
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24, IETF protocol assignments
+                || (o[0] == 192 && o[1] == 0 && o[2] == 2) // 192.0.2.0/24, documentation
+                || (o[0] == 198 && o[1] == 51 && o[2] == 100) // 198.51.100.0/24, documentation
+                || (o[0] == 203 && o[1] == 0 && o[2] == 113) // 203.0.113.0/24, documentation
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
+            let v4 = |hi: u16, lo: u16| IpAddr::V4(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+                || s[..6] == [0; 6] // ::/96, IPv4-compatible (deprecated)
                 || v6.to_ipv4_mapped().is_some_and(|v4| forbidden(IpAddr::V4(v4)))
+                // NAT64 64:ff9b::/96 reaches the IPv4 address it embeds;
+                // 64:ff9b:1::/48 is for local networks
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] && forbidden(v4(s[6], s[7])))
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || (s[0] == 0x2002 && forbidden(v4(s[1], s[2]))) // 6to4 2002::/16 embeds an IPv4 address
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32 (the address it reaches is obfuscated)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32, documentation
         }
     }
 }
@@ -155,10 +171,9 @@ async fn resolve(url: &url::Url, cfg: &IoConfig) -> Result<SocketAddr, CheckErro
         .iter()
         .copied()
         .find(|a| !forbidden(a.ip()) || cfg.allowlist.iter().any(|n| n.contains(&a.ip())))
-        .ok_or_else(|| {
-            let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-            CheckError::new("blocked", format!("{host} resolves to {} only: private, loopback or otherwise internal addresses are refused", list.join(", ")))
-        })
+        // The addresses are not named: they would let any key read the
+        // internal DNS of the workers' network.
+        .ok_or_else(|| CheckError::new("blocked", format!("{host} resolves only to private, loopback or otherwise internal addresses, which are refused")))
 }
 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
@@ -318,10 +333,13 @@ mod tests {
     #[test]
     fn the_guard_refuses_internal_addresses() {
         for ip in ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "0.0.0.0", "224.0.0.1",
-                   "255.255.255.255", "100.64.0.1", "::1", "::", "fc00::1", "fd12::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1"] {
+                   "255.255.255.255", "100.64.0.1", "::1", "::", "fc00::1", "fd12::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
+                   "::127.0.0.1", "::10.0.0.1", "::8.8.8.8", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::1", "2002:7f00:1::1",
+                   "2002:a00:1::", "fec0::1", "2001::1", "2001:db8::1", "198.18.0.1", "198.19.255.255", "240.0.0.1",
+                   "192.0.0.8", "192.0.2.1", "198.51.100.7", "203.0.113.9"] {
             assert!(forbidden(ip.parse().expect(ip)), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1", "198.20.0.1", "192.0.1.1"] {
             assert!(!forbidden(ip.parse().expect(ip)), "{ip}");
         }
     }
