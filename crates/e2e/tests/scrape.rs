@@ -65,6 +65,18 @@ async fn scrapes_list_and_detail_pages_and_upserts_hotels() -> R {
     let all: Value = env.http.get(env.url("/api/v1/hotels?limit=1")).send().await?.json().await?;
     assert_eq!(all["total"], 60);
 
+    // Another site serving the same ids writes hotels of its own: the
+    // profile site's hotels keep their data and their city.
+    let other = HotelSite::start(Duration::ZERO).await?;
+    let forged = scrape(&env, json!({"start_url": format!("http://127.0.0.1:{}/Hotels-g1-Testville-Hotels.html", other.port), "details": false})).await?;
+    assert_eq!(forged["source"], format!("127.0.0.1:{}", other.port), "{forged}");
+    let all: Value = env.http.get(env.url("/api/v1/hotels?limit=1")).send().await?.json().await?;
+    assert_eq!(all["total"], 90);
+    let in_city: Value = env.http.get(env.url(&format!("/api/v1/hotels?city={city}&q=H01004"))).send().await?.json().await?;
+    assert_eq!(in_city["total"], 1, "{in_city}");
+    assert!(in_city["items"][0]["url"].as_str().unwrap_or("").contains(&format!(":{}/", site.port)), "{in_city}");
+    assert_eq!(in_city["items"][0]["source"], "tripadvisor");
+
     // Bad input.
     for params in [json!({}), json!({"city": "X", "start_url": "http://a.b"}), json!({"city": "Dubai", "pages": 11}), json!({"start_url": "ftp://a.b/"})] {
         let r = env.submit(json!({"kind": "scrape_hotels", "params": params})).await?;

@@ -60,7 +60,9 @@ struct ProblemView {
 
 impl From<&Problem> for ProblemView {
     fn from(p: &Problem) -> Self {
-        Self { record: p.index, line: p.line, column: p.column, name: p.name.chars().take(200).collect(), reason: p.reason.clone() }
+        // PostgreSQL's text and jsonb cannot hold NUL: shown as U+FFFD.
+        let name = p.name.chars().take(200).map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect();
+        Self { record: p.index, line: p.line, column: p.column, name, reason: p.reason.clone() }
     }
 }
 

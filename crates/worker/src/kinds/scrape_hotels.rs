@@ -317,6 +317,34 @@ pub fn too_deep(html: &str, limit: usize) -> bool {
     false
 }
 
+/// Scraped text without NUL characters, which PostgreSQL's text cannot hold
+/// (a site's `\u0000` would otherwise fail every attempt of the scrape).
+fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+/// Which site hotels come from, part of their identity (hotels are unique
+/// per source and source id): the profile's name for the profile's own site,
+/// else the list page's host and port. A page on another host can then only
+/// write hotels of its own, never rename or move the profile site's hotels
+/// that other keys have selected.
+fn site_source(list: &url::Url, profile_base: &url::Url, profile_name: &str) -> String {
+    let host = list.host_str().unwrap_or_default();
+    let port = list.port_or_known_default();
+    if Some(host) == profile_base.host_str() && port == profile_base.port_or_known_default() {
+        profile_name.to_owned()
+    } else {
+        match list.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        }
+    }
+}
+
 pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc<ScrapeConfig>, pool: crunch_store::PgPool) -> Outcome {
     let started = Instant::now();
     let base = match url::Url::parse(&sc.profile.base_url) {
@@ -428,7 +456,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         .unwrap_or_default();
     }
     let city = p.city.clone();
-    let source = sc.profile.name.clone();
+    let source = site_source(&list, &base, &sc.profile.name);
     let base_for_urls = list.clone();
     let rows: Vec<NewHotel> = listed
         .iter()
@@ -436,11 +464,11 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
             let d = details.get(&h.source_id).cloned().unwrap_or_default();
             NewHotel {
                 source: source.clone(),
-                source_id: h.source_id.clone(),
+                source_id: without_nul(h.source_id.clone()),
                 city_id: None,
-                name: h.name.clone(),
+                name: without_nul(h.name.clone()),
                 url: base_for_urls.join(&h.url).ok().map(|u| u.to_string()),
-                description: d.description,
+                description: d.description.map(without_nul),
                 rating: d.rating.or(h.rating),
                 reviews: d.reviews.or(h.reviews),
                 rank: d.rank,
@@ -469,7 +497,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         Err(e) => return Outcome::Retry(format!("storing hotels failed: {e}")),
     };
     Outcome::Succeeded(json!({
-        "source": sc.profile.name,
+        "source": site_source(&list, &base, &sc.profile.name),
         "list_url": list.as_str(),
         "pages": p.pages,
         "hotels": ids.len(),
@@ -487,6 +515,18 @@ mod tests {
 
     fn profile() -> Profile {
         serde_json::from_str(BUILT_IN_PROFILE).expect("the built-in profile parses")
+    }
+
+    #[test]
+    fn hotels_belong_to_the_site_they_were_fetched_from() {
+        let base = url::Url::parse("https://www.tripadvisor.com").expect("url");
+        let at = |u: &str| site_source(&url::Url::parse(u).expect("url"), &base, "tripadvisor");
+        assert_eq!(at("https://www.tripadvisor.com/Hotels-g1-X-Hotels.html"), "tripadvisor");
+        assert_eq!(at("https://www.tripadvisor.com:443/Hotels-g1-X-Hotels.html"), "tripadvisor");
+        assert_eq!(at("http://www.tripadvisor.com/Hotels-g1-X-Hotels.html"), "www.tripadvisor.com");
+        assert_eq!(at("https://evil.example/Hotels-g1-X-Hotels.html"), "evil.example");
+        assert_eq!(at("https://evil.example:8443/x"), "evil.example:8443");
+        assert_eq!(without_nul("a\0b".into()), "ab");
     }
 
     #[test]
