@@ -54,6 +54,17 @@ async fn counts_and_lists_primes_with_pages_and_streams() -> R {
     let last: Value = env.http.get(format!("{url}?offset={}&limit=1000", expected.len() - 3)).bearer_auth(&env.key).send().await?.json().await?;
     assert_eq!(last["items"].as_array().map(|a| a.len()), Some(3));
     assert!(last["next"].is_null());
+    // Offsets past the end, up to the largest, give an empty last page.
+    for offset in [expected.len() as u64, u64::MAX - 5, u64::MAX] {
+        for limit in [1, 100_000] {
+            let r = env.http.get(format!("{url}?offset={offset}&limit={limit}")).bearer_auth(&env.key).send().await?;
+            assert_eq!(r.status(), 200, "offset {offset}");
+            let page: Value = r.json().await?;
+            assert_eq!((page["items"].as_array().map(|a| a.len()), page["next"].is_null()), (Some(0), true), "offset {offset}: {page}");
+        }
+        let text = env.http.get(format!("{url}?offset={offset}&limit=7")).bearer_auth(&env.key).header("Accept", "text/plain").send().await?;
+        assert_eq!((text.status().as_u16(), text.text().await?), (200, String::new()), "offset {offset}");
+    }
     for bad in ["limit=0", "limit=100001", "offset=-1", "limit=x"] {
         let r = env.http.get(format!("{url}?{bad}")).bearer_auth(&env.key).send().await?;
         assert_eq!(r.status(), 400, "{bad}");
