@@ -13,7 +13,7 @@ type R = anyhow::Result<()>;
 
 fn strict() -> Options {
     Options {
-        protect: ProtectArgs { rate_limit_per_sec: 5, rate_limit_burst: 5, header_timeout_ms: 500, body_idle_timeout_secs: 1, body_timeout_secs: 2 },
+        protect: ProtectArgs { rate_limit_per_sec: 5, rate_limit_burst: 5, header_timeout_ms: 500, body_idle_timeout_secs: 1, body_timeout_secs: 2, ..Default::default() },
         ..Default::default()
     }
 }
@@ -184,5 +184,93 @@ async fn sigterm_finishes_short_jobs_returns_long_ones_and_exits_promptly() -> R
     assert!(job["attempts"].as_i64().unwrap_or(0) >= 2, "{job}");
     let r = env.http.delete(env.url(&format!("/api/v1/jobs/{long}"))).bearer_auth(&env.key).send().await?;
     assert_eq!(r.status(), 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_keys_cost_their_address_and_cannot_drain_the_pool() -> R {
+    let env = TestEnv::start_with(Options {
+        protect: ProtectArgs { rate_limit_per_sec: 0, key_lookups_per_sec: 2, key_lookups_burst: 5, ..Default::default() },
+        ..Default::default()
+    })
+    .await?;
+    // Malformed keys are refused without a lookup, however many.
+    for i in 0..50 {
+        let r = env.http.get(env.url("/api/v1/jobs")).bearer_auth(format!("crk_{i}")).send().await?;
+        assert_eq!(r.status(), 401);
+    }
+    // Well-formed made-up keys: the burst of 5 lookups, then 429 for the address.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let made_up = crunch_gateway::auth::generate_key();
+        statuses.push(env.http.get(env.url("/api/v1/jobs")).bearer_auth(made_up).send().await?.status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+    // A made-up key sent again is answered from the cache: 401, not 429.
+    let made_up = crunch_gateway::auth::generate_key();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(env.http.get(env.url("/api/v1/jobs")).bearer_auth(&made_up).send().await?.status(), 401);
+    for _ in 0..5 {
+        assert_eq!(env.http.get(env.url("/api/v1/jobs")).bearer_auth(&made_up).send().await?.status(), 401);
+    }
+    // The known key is served throughout: it is in the cache.
+    assert_eq!(env.http.get(env.url("/api/v1/jobs")).bearer_auth(&env.key).send().await?.status(), 200);
+
+    // Many made-up keys at once from many tasks: known keys keep working.
+    let flood: Vec<_> = (0..200)
+        .map(|_| {
+            let http = env.http.clone();
+            let url = env.url("/api/v1/jobs");
+            tokio::spawn(async move { http.get(url).bearer_auth(crunch_gateway::auth::generate_key()).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    for _ in 0..10 {
+        assert_eq!(env.http.get(env.url("/api/v1/jobs")).bearer_auth(&env.key).send().await?.status(), 200);
+    }
+    for f in flood {
+        let status = f.await??;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_sockets_are_limited_per_key_and_close_when_the_key_is_revoked() -> R {
+    let env = TestEnv::start().await?;
+    let key = crunch_e2e::create_key(&env.database_url, "sockets")?;
+    let url = env.url("/api/v1/events").replace("http://", "ws://");
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={key}")).await?;
+        open.push(ws);
+    }
+    match tokio_tungstenite::connect_async(format!("{url}?access_token={key}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => anyhow::bail!("a ninth socket: {:?}", other.map(|_| ())),
+    }
+    // Another key is not affected; closing one frees its place.
+    let (_other, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={}", env.key)).await?;
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ws, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={key}")).await?;
+    open.push(ws);
+
+    // Revoked: every open socket of the key is closed within the cache time (5 s).
+    let mut conn = env.db()?;
+    let id = crunch_store::keys::list_keys(&mut conn)?.into_iter().find(|k| k.name == "sockets").map(|k| k.id).expect("the key");
+    assert!(crunch_store::keys::revoke_key(&mut conn, id)?);
+    let t = Instant::now();
+    for mut ws in open {
+        use futures::StreamExt;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(8), ws.next()).await {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => anyhow::bail!("a revoked key's socket stayed open for 8 s"),
+            }
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
     Ok(())
 }

@@ -53,64 +53,132 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let token = token_of(req);
+        let client = req.peer_addr().map(|a| a.ip());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let token = token.filter(|t| t.starts_with(KEY_PREFIX) && t.len() <= 128).ok_or(ApiError::Unauthorized)?;
+            let token = token.filter(|t| well_formed(t)).ok_or(ApiError::Unauthorized)?;
             let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("state missing")))?;
             let hash = hash_key(&token);
             let key_id = match state.keys.get(&hash) {
-                Some(id) => id,
-                None => {
-                    let pool = state.pool.clone();
-                    let h = hash.clone();
-                    let row = web::block(move || {
-                        let mut conn = pool.get()?;
-                        crunch_store::keys::find_active_by_hash(&mut conn, &h)
-                    })
-                    .await??;
-                    let id = row.map(|r| r.id).ok_or(ApiError::Unauthorized)?;
-                    state.keys.put(hash, id);
-                    id
-                }
+                Some(Some(id)) => id,
+                Some(None) => return Err(ApiError::Unauthorized),
+                None => lookup(&state, hash, client).await?,
             };
             let caller = Caller { key_id };
-            state.rate_limits.check(caller.key_id)?;
+            state.rate_limits.check(caller.key_id).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
             Ok(caller)
         })
     }
 }
 
-/// Recently verified keys (SHA-256 -> key id), so that a busy client does not
-/// cost a database query per request. Only keys found active are kept, for
-/// `ttl`: a new key works at once, a revoked one stops within `ttl`
-/// (`CRUNCH_KEY_CACHE_SECS`, 0 = no cache).
+/// `crk_` and 64 lowercase hex digits, as `generate_key` makes them:
+/// anything else is refused without a lookup.
+fn well_formed(token: &str) -> bool {
+    token.strip_prefix(KEY_PREFIX).is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// Looks a key up in the database and remembers the answer, found or not.
+/// Each lookup costs the client address one token of its allowance
+/// (`CRUNCH_KEY_LOOKUPS_PER_SEC`), and at most half the pool's connections
+/// serve lookups at once: a flood of made-up keys gets 429s and cannot take
+/// the connections that requests with known keys need.
+async fn lookup(state: &AppState, hash: Vec<u8>, client: Option<std::net::IpAddr>) -> Result<Uuid, ApiError> {
+    if let Some(ip) = client {
+        state.key_lookup_limits.check(ip).map_err(|retry_after_secs| ApiError::Quota {
+            code: "too_many_key_lookups",
+            message: format!("too many unknown API keys from this address; try again in {retry_after_secs} s"),
+            retry_after_secs,
+        })?;
+    }
+    let _permit = tokio::time::timeout(state.key_lookup_wait, state.key_lookups.acquire())
+        .await
+        .map_err(|_| ApiError::Unavailable("the database"))?
+        .map_err(|_| ApiError::Unavailable("the database"))?;
+    let pool = state.pool.clone();
+    let h = hash.clone();
+    let row = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::keys::find_active_by_hash(&mut conn, &h)
+    })
+    .await??;
+    let id = row.map(|r| r.id);
+    state.keys.put(hash, id);
+    id.ok_or(ApiError::Unauthorized)
+}
+
+/// Recently looked-up keys (SHA-256 -> key id, or not a key), so that a busy
+/// client does not cost a database query per request, and a made-up key
+/// sent again costs none. Answers are kept for `ttl` (`CRUNCH_KEY_CACHE_SECS`,
+/// 0 = no cache): a new key works at once (unless it was tried within `ttl`
+/// before it existed), a revoked one stops within `ttl`. Active keys and
+/// unknown ones are kept apart, so that a flood of made-up keys can only
+/// evict made-up keys.
 pub struct KeyCache {
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Uuid, std::time::Instant)>>,
+    active: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Uuid, std::time::Instant)>>,
+    unknown: std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::time::Instant>>,
 }
 
 impl KeyCache {
-    /// Most keys remembered; past it the cache starts over.
+    /// Most keys remembered of each kind; past it that kind starts over.
     const CAPACITY: usize = 10_000;
 
     pub fn new(ttl: std::time::Duration) -> Self {
-        Self { ttl, entries: Default::default() }
+        Self { ttl, active: Default::default(), unknown: Default::default() }
     }
 
-    fn get(&self, hash: &[u8]) -> Option<Uuid> {
-        let entries = self.entries.lock().ok()?;
-        entries.get(hash).filter(|(_, at)| at.elapsed() < self.ttl).map(|(id, _)| *id)
+    /// `Some(Some(id))`: an active key; `Some(None)`: not a key; `None`: not known.
+    fn get(&self, hash: &[u8]) -> Option<Option<Uuid>> {
+        let fresh = |at: &std::time::Instant| at.elapsed() < self.ttl;
+        if let Some(id) = self.active.lock().ok()?.get(hash).filter(|(_, at)| fresh(at)).map(|(id, _)| *id) {
+            return Some(Some(id));
+        }
+        self.unknown.lock().ok()?.get(hash).filter(|at| fresh(at)).map(|_| None)
     }
 
-    fn put(&self, hash: Vec<u8>, id: Uuid) {
+    fn put(&self, hash: Vec<u8>, id: Option<Uuid>) {
         if self.ttl.is_zero() {
             return;
         }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= Self::CAPACITY {
-                entries.clear();
-            }
-            entries.insert(hash, (id, std::time::Instant::now()));
+        let now = std::time::Instant::now();
+        match id {
+            Some(id) => remember(&self.active, hash, (id, now)),
+            None => remember(&self.unknown, hash, now),
         }
+    }
+}
+
+fn remember<V>(map: &std::sync::Mutex<std::collections::HashMap<Vec<u8>, V>>, hash: Vec<u8>, value: V) {
+    if let Ok(mut entries) = map.lock() {
+        if entries.len() >= KeyCache::CAPACITY {
+            entries.clear();
+        }
+        entries.insert(hash, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_keys_of_the_generated_shape_are_looked_up() {
+        assert!(well_formed(&generate_key()));
+        for bad in ["crk_", "crk_abc", &format!("crk_{}", "A".repeat(64)), &format!("crk_{}", "0".repeat(65)), &format!("xrk_{}", "0".repeat(64))] {
+            assert!(!well_formed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cache_remembers_unknown_keys_apart_from_active_ones() {
+        let cache = KeyCache::new(std::time::Duration::from_secs(60));
+        let id = Uuid::new_v4();
+        cache.put(b"good".to_vec(), Some(id));
+        for i in 0..KeyCache::CAPACITY + 5 {
+            cache.put(format!("made-up {i}").into_bytes(), None);
+        }
+        assert_eq!(cache.get(b"good"), Some(Some(id)), "made-up keys do not evict active ones");
+        assert_eq!(cache.get(b"made-up 10003"), Some(None));
+        assert_eq!(cache.get(b"never seen"), None);
     }
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("too many requests for this API key; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A quota other than the key's request rate: 429 with `Retry-After`.
+    #[error("{message}")]
+    Quota { code: &'static str, message: String, retry_after_secs: u64 },
     #[error("{0}")]
     RequestTimeout(String),
     #[error("{0} is unavailable, try again shortly")]
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Quota { code, .. } => code,
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal",
@@ -87,7 +91,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -111,7 +115,7 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable(_)) {
             resp.insert_header(("Retry-After", "2"));
         }
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs } | ApiError::Quota { retry_after_secs, .. } = self {
             resp.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         if let ApiError::RequestTimeout(_) = self {

@@ -73,6 +73,10 @@ pub struct Config {
     /// stops working within this time; 0 = check the database every request).
     #[arg(long, env = "CRUNCH_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
+    /// Event WebSockets one API key may hold open on one gateway replica
+    /// (over it: 429 `too_many_sockets`).
+    #[arg(long, env = "CRUNCH_MAX_SOCKETS_PER_KEY", default_value_t = 8)]
+    pub max_sockets_per_key: u32,
     /// Most job submissions written in one transaction (group commit:
     /// submissions that arrive while a batch is being written form the next).
     #[arg(long, env = "CRUNCH_SUBMIT_BATCH_MAX", default_value_t = 256)]
@@ -157,6 +161,11 @@ impl Application {
             metrics: metrics::Metrics::new(),
             rate_limits: protect::RateLimits::new(&cfg.protect),
             keys: auth::KeyCache::new(Duration::from_secs(cfg.key_cache_secs)),
+            key_lookup_limits: protect::RateLimits::key_lookups(&cfg.protect),
+            key_lookups: tokio::sync::Semaphore::new((cfg.core.db.db_pool_size as usize / 2).max(1)),
+            key_lookup_wait: Duration::from_millis(cfg.core.db.db_timeout_ms),
+            key_recheck: Duration::from_secs(cfg.key_cache_secs.max(1)),
+            sockets: state::Sockets::new(cfg.max_sockets_per_key),
             published_jobs,
         });
         let limiter = state.clone();
@@ -164,6 +173,7 @@ impl Application {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 limiter.rate_limits.shrink();
+                limiter.key_lookup_limits.shrink();
             }
         });
 

@@ -1,4 +1,5 @@
-//! Protection against abusive or broken clients: per-key rate limits and
+//! Protection against abusive or broken clients: per-key rate limits, a
+//! limit per client address on database lookups of unknown keys, and
 //! request timeouts (headers, whole bodies, stalled bodies).
 //!
 //! - Rate limits are a token bucket (GCRA, the `governor` crate) per API key,
@@ -50,12 +51,26 @@ pub struct ProtectArgs {
     /// Time for a whole JSON request body, in seconds (uploads: idle rule only).
     #[arg(long, env = "CRUNCH_BODY_TIMEOUT_SECS", default_value_t = Self::DEFAULT.body_timeout_secs)]
     pub body_timeout_secs: u64,
+    /// Database lookups of API keys not recently seen, per second, that one
+    /// client address may cause (unknown keys cost one each; 0 = no limit).
+    #[arg(long, env = "CRUNCH_KEY_LOOKUPS_PER_SEC", default_value_t = Self::DEFAULT.key_lookups_per_sec)]
+    pub key_lookups_per_sec: u32,
+    /// Such lookups a client address may cause at once above the rate.
+    #[arg(long, env = "CRUNCH_KEY_LOOKUPS_BURST", default_value_t = Self::DEFAULT.key_lookups_burst)]
+    pub key_lookups_burst: u32,
 }
 
 impl ProtectArgs {
     /// The documented defaults, for the flags and for `Default`.
-    pub const DEFAULT: Self =
-        Self { rate_limit_per_sec: 200, rate_limit_burst: 400, header_timeout_ms: 5_000, body_idle_timeout_secs: 10, body_timeout_secs: 30 };
+    pub const DEFAULT: Self = Self {
+        rate_limit_per_sec: 200,
+        rate_limit_burst: 400,
+        header_timeout_ms: 5_000,
+        body_idle_timeout_secs: 10,
+        body_timeout_secs: 30,
+        key_lookups_per_sec: 10,
+        key_lookups_burst: 50,
+    };
 }
 
 impl Default for ProtectArgs {
@@ -64,24 +79,39 @@ impl Default for ProtectArgs {
     }
 }
 
-/// The per-key rate limiter (None: unlimited).
-pub struct RateLimits(Option<DefaultKeyedRateLimiter<Uuid>>);
+/// A rate limiter per key: an API key's requests, or a client address's
+/// key lookups (None: unlimited).
+pub struct RateLimits<K: std::hash::Hash + Eq + Clone = Uuid>(Option<DefaultKeyedRateLimiter<K>>);
 
-impl RateLimits {
+impl RateLimits<Uuid> {
+    /// Requests per API key.
     pub fn new(args: &ProtectArgs) -> Self {
-        let limiter = NonZeroU32::new(args.rate_limit_per_sec).map(|rate| {
-            let burst = NonZeroU32::new(args.rate_limit_burst.max(args.rate_limit_per_sec)).unwrap_or(rate);
+        Self::with(args.rate_limit_per_sec, args.rate_limit_burst)
+    }
+}
+
+impl RateLimits<std::net::IpAddr> {
+    /// Key lookups per client address.
+    pub fn key_lookups(args: &ProtectArgs) -> Self {
+        Self::with(args.key_lookups_per_sec, args.key_lookups_burst)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> RateLimits<K> {
+    fn with(per_sec: u32, burst: u32) -> Self {
+        let limiter = NonZeroU32::new(per_sec).map(|rate| {
+            let burst = NonZeroU32::new(burst.max(per_sec)).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
         Self(limiter)
     }
 
-    /// Takes one request from `key`'s allowance, or says when to come back.
-    pub fn check(&self, key: Uuid) -> Result<(), ApiError> {
+    /// Takes one from `key`'s allowance, or says in how many seconds to come back.
+    pub fn check(&self, key: K) -> Result<(), u64> {
         let Some(limiter) = &self.0 else { return Ok(()) };
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+            wait.as_secs_f64().ceil().max(1.0) as u64
         })
     }
 

@@ -31,8 +31,17 @@ pub struct AppState {
     pub genes_max_upload_bytes: u64,
     /// Per-key request allowance (`crate::protect`).
     pub rate_limits: crate::protect::RateLimits,
-    /// Keys verified recently (`crate::auth`).
+    /// Keys looked up recently (`crate::auth`).
     pub keys: crate::auth::KeyCache,
+    /// Database lookups of keys not in the cache, per client address, and
+    /// how many may run at once (half the pool) and be waited for.
+    pub key_lookup_limits: crate::protect::RateLimits<std::net::IpAddr>,
+    pub key_lookups: tokio::sync::Semaphore,
+    pub key_lookup_wait: std::time::Duration,
+    /// How often an open event socket checks that its key is still active.
+    pub key_recheck: std::time::Duration,
+    /// Open event sockets per key.
+    pub sockets: Sockets,
     /// Jobs whose message the broker confirmed: marked in batches.
     pub published_jobs: tokio::sync::mpsc::UnboundedSender<uuid::Uuid>,
     /// Job submissions, written in batches (one transaction for many).
@@ -44,6 +53,48 @@ pub struct AppState {
 impl AppState {
     pub fn bus(&self) -> Option<Bus> {
         self.bus.borrow().clone().filter(|b| b.is_connected())
+    }
+}
+
+/// Event sockets open per API key, at most `max_per_key` each.
+pub struct Sockets {
+    pub max_per_key: u32,
+    open: std::sync::Arc<Mutex<std::collections::HashMap<uuid::Uuid, u32>>>,
+}
+
+/// One open socket; its place is freed when it is dropped.
+pub struct SocketSlot {
+    key: uuid::Uuid,
+    open: std::sync::Arc<Mutex<std::collections::HashMap<uuid::Uuid, u32>>>,
+}
+
+impl Sockets {
+    pub fn new(max_per_key: u32) -> Self {
+        Self { max_per_key, open: Default::default() }
+    }
+
+    /// A place for one more socket of `key`, or None at the limit.
+    pub fn open(&self, key: uuid::Uuid) -> Option<SocketSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max_per_key {
+            return None;
+        }
+        *n += 1;
+        Some(SocketSlot { key, open: std::sync::Arc::clone(&self.open) })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock() {
+            if let Some(n) = open.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.key);
+                }
+            }
+        }
     }
 }
 

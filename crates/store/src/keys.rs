@@ -25,6 +25,12 @@ pub fn find_active_by_hash(conn: &mut PgConnection, key_hash: &[u8]) -> Result<O
         .optional()?)
 }
 
+/// Whether the key with this id exists and is not revoked.
+pub fn is_active(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    use diesel::dsl::exists;
+    Ok(diesel::select(exists(api_keys::table.filter(api_keys::id.eq(id)).filter(api_keys::revoked_at.is_null()))).get_result(conn)?)
+}
+
 pub fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>> {
     Ok(api_keys::table.order(api_keys::created_at.asc()).select(ApiKeyRow::as_select()).load(conn)?)
 }

@@ -32,13 +32,36 @@ pub async fn events(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = state.sockets.open(caller.key_id).ok_or_else(|| ApiError::Quota {
+        code: "too_many_sockets",
+        message: format!("this API key already has {} event sockets open", state.sockets.max_per_key),
+        retry_after_secs: 5,
+    })?;
     let (response, mut session, mut incoming) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request("websocket_required", format!("this endpoint needs a WebSocket upgrade: {e}")))?;
     let mut rx = state.events.subscribe();
     let owner = caller.key_id;
+    // A revoked key's sockets close within the key cache's time, as its
+    // requests stop being accepted.
+    let mut recheck = tokio::time::interval(state.key_recheck);
+    recheck.tick().await;
+    let pool = state.pool.clone();
     actix_web::rt::spawn(async move {
+        let _slot = slot;
         loop {
             tokio::select! {
+                _ = recheck.tick() => {
+                    let pool = pool.clone();
+                    let active = web::block(move || {
+                        let mut conn = pool.get()?;
+                        crunch_store::keys::is_active(&mut conn, owner)
+                    })
+                    .await;
+                    if matches!(active, Ok(Ok(false))) {
+                        let _ = session.close(Some(actix_ws::CloseReason { code: actix_ws::CloseCode::Policy, description: Some("the API key was revoked".into()) })).await;
+                        return;
+                    }
+                }
                 ev = rx.recv() => match ev {
                     Ok(ev) if ev.owner_id == owner => {
                         let text = serde_json::to_string(&ev).unwrap_or_default();
