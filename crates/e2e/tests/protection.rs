@@ -125,6 +125,28 @@ async fn a_stalled_upload_gets_408_and_nothing_is_kept() -> R {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_upload_gets_408_once_it_falls_below_the_minimum_rate() -> R {
+    let env = TestEnv::start_with(strict()).await?;
+    let file: Value = env.http.post(env.url("/api/v1/gene-files")).bearer_auth(&env.key).json(&json!({"file_name": "t.fasta"})).send().await?.json().await?;
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+    let head = format!(
+        "PUT /api/v1/gene-files/{id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 1000000\r\n\r\n",
+        env.key
+    );
+    // A byte every 0.4 s never stalls (idle rule: 1 s) but stays far below
+    // 8 KiB a second: refused once it has run for the 2 s body time.
+    let pieces = vec![&b"A"[..]; 12];
+    let started = Instant::now();
+    let (answer, _) = raw(&env, &head, &pieces, Duration::from_millis(400)).await?;
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("slower than 8192 bytes a second"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let file: Value = env.http.get(env.url(&format!("/api/v1/gene-files/{id}"))).bearer_auth(&env.key).send().await?.json().await?;
+    assert!(file["job"].is_null(), "no job for a trickling upload: {file}");
+    assert!(walk(&crunch_e2e::blob_dir(&env.namespace)).is_empty(), "nothing is kept");
+    Ok(())
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {

@@ -12,8 +12,9 @@
 //! - A body must keep moving: no gap between chunks longer than
 //!   `CRUNCH_BODY_IDLE_TIMEOUT_SECS`; a JSON body (anything but an upload)
 //!   must be complete within `CRUNCH_BODY_TIMEOUT_SECS`. Either: 408
-//!   `request_timeout`. Uploads have only the idle rule: a 2 GiB file on a slow
-//!   link may take long, but not stall.
+//!   `request_timeout`. Uploads instead must keep an average of
+//!   `CRUNCH_UPLOAD_MIN_BYTES_PER_SEC` once they have run that long: a 2 GiB
+//!   file on a slow link may take long, but neither stall nor trickle.
 
 use std::io;
 use std::num::NonZeroU32;
@@ -51,6 +52,11 @@ pub struct ProtectArgs {
     /// Time for a whole JSON request body, in seconds (uploads: idle rule only).
     #[arg(long, env = "CRUNCH_BODY_TIMEOUT_SECS", default_value_t = Self::DEFAULT.body_timeout_secs)]
     pub body_timeout_secs: u64,
+    /// Uploads: the lowest average rate, in bytes a second, an upload may
+    /// keep once it has run for CRUNCH_BODY_TIMEOUT_SECS (a trickle that never
+    /// stalls would otherwise hold a connection for ever; 0 = no floor).
+    #[arg(long, env = "CRUNCH_UPLOAD_MIN_BYTES_PER_SEC", default_value_t = Self::DEFAULT.upload_min_bytes_per_sec)]
+    pub upload_min_bytes_per_sec: u64,
     /// Database lookups of API keys not recently seen, per second, that one
     /// client address may cause (unknown keys cost one each; 0 = no limit).
     #[arg(long, env = "CRUNCH_KEY_LOOKUPS_PER_SEC", default_value_t = Self::DEFAULT.key_lookups_per_sec)]
@@ -68,6 +74,7 @@ impl ProtectArgs {
         header_timeout_ms: 5_000,
         body_idle_timeout_secs: 10,
         body_timeout_secs: 30,
+        upload_min_bytes_per_sec: 8192,
         key_lookups_per_sec: 10,
         key_lookups_burst: 50,
     };
@@ -138,33 +145,55 @@ pub fn time_body(req: &mut ServiceRequest, args: &ProtectArgs) {
         return;
     }
     let idle = Duration::from_secs(args.body_idle_timeout_secs.max(1));
-    let deadline = (!is_upload(req)).then(|| Instant::now() + Duration::from_secs(args.body_timeout_secs.max(1)));
+    let whole = Duration::from_secs(args.body_timeout_secs.max(1));
+    let rule = if is_upload(req) {
+        Rule::MinRate { after: whole, bytes_per_sec: args.upload_min_bytes_per_sec }
+    } else {
+        Rule::Deadline(Instant::now() + whole)
+    };
     let inner = req.take_payload();
-    let timed = timed(inner, idle, deadline);
+    let timed = timed(inner, idle, rule);
     let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(timed);
     req.set_payload(Payload::from(boxed));
 }
 
-fn timed(
-    inner: Payload,
-    idle: Duration,
-    deadline: Option<Instant>,
-) -> impl Stream<Item = Result<Bytes, PayloadError>> {
-    futures::stream::unfold(Some(inner), move |state| async move {
-        let mut inner = state?;
+/// What a body must do besides never stalling.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// Be complete by then (JSON bodies).
+    Deadline(Instant),
+    /// Keep an average of `bytes_per_sec` once it has run for `after` (uploads).
+    MinRate { after: Duration, bytes_per_sec: u64 },
+}
+
+fn timed(inner: Payload, idle: Duration, rule: Rule) -> impl Stream<Item = Result<Bytes, PayloadError>> {
+    let started = Instant::now();
+    let timeout = |why: String| Err(PayloadError::Io(io::Error::new(io::ErrorKind::TimedOut, why)));
+    futures::stream::unfold(Some((inner, 0u64)), move |state| async move {
+        let (mut inner, received) = state?;
         let mut wait = idle;
-        let mut why = "the request body stalled";
-        if let Some(d) = deadline {
+        let mut why = "the request body stalled".to_owned();
+        if let Rule::Deadline(d) = rule {
             let left = d.saturating_duration_since(Instant::now());
             if left < wait {
                 wait = left;
-                why = "the request body took too long";
+                why = "the request body took too long".into();
             }
         }
         match tokio::time::timeout(wait, inner.next()).await {
-            Ok(Some(item)) => Some((item, Some(inner))),
+            Ok(Some(Ok(chunk))) => {
+                let received = received + chunk.len() as u64;
+                if let Rule::MinRate { after, bytes_per_sec } = rule {
+                    let elapsed = started.elapsed();
+                    if bytes_per_sec > 0 && elapsed > after && (received as f64) < bytes_per_sec as f64 * elapsed.as_secs_f64() {
+                        return Some((timeout(format!("the upload is slower than {bytes_per_sec} bytes a second on average")), None));
+                    }
+                }
+                Some((Ok(chunk), Some((inner, received))))
+            }
+            Ok(Some(Err(e))) => Some((Err(e), None)),
             Ok(None) => None,
-            Err(_) => Some((Err(PayloadError::Io(io::Error::new(io::ErrorKind::TimedOut, why))), None)),
+            Err(_) => Some((timeout(why), None)),
         }
     })
 }
