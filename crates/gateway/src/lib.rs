@@ -166,6 +166,7 @@ impl Application {
             key_lookup_wait: Duration::from_millis(cfg.core.db.db_timeout_ms),
             key_recheck: Duration::from_secs(cfg.key_cache_secs.max(1)),
             sockets: state::Sockets::new(cfg.max_sockets_per_key),
+            metrics_refreshed: tokio::sync::Mutex::new(None),
             published_jobs,
         });
         let limiter = state.clone();

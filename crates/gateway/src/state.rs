@@ -42,6 +42,8 @@ pub struct AppState {
     pub key_recheck: std::time::Duration,
     /// Open event sockets per key.
     pub sockets: Sockets,
+    /// When `/metrics` last read the database and the queues (one refresh at a time).
+    pub metrics_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Jobs whose message the broker confirmed: marked in batches.
     pub published_jobs: tokio::sync::mpsc::UnboundedSender<uuid::Uuid>,
     /// Job submissions, written in batches (one transaction for many).

@@ -39,9 +39,29 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics (text exposition format).
+///
+/// Public, as Prometheus and the dashboard's link expect, and cheap for
+/// anyone: the figures read from PostgreSQL (jobs by kind and status) and
+/// RabbitMQ (queue depths) are refreshed by at most one request every
+/// [`REFRESH`]; other scrapes get the last figures. Every label has a bounded
+/// set of values (methods outside the standard ones count as `other`, routes
+/// are the API's patterns or `unmatched`).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(mut last) = state.metrics_refreshed.try_lock() {
+        if last.is_none_or(|at| at.elapsed() >= REFRESH) {
+            refresh(&state).await;
+            *last = Some(std::time::Instant::now());
+        }
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
+/// How often the metrics' database and queue figures are read at most.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn refresh(state: &AppState) {
     let pool = state.pool.clone();
     if let Ok(Ok(counts)) = web::block(move || {
         let mut conn = pool.get()?;
@@ -61,5 +81,4 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             }
         }
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
