@@ -217,9 +217,12 @@ def smoke_adminer():
         tables = sorted(set(re.findall(r"table=([a-z_]+)", page or "")))
         for t in ("jobs", "hotels", "selections", "gene_sequences", "api_keys"):
             ensure(t in tables, f"Adminer lists no table {t}: {tables}")
-        report("Adminer logs into PostgreSQL over the overlay", tables=len(tables))
     finally:
-        docker("service", "update", "--quiet", "--detach=false", "--publish-rm", "8080", svc)
+        docker("service", "update", "--quiet", "--detach=false", "--publish-rm",
+               f"published={ADMINER_PORT},target=8080,mode=host", svc)
+    ports = docker("service", "inspect", "--format", "{{json .Spec.EndpointSpec.Ports}}", svc)
+    ensure(ports in ("null", "[]", ""), f"Adminer's port is still published: {ports}")
+    report("Adminer published, logged into PostgreSQL over the overlay, unpublished", tables=len(tables))
 
 
 def _get(opener, url):

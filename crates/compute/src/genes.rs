@@ -730,7 +730,7 @@ mod tests {
             (Format::Csv, &b"gene name,sequence\nok,ACGT\nb\0d,ACGT\nok2,GG\n"[..]),
             (Format::Fastq, &b"@ok\nACGT\n+\nIIII\n@b\0d\nACGT\n+\nIIII\n@ok2\nGG\n+\nII\n"[..]),
         ] {
-            let (items, stats) = parse_all(text, format, 1024).unwrap();
+            let (items, stats) = parse_all(text, format, 1024).expect("parses");
             assert_eq!((stats.valid, stats.invalid), (2, 1), "{format:?}");
             assert!(matches!(&items[1], Item::Problem(p) if p.reason.contains("NUL") && p.column == 2), "{format:?}: {:?}", items[1]);
         }

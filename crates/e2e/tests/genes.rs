@@ -6,6 +6,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crunch_e2e::{Options, TestEnv};
+use diesel::RunQueryDsl;
+use futures::StreamExt;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -303,4 +305,53 @@ async fn s3_backend_presigned_upload_and_result_document() -> R {
     let (_, served) = get_json(&env, &format!("/api/v1/gene-files/{id}/result")).await?;
     assert_eq!(served, doc, "the gateway and the bucket serve the same document");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_of_one_file_start_one_job() -> R {
+    let env = TestEnv::start().await?;
+    let fasta: Vec<u8> = (0..20_000).flat_map(|i| format!(">s{i}\nACGTACGTAC\n").into_bytes()).collect();
+    for round in 0..3 {
+        let (status, file) = create(&env, json!({"file_name": format!("race{round}.fasta")})).await?;
+        assert_eq!(status, 201);
+        let id = file["id"].as_str().unwrap_or_default().to_owned();
+        // Four uploads at once, each a slow stream, so that they overlap.
+        let uploads: Vec<_> = (0..4)
+            .map(|_| {
+                let (http, url, key, body) = (env.http.clone(), env.url(&format!("/api/v1/gene-files/{id}/content")), env.key.clone(), fasta.clone());
+                tokio::spawn(async move {
+                    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+                    let stream = futures::stream::iter(chunks).then(|c| async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        c
+                    });
+                    let r = http.put(url).bearer_auth(key).body(reqwest::Body::wrap_stream(stream)).send().await?;
+                    anyhow::Ok(r.status().as_u16())
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for u in uploads {
+            statuses.push(u.await??);
+        }
+        statuses.sort();
+        assert_eq!(statuses, vec![202, 409, 409, 409], "round {round}");
+        let (_, file) = get_json(&env, &format!("/api/v1/gene-files/{id}")).await?;
+        let job_id = file["job"]["id"].as_str().unwrap_or_default().to_owned();
+        let job = env.wait_for(&job_id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed" | "cancelled")).await?;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["result"]["stored"], 20_000, "{job}");
+        let mut conn = env.db()?;
+        let jobs: i64 = diesel::sql_query(format!("SELECT count(*) AS n FROM jobs WHERE kind = 'genes' AND params->>'file_id' = '{id}'"))
+            .get_result::<Count>(&mut conn)?
+            .n;
+        assert_eq!(jobs, 1, "round {round}: one job for the file");
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }

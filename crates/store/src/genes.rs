@@ -91,6 +91,41 @@ pub fn mark_uploaded(conn: &mut PgConnection, id: Uuid, size: i64) -> Result<()>
     Ok(())
 }
 
+/// Claims the file for one upload or start (`claim`, a fresh token): succeeds
+/// unless another claim younger than `stale_secs` holds it or the file's job
+/// is queued, running or done. Decided in one statement, so two concurrent
+/// uploads cannot both pass.
+pub fn claim_upload(conn: &mut PgConnection, id: Uuid, owner: Uuid, claim: Uuid, stale_secs: i64) -> Result<bool> {
+    let n = diesel::sql_query(
+        "UPDATE gene_files f SET upload_claim = $3, upload_claimed_at = now() \
+         WHERE f.id = $1 AND f.owner_id = $2 \
+           AND (f.upload_claim IS NULL OR f.upload_claimed_at < now() - make_interval(secs => $4)) \
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = f.job_id AND j.status IN ('queued', 'running', 'succeeded'))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Uuid, _>(owner)
+    .bind::<diesel::sql_types::Uuid, _>(claim)
+    .bind::<diesel::sql_types::Double, _>(stale_secs as f64)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Keeps a claim fresh while its upload runs.
+pub fn refresh_upload_claim(conn: &mut PgConnection, id: Uuid, claim: Uuid) -> Result<()> {
+    diesel::update(gene_files::table.find(id).filter(gene_files::upload_claim.eq(claim)))
+        .set(gene_files::upload_claimed_at.eq(diesel::dsl::now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Releases a claim (if it is still this one).
+pub fn release_upload(conn: &mut PgConnection, id: Uuid, claim: Uuid) -> Result<()> {
+    diesel::update(gene_files::table.find(id).filter(gene_files::upload_claim.eq(claim)))
+        .set((gene_files::upload_claim.eq(None::<Uuid>), gene_files::upload_claimed_at.eq(None::<DateTime<Utc>>)))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Before a new run of the file: forget what an earlier (failed or
 /// cancelled) run stored and detach its job; `set_job` attaches the new one.
 pub fn reset_run(conn: &mut PgConnection, id: Uuid) -> Result<()> {

@@ -103,6 +103,8 @@ diesel::table! {
         checkpoint -> Nullable<Jsonb>,
         result_key -> Nullable<Text>,
         created_at -> Timestamptz,
+        upload_claim -> Nullable<Uuid>,
+        upload_claimed_at -> Nullable<Timestamptz>,
     }
 }
 

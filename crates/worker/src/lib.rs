@@ -91,6 +91,10 @@ pub struct Config {
     /// parser's cost grows with the square of the depth); a failure is recorded.
     #[arg(long, env = "CRUNCH_SCRAPE_MAX_HTML_DEPTH", default_value_t = 512)]
     pub scrape_max_html_depth: usize,
+    /// Detail pages fetched or parsed at once by all scrapes of this worker
+    /// (each up to CRUNCH_SCRAPE_MAX_BODY_BYTES): bounds a hostile site's memory.
+    #[arg(long, env = "CRUNCH_SCRAPE_PAGES_IN_FLIGHT", default_value_t = 32)]
+    pub scrape_pages_in_flight: usize,
     /// Honour the site's robots.txt (`Disallow` rules for every agent).
     #[arg(long, env = "CRUNCH_SCRAPE_ROBOTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub scrape_robots: bool,
@@ -249,6 +253,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         timeout: Duration::from_millis(cfg.scrape_timeout_ms),
         robots: cfg.scrape_robots,
         max_html_depth: cfg.scrape_max_html_depth,
+        pages_in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.scrape_pages_in_flight.max(1))),
     });
     let genes = Arc::new(kinds::genes::GenesConfig {
         max_decompressed_bytes: cfg.genes_max_decompressed_bytes,

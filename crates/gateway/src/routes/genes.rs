@@ -227,6 +227,62 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: web::Json<
 }
 
 /// Starts (or returns) the file's job once its bytes are in storage.
+/// A file claimed for one upload or start (`crunch_store::genes::claim_upload`):
+/// a second one at the same time gets 409 instead of a second job that
+/// would delete the first one's rows. Kept fresh while held; released when
+/// dropped, whatever the outcome (also when the client goes away).
+struct Claim {
+    id: Uuid,
+    token: Uuid,
+    pool: crunch_store::PgPool,
+    refresh: actix_web::rt::task::JoinHandle<()>,
+}
+
+impl Claim {
+    /// A claim older than this is another gateway's that died mid-upload.
+    const STALE_SECS: i64 = 3600;
+
+    async fn take(state: &AppState, id: Uuid, owner: Uuid) -> Result<Self, ApiError> {
+        let token = Uuid::new_v4();
+        let pool = state.pool.clone();
+        let taken = web::block(move || {
+            let mut conn = pool.get()?;
+            crunch_store::genes::claim_upload(&mut conn, id, owner, token, Self::STALE_SECS)
+        })
+        .await??;
+        if !taken {
+            return Err(ApiError::Conflict("another upload or start of this gene file is in progress, or its job is queued, running or done".into()));
+        }
+        let pool = state.pool.clone();
+        let refresh = actix_web::rt::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                let pool = pool.clone();
+                let _ = web::block(move || {
+                    let mut conn = pool.get()?;
+                    crunch_store::genes::refresh_upload_claim(&mut conn, id, token)
+                })
+                .await;
+            }
+        });
+        Ok(Self { id, token, pool: state.pool.clone(), refresh })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.refresh.abort();
+        let (pool, id, token) = (self.pool.clone(), self.id, self.token);
+        actix_web::rt::spawn(async move {
+            let _ = web::block(move || {
+                let mut conn = pool.get()?;
+                crunch_store::genes::release_upload(&mut conn, id, token)
+            })
+            .await;
+        });
+    }
+}
+
 async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owner: Uuid) -> Result<(GeneFile, bool), ApiError> {
     if let Some(j) = &job {
         if matches!(j.status.as_str(), "queued" | "running" | "succeeded") {
@@ -281,7 +337,7 @@ async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owne
         (status = 400, description = "An empty or interrupted upload", body = crunch_domain::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
         (status = 404, description = "No such gene file for this key", body = crunch_domain::ErrorBody),
-        (status = 409, description = "The file's job is already queued, running or done", body = crunch_domain::ErrorBody),
+        (status = 409, description = "The file's job is already queued, running or done, or another upload of it is in progress", body = crunch_domain::ErrorBody),
         (status = 413, description = "Larger than the upload limit", body = crunch_domain::ErrorBody),
         (status = 503, description = "Storage, database or broker unavailable", body = crunch_domain::ErrorBody),
     ),
@@ -294,6 +350,7 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
     if job.as_ref().is_some_and(|j| matches!(j.status.as_str(), "queued" | "running" | "succeeded")) {
         return Err(ApiError::Conflict("this gene file's job is already queued, running or done".into()));
     }
+    let _claim = Claim::take(&state, id, caller.key_id).await?;
     let max = state.genes_max_upload_bytes;
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
@@ -340,7 +397,7 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
         (status = 200, description = "The job had already been started", body = GeneFile),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
         (status = 404, description = "No such gene file for this key", body = crunch_domain::ErrorBody),
-        (status = 409, description = "Nothing uploaded yet", body = crunch_domain::ErrorBody),
+        (status = 409, description = "Nothing uploaded yet, or another upload or start of the file is in progress", body = crunch_domain::ErrorBody),
         (status = 413, description = "The upload is larger than the limit (it was deleted)", body = crunch_domain::ErrorBody),
         (status = 503, description = "Storage, database or broker unavailable", body = crunch_domain::ErrorBody),
     ),
@@ -349,6 +406,11 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
 #[post("/api/v1/gene-files/{id}/uploaded")]
 pub async fn uploaded(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
+    let (row, job) = load(&state, id, caller.key_id).await?;
+    if job.as_ref().is_some_and(|j| matches!(j.status.as_str(), "queued" | "running" | "succeeded")) {
+        return Ok(HttpResponse::Ok().json(view(&state, row, job).await));
+    }
+    let _claim = Claim::take(&state, id, caller.key_id).await?;
     let (row, job) = load(&state, id, caller.key_id).await?;
     let (file, started) = start_job(&state, row, job, caller.key_id).await?;
     Ok(if started { HttpResponse::Accepted() } else { HttpResponse::Ok() }.json(file))

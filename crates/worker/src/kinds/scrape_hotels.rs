@@ -48,6 +48,9 @@ pub struct ScrapeConfig {
     pub robots: bool,
     /// Pages nested deeper than this are not parsed (see [`too_deep`]).
     pub max_html_depth: usize,
+    /// Detail pages fetched or parsed at once by all the worker's scrapes
+    /// (each up to the body cap): bounds the memory a hostile site can take.
+    pub pages_in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Page `n` (1-based) of a list URL: `oa{30(n-1)}` becomes the third
@@ -426,11 +429,23 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
                 ok
             })
             .collect();
-        let fetched: Vec<(String, String, Result<String, String>)> = futures::stream::iter(jobs)
+        // Each page is parsed as soon as it arrives and only its details are
+        // kept; pages held at once are bounded for the whole worker
+        // (`ScrapeConfig::pages_in_flight`), however many scrapes run.
+        let fetched: Vec<(String, String, Result<Details, String>)> = futures::stream::iter(jobs)
             .map(|(id, u)| {
                 let (io, sc, pacer, ctl) = (&io, &sc, &pacer, &ctl);
                 async move {
-                    let r = fetch_page(&u, io, sc, pacer, ctl).await;
+                    let Ok(_page) = sc.pages_in_flight.acquire().await else {
+                        return (id, u.to_string(), Err("the worker is shutting down".into()));
+                    };
+                    let r = match fetch_page(&u, io, sc, pacer, ctl).await {
+                        Ok(html) => {
+                            let profile = sc.profile.clone();
+                            on_rayon(move || parse_details(&html, &profile)).await.ok_or_else(|| "parsing the page failed".to_owned())
+                        }
+                        Err(e) => Err(e),
+                    };
                     (id, u.to_string(), r)
                 }
             })
@@ -444,16 +459,14 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         if let Err(stop) = ctl.check() {
             return super::stopped(stop, started.elapsed().as_millis() as u64, json!({"hotels_listed": listed.len()}));
         }
-        let profile = sc.profile.clone();
-        let (ok, failed): (Vec<_>, Vec<_>) = fetched.into_iter().partition(|(_, _, r)| r.is_ok());
-        failures.extend(failed.into_iter().map(|(_, u, r)| json!({"url": u, "error": r.err()})));
-        let pages: Vec<(String, String)> = ok.into_iter().filter_map(|(id, _, r)| Some((id, r.ok()?))).collect();
-        details = on_rayon(move || {
-            use rayon::prelude::*;
-            pages.into_par_iter().map(|(id, html)| (id, parse_details(&html, &profile))).collect()
-        })
-        .await
-        .unwrap_or_default();
+        for (id, u, r) in fetched {
+            match r {
+                Ok(d) => {
+                    details.insert(id, d);
+                }
+                Err(e) => failures.push(json!({"url": u, "error": e})),
+            }
+        }
     }
     let city = p.city.clone();
     let source = site_source(&list, &base, &sc.profile.name);

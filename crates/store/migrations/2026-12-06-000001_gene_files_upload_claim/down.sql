@@ -1,0 +1,1 @@
+ALTER TABLE gene_files DROP COLUMN upload_claim, DROP COLUMN upload_claimed_at;
