@@ -63,10 +63,33 @@ log "building the Crunch image (deploy/Dockerfile)"
 "$ROOT/scripts/build-images.sh" >"$DEV_DIR/logs/stack-build.log" 2>&1 || { tail -40 "$DEV_DIR/logs/stack-build.log" >&2; die "the image did not build"; }
 lap "Crunch image build (deploy/Dockerfile)"
 
+# The image run as a new user would: a bad setting ends each service at
+# once, non-zero, with the reason logged; with only the defaults the gateway
+# starts as its unprivileged user and waits for its database.
+IMAGE="${CRUNCH_IMAGE:-crunch}:$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+for case in "crunch-gateway CRUNCH_HTTP_ADDR=not-an-address" "crunch-worker CRUNCH_SSRF_ALLOWLIST=not-a-cidr" \
+            "crunch-persister CRUNCH_PERSISTER_HEALTH_ADDR=not-an-address"; do
+  set -- $case
+  started=$(date +%s)
+  out="$(timeout 30 docker run --rm --network none -e "$2" "$IMAGE" "$1" 2>&1)" && rc=0 || rc=$?
+  { [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q '"level":"ERROR"' <<<"$out"; } \
+    || die "$1 with $2: exit $rc after $(( $(date +%s) - started )) s, output: $out"
+done
+cid="$(docker run -d --network none "$IMAGE" crunch-gateway)"
+sleep 5
+running="$(docker inspect --format '{{.State.Running}}' "$cid")"
+logs="$(docker logs "$cid" 2>&1)"
+docker rm -f "$cid" >/dev/null
+[ "$running" = true ] && ! grep -q "Permission denied" <<<"$logs" && grep -q "migrations not applied yet" <<<"$logs" \
+  || die "the gateway with default settings: running=$running, logs: $logs"
+echo "ok   the image: bad settings end each service at once with the reason logged; defaults start and wait for the database" >&2
+lap "image checks"
+
 log "removing an earlier test stack, its volumes and secrets"
 "$ROOT/scripts/undeploy.sh" --volumes --secrets >/dev/null
 lap "clean slate"
 
+dangling_before="$(docker volume ls -q --filter dangling=true | sort)"
 SKIP_BUILD=1 "$ROOT/scripts/deploy.sh"
 lap "deploy.sh until every service is healthy"
 
@@ -94,6 +117,9 @@ if [ "$KEEP" = 0 ]; then
   "$ROOT/scripts/undeploy.sh" --volumes --secrets
   left="$(docker service ls -q --filter "label=com.docker.stack.namespace=$CRUNCH_STACK")$(docker volume ls -q --filter "label=com.docker.stack.namespace=$CRUNCH_STACK")$(docker secret ls -q --filter name=crunch_)$(docker network ls -q --filter "label=com.docker.stack.namespace=$CRUNCH_STACK")"
   [ -z "$left" ] || die "undeploy.sh --volumes --secrets left something behind: $left"
+  # Anonymous volumes of the stack's containers carry no stack label.
+  new_dangling="$(comm -13 <(echo "$dangling_before") <(docker volume ls -q --filter dangling=true | sort))"
+  [ -z "$new_dangling" ] || die "anonymous volumes left behind: $new_dangling"
   echo "ok   undeploy.sh --volumes --secrets leaves no service, volume, secret or network" >&2
   lap "undeploy"
 fi

@@ -92,16 +92,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects what can be connected (a missing database or broker is not
-    /// fatal: the service starts, reports not ready and keeps retrying), binds
-    /// the listener and builds the server.
+    /// Checks the settings and binds the listener first (a bad setting ends
+    /// the process at once), then connects what can be connected: a database
+    /// or broker that is down is not fatal, the service starts, reports not
+    /// ready and keeps retrying (migrations included).
     pub async fn build(cfg: Config) -> anyhow::Result<Self> {
-        let pool = cfg.core.pool().await.context("building the database pool")?;
-        if let Some(key) = cfg.admin_api_key.clone() {
+        if let Some(key) = &cfg.admin_api_key {
             anyhow::ensure!(
                 key.starts_with(auth::KEY_PREFIX) && key.len() >= auth::KEY_PREFIX.len() + 32,
                 "CRUNCH_ADMIN_API_KEY must look like {}<at least 32 hex digits>", auth::KEY_PREFIX
             );
+        }
+        let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
+        let kafka_cfg = cfg.kafka.kafka_config();
+        let kafka = crunch_bus::kafka::producer(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
+            .context("creating the Kafka producer")?;
+        let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
+        let (pool, migrated) = cfg.core.pool().await.context("building the database pool")?;
+        if let Some(key) = cfg.admin_api_key.clone() {
             let p = pool.clone();
             let registered = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
                 let mut conn = p.get()?;
@@ -119,10 +127,6 @@ impl Application {
         // client lags (it is then told how many it missed).
         let (events_tx, _) = broadcast::channel(65_536);
         let bus_rx = spawn_bus_supervisor(cfg.core.amqp.bus_config(), events_tx.clone());
-        let kafka_cfg = cfg.kafka.kafka_config();
-        let kafka = crunch_bus::kafka::producer(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
-            .context("creating the Kafka producer")?;
-        let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
         if cfg.blob.blob_backend == crunch_blob::Backend::S3 {
             let b = blobs.clone();
             tokio::spawn(async move {
@@ -155,6 +159,7 @@ impl Application {
             kafka_topics: crunch_bus::kafka::TopicGuard::new(kafka_cfg.clone(), Duration::from_secs(2)),
             kafka_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             pool,
+            migrated,
             bus: bus_rx,
             limits: cfg.core.limits.limits(),
             events: events_tx,
@@ -182,7 +187,6 @@ impl Application {
         demo::spawn(state.clone(), cfg.demo.clone());
         let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.genes_max_upload_bytes, cfg.adminer_url.clone(), cfg.demo.info()));
 
-        let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
         let port = listener.local_addr()?.port();
         let limit = cfg.max_body_bytes;
         let openapi = openapi::ApiDoc::openapi();

@@ -42,17 +42,17 @@ pub struct Config {
 /// Consumes until `shutdown` resolves; the batch in hand is finished first.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let pool = crunch_store::connect(&cfg.db.pool_config()).context("building the database pool")?;
-    if cfg.migrate_on_start {
-        crunch_service::migrate_on_start(&pool).await;
-    }
+    let mut migrated = if cfg.migrate_on_start { crunch_service::migrate_on_start(&pool).await } else { tokio::sync::watch::channel(true).1 };
     let kafka_ok = Arc::new(AtomicBool::new(false));
     let health_pool = pool.clone();
     let health_kafka = Arc::clone(&kafka_ok);
+    let health_migrated = migrated.clone();
     let handle = crunch_service::spawn_health_server(&cfg.health_addr, move || {
         let pool = health_pool.clone();
         let kafka = health_kafka.load(Ordering::Relaxed);
+        let migrated = *health_migrated.borrow();
         Box::pin(async move {
-            let database = crunch_service::database_reachable(&pool).await;
+            let database = crunch_service::database_reachable(&pool).await && migrated;
             (database && kafka, serde_json::json!({"database": database, "kafka": kafka}))
         })
     })
@@ -68,6 +68,13 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     let topics = crunch_bus::kafka::TopicGuard::new(kcfg.clone(), Duration::from_secs(2));
     let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
     tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => {
+            handle.stop(true).await;
+            return Ok(());
+        }
+        _ = migrated.wait_for(|m| *m) => {}
+    }
     // A consumer per stretch of broker availability: after a broker
     // connection failed, a new one rejoins the group once the brokers answer
     // (with a short max.poll.interval, so the rebalance does not wait long

@@ -246,13 +246,12 @@ impl CoreArgs {
         );
     }
 
-    /// The database pool, migrated first when configured so.
-    pub async fn pool(&self) -> anyhow::Result<crunch_store::PgPool> {
+    /// The database pool, and whether its migrations are applied
+    /// ([`migrate_on_start`]; true at once when not asked to migrate).
+    pub async fn pool(&self) -> anyhow::Result<(crunch_store::PgPool, tokio::sync::watch::Receiver<bool>)> {
         let pool = crunch_store::connect(&self.db.pool_config())?;
-        if self.migrate_on_start {
-            migrate_on_start(&pool).await;
-        }
-        Ok(pool)
+        let migrated = if self.migrate_on_start { migrate_on_start(&pool).await } else { tokio::sync::watch::channel(true).1 };
+        Ok((pool, migrated))
     }
 }
 
@@ -280,32 +279,53 @@ mod tests {
 }
 
 /// Applies pending migrations at start-up (under the store's advisory lock).
-/// Until the database answers, it retries with backoff (up to 5 s apart),
-/// logging each failure: in a fresh deployment the services often start
-/// before PostgreSQL accepts connections, and none may serve on a schema it
+/// When the database cannot be reached the service still starts: the
+/// migrations are retried in the background with backoff (up to 5 s apart),
+/// and the receiver turns true once they are applied. Until then services
+/// report not ready and take no work: in a fresh deployment they often start
+/// before PostgreSQL accepts connections, and none may run on a schema it
 /// has not migrated.
-pub async fn migrate_on_start(pool: &crunch_store::PgPool) {
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let p = pool.clone();
-        let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-            let mut conn = p.get()?;
-            Ok(crunch_store::run_migrations(&mut conn)?)
-        })
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r);
-        match migrated {
-            Ok(applied) => {
-                if !applied.is_empty() {
-                    tracing::info!(?applied, "migrations applied");
-                }
+pub async fn migrate_on_start(pool: &crunch_store::PgPool) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    if migrate_once(pool).await {
+        let _ = tx.send(true);
+        return rx;
+    }
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            tokio::time::sleep(delay).await;
+            if migrate_once(&pool).await {
+                let _ = tx.send(true);
                 return;
             }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), retry_in = ?delay, "migrations not applied yet (database unreachable?)"),
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+    });
+    rx
+}
+
+async fn migrate_once(pool: &crunch_store::PgPool) -> bool {
+    let p = pool.clone();
+    let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let mut conn = p.get()?;
+        Ok(crunch_store::run_migrations(&mut conn)?)
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
+    match migrated {
+        Ok(applied) => {
+            if !applied.is_empty() {
+                tracing::info!(?applied, "migrations applied");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "migrations not applied yet (database unreachable?); retrying");
+            false
+        }
     }
 }
 

@@ -224,7 +224,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         let bus_cfg = bus_cfg.clone();
         async move { Bus::connect(&bus_cfg, "crunch-worker").await }
     }));
-    let pool = cfg.core.pool().await.context("building the database pool")?;
+    // Settings first (a bad one ends the process at once), then the database.
     let allowlist = cfg
         .ssrf_allowlist
         .iter()
@@ -262,6 +262,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         max_problems: cfg.genes_max_problems,
     });
     let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
+    let (pool, mut migrated) = cfg.core.pool().await.context("building the database pool")?;
     let (bus_tx, bus_rx) = watch::channel(None);
     let published_events = crunch_service::spawn_batch_writer("mark events published", pool.clone(), 1000, |c, ids: &[i64]| {
         crunch_store::events::mark_published(c, ids)
@@ -273,6 +274,8 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
 
     let mut backoff = Duration::from_millis(200);
     let mut shutdown = shared.shutdown.clone();
+    // No job runs on a schema that is not migrated yet.
+    tokio::select! { _ = migrated.wait_for(|m| *m) => {}, _ = shutdown.changed() => {} }
     while !shared.shutting_down() {
         let connected = match first_connect.take() {
             Some(started) => started.await.unwrap_or_else(|e| Err(crunch_bus::BusError::Unavailable(e.to_string()))),

@@ -28,7 +28,7 @@ pub async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = crunch_service::database_reachable(&state.pool).await;
+    let database = crunch_service::database_reachable(&state.pool).await && *state.migrated.borrow();
     let broker = state.bus().is_some();
     let body = Readiness { status: if database && broker { "ready" } else { "not_ready" }, database, broker };
     if database && broker {

@@ -145,6 +145,20 @@ fn number_after<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
     rest[..end].parse().ok()
 }
 
+/// The first string under `key` in a JSON value, depth first.
+fn find_string(v: &serde_json::Value, key: &str) -> Option<String> {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::String(s)) = m.get(key) {
+                return Some(s.clone());
+            }
+            m.values().find_map(|x| find_string(x, key))
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_string(x, key)),
+        _ => None,
+    }
+}
+
 /// Fields of a detail page; missing ones stay `None`.
 pub fn parse_details(html: &str, p: &Profile) -> Details {
     let doc = scraper::Html::parse_document(html);
@@ -152,8 +166,13 @@ pub fn parse_details(html: &str, p: &Profile) -> Details {
     if let Ok(sel) = scraper::Selector::parse(&p.description_selector) {
         d.description = doc.select(&sel).find_map(|el| {
             let raw = el.value().attr(&p.description_attribute)?;
+            // The attribute is JSON: the first `locationDescription` string
+            // at any depth; where the rest does not parse, the string after
+            // the key is read on its own.
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) {
+                return find_string(&v, "locationDescription");
+            }
             let start = raw.find("locationDescription\":\"")? + "locationDescription\":\"".len();
-            // the value is a JSON string: read it as one
             let mut de = serde_json::Deserializer::from_str(&raw[start - 1..]).into_iter::<String>();
             de.next()?.ok()
         });
@@ -528,6 +547,14 @@ mod tests {
 
     fn profile() -> Profile {
         serde_json::from_str(BUILT_IN_PROFILE).expect("the built-in profile parses")
+    }
+
+    #[test]
+    fn the_description_is_read_from_the_attributes_json_however_it_is_spaced() {
+        for attr in [r#"{"locationDescription":"Near the Seine"}"#, r#"{ "x": [1], "locationDescription" : "Near the Seine" }"#, r#"{"a":{"locationDescription":"Near the Seine"}}"#] {
+            let html = format!("<div data-ssrev-handlers='{attr}'></div>");
+            assert_eq!(parse_details(&html, &profile()).description.as_deref(), Some("Near the Seine"), "{attr}");
+        }
     }
 
     #[test]
