@@ -158,7 +158,6 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         demo: Default::default(),
         protect: Default::default(),
         key_cache_secs: 5,
-        max_sockets_per_key: 8,
         submit_batch_max: 256,
         submit_batch_parallel: 2,
         core: CoreArgs {

@@ -296,3 +296,38 @@ async fn event_sockets_are_limited_per_key_and_close_when_the_key_is_revoked() -
     assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_cannot_queue_more_than_its_share() -> R {
+    let env = TestEnv::start_with(Options {
+        workers: 0,
+        protect: ProtectArgs { max_queued_jobs_per_key: 5, ..Default::default() },
+        ..Default::default()
+    })
+    .await?;
+    for i in 0..5 {
+        let r = env.submit(json!({"kind": "factorize", "params": {"n": format!("{}", 1000 + i)}})).await?;
+        assert_eq!(r.status(), 202);
+    }
+    let r = env.submit(json!({"kind": "factorize", "params": {"n": "2000"}})).await?;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await?;
+    assert_eq!(body["error"]["code"], "too_many_queued_jobs", "{body}");
+    // Another key still gets its share; once the jobs run, the first key is admitted again.
+    let other = crunch_e2e::create_key(&env.database_url, "other")?;
+    let r = env.http.post(env.url("/api/v1/jobs")).bearer_auth(&other).json(&json!({"kind": "factorize", "params": {"n": "77"}})).send().await?;
+    assert_eq!(r.status(), 202);
+    let mut env = env;
+    env.spawn_worker()?;
+    let t = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let r = env.submit(json!({"kind": "factorize", "params": {"n": "2001"}})).await?;
+        if r.status() == 202 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "still {} after the jobs ran", r.status());
+    }
+    Ok(())
+}

@@ -73,10 +73,7 @@ pub struct Config {
     /// stops working within this time; 0 = check the database every request).
     #[arg(long, env = "CRUNCH_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
-    /// Event WebSockets one API key may hold open on one gateway replica
-    /// (over it: 429 `too_many_sockets`).
-    #[arg(long, env = "CRUNCH_MAX_SOCKETS_PER_KEY", default_value_t = 8)]
-    pub max_sockets_per_key: u32,
+
     /// Most job submissions written in one transaction (group commit:
     /// submissions that arrive while a batch is being written form the next).
     #[arg(long, env = "CRUNCH_SUBMIT_BATCH_MAX", default_value_t = 256)]
@@ -170,7 +167,8 @@ impl Application {
             key_lookups: tokio::sync::Semaphore::new((cfg.core.db.db_pool_size as usize / 2).max(1)),
             key_lookup_wait: Duration::from_millis(cfg.core.db.db_timeout_ms),
             key_recheck: Duration::from_secs(cfg.key_cache_secs.max(1)),
-            sockets: state::Sockets::new(cfg.max_sockets_per_key),
+            sockets: state::Sockets::new(cfg.protect.max_sockets_per_key),
+            queued_jobs: protect::QueuedJobs::new(cfg.protect.max_queued_jobs_per_key),
             metrics_refreshed: tokio::sync::Mutex::new(None),
             published_jobs,
         });

@@ -57,6 +57,14 @@ pub struct ProtectArgs {
     /// stalls would otherwise hold a connection for ever; 0 = no floor).
     #[arg(long, env = "CRUNCH_UPLOAD_MIN_BYTES_PER_SEC", default_value_t = Self::DEFAULT.upload_min_bytes_per_sec)]
     pub upload_min_bytes_per_sec: u64,
+    /// Event WebSockets one API key may hold open on one gateway replica
+    /// (over it: 429 `too_many_sockets`).
+    #[arg(long, env = "CRUNCH_MAX_SOCKETS_PER_KEY", default_value_t = Self::DEFAULT.max_sockets_per_key)]
+    pub max_sockets_per_key: u32,
+    /// Jobs one API key may have queued or running at once (over it: 429
+    /// `too_many_queued_jobs`; 0 = no limit).
+    #[arg(long, env = "CRUNCH_MAX_QUEUED_JOBS_PER_KEY", default_value_t = Self::DEFAULT.max_queued_jobs_per_key)]
+    pub max_queued_jobs_per_key: i64,
     /// Database lookups of API keys not recently seen, per second, that one
     /// client address may cause (unknown keys cost one each; 0 = no limit).
     #[arg(long, env = "CRUNCH_KEY_LOOKUPS_PER_SEC", default_value_t = Self::DEFAULT.key_lookups_per_sec)]
@@ -75,6 +83,8 @@ impl ProtectArgs {
         body_idle_timeout_secs: 10,
         body_timeout_secs: 30,
         upload_min_bytes_per_sec: 8192,
+        max_sockets_per_key: 8,
+        max_queued_jobs_per_key: 10_000,
         key_lookups_per_sec: 10,
         key_lookups_burst: 50,
     };
@@ -218,4 +228,61 @@ pub async fn reject_nul<B: actix_web::body::MessageBody>(
         return Ok(req.into_response(resp).map_into_right_body());
     }
     next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_left_body)
+}
+
+/// How many queued or running jobs each API key may have (0 = no limit): one
+/// key cannot fill the queues ahead of every other. Counted in the database
+/// at most once a second per key; in between each accepted submission adds
+/// one to the count, so a burst may pass the limit by what one second of the
+/// key's rate allows.
+pub struct QueuedJobs {
+    max: i64,
+    counts: std::sync::Mutex<std::collections::HashMap<Uuid, (i64, Instant)>>,
+}
+
+impl QueuedJobs {
+    const FRESH: Duration = Duration::from_secs(1);
+
+    pub fn new(max: i64) -> Self {
+        Self { max, counts: Default::default() }
+    }
+
+    /// Admits one more job of `key`, or 429 `too_many_queued_jobs`.
+    pub async fn admit(&self, key: Uuid, pool: &crunch_store::PgPool) -> Result<(), ApiError> {
+        if self.max <= 0 {
+            return Ok(());
+        }
+        let cached = self.counts.lock().ok().and_then(|c| c.get(&key).filter(|(_, at)| at.elapsed() < Self::FRESH).map(|(n, _)| *n));
+        let n = match cached {
+            Some(n) => n,
+            None => {
+                let pool = pool.clone();
+                let n = actix_web::web::block(move || {
+                    let mut conn = pool.get()?;
+                    crunch_store::jobs::unfinished_count(&mut conn, key)
+                })
+                .await??;
+                if let Ok(mut c) = self.counts.lock() {
+                    if c.len() > 100_000 {
+                        c.retain(|_, (_, at)| at.elapsed() < Self::FRESH);
+                    }
+                    c.insert(key, (n, Instant::now()));
+                }
+                n
+            }
+        };
+        if n >= self.max {
+            return Err(ApiError::Quota {
+                code: "too_many_queued_jobs",
+                message: format!("this API key already has {n} jobs queued or running (the limit is {}); wait for some to finish", self.max),
+                retry_after_secs: 5,
+            });
+        }
+        if let Ok(mut c) = self.counts.lock() {
+            if let Some((count, _)) = c.get_mut(&key) {
+                *count += 1;
+            }
+        }
+        Ok(())
+    }
 }

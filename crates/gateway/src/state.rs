@@ -45,6 +45,8 @@ pub struct AppState {
     pub migrated: tokio::sync::watch::Receiver<bool>,
     /// Open event sockets per key.
     pub sockets: Sockets,
+    /// Queued or running jobs per key (`CRUNCH_MAX_QUEUED_JOBS_PER_KEY`).
+    pub queued_jobs: crate::protect::QueuedJobs,
     /// When `/metrics` last read the database and the queues (one refresh at a time).
     pub metrics_refreshed: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Jobs whose message the broker confirmed: marked in batches.

@@ -620,6 +620,15 @@ pub fn reconcile_candidates(
     })
 }
 
+/// The key's jobs that are queued or running (its share of the queues).
+pub fn unfinished_count(conn: &mut PgConnection, owner: Uuid) -> Result<i64> {
+    Ok(jobs::table
+        .filter(jobs::owner_id.eq(owner))
+        .filter(jobs::status.eq_any(["queued", "running"]))
+        .count()
+        .get_result(conn)?)
+}
+
 /// Counts of jobs by kind and status (for `/metrics`).
 pub fn counts(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
     Ok(jobs::table

@@ -83,6 +83,8 @@ impl Stack {
         let gateway = service("crunch-gateway", &db, &ns)
             .env("CRUNCH_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("CRUNCH_RATE_LIMIT_PER_SEC", "0")
+            // one key submits the whole load, queued without a worker
+            .env("CRUNCH_MAX_QUEUED_JOBS_PER_KEY", "0")
             .env("CRUNCH_DB_POOL_SIZE", "32")
             .env("KAFKA_BROKERS", &k.kafka_brokers)
             .env("CRUNCH_KAFKA_TOPIC_SELECTIONS", &k.kafka_topic_selections)

@@ -106,6 +106,7 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
     let dedup = spec.dedup_key(owner);
     // Fail fast (and write nothing) when the broker is already known to be down.
     let bus = state.bus().ok_or(ApiError::Unavailable("the message broker"))?;
+    state.queued_jobs.admit(owner, &state.pool).await?;
 
     let id = Uuid::new_v4();
     let submission = Submission { id, owner_id: owner, kind: kind.as_str().to_owned(), params: params.clone(), dedup_key: dedup, fresh };
