@@ -24,6 +24,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from primegen import prime  # scripts/primegen.py, beside this file
+
 STACK = os.environ.get("CRUNCH_STACK", "crunch")
 BASE = f"http://127.0.0.1:{os.environ.get('CRUNCH_PUBLIC_PORT', '8080')}"
 ADMINER_PORT = int(os.environ.get("CRUNCH_ADMINER_TEST_PORT", "18088"))
@@ -340,40 +342,10 @@ def fault_database_restart():
     report("PostgreSQL task killed: 503 while down, recovers by itself", back_after_s=round(time.time() - down_at, 1))
 
 
-def is_prime(n):
-    """Miller-Rabin with the first 12 prime bases: exact below 3.3 * 10^24."""
-    if n < 2:
-        return False
-    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
-    for p in bases:
-        if n % p == 0:
-            return n == p
-    d, r = n - 1, 0
-    while d % 2 == 0:
-        d, r = d // 2, r + 1
-    for a in bases:
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(r - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
 def semiprimes(count, bits, seed):
     """Distinct products of two random primes of `bits` bits each."""
     rng = random.Random(seed)
-
-    def prime():
-        while True:
-            p = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
-            if is_prime(p):
-                return p
-    return [str(prime() * prime()) for _ in range(count)]
+    return [str(prime(rng, bits) * prime(rng, bits)) for _ in range(count)]
 
 
 def fault_scale():

@@ -571,7 +571,8 @@ impl Fixture {
 /// them, 1007 answers 500, robots.txt disallows 1003; `/Hotels-g2-Evil-Hotels.html`
 /// lists hotels 3000..3002 whose names and descriptions carry HTML and script;
 /// `/Hotels-g3-Deep-Hotels.html` and `/Hotels-g4-Bold-Hotels.html` hide hotel 1000 under
-/// a million unclosed `<div>` or `<b>` elements. `latency` delays every
+/// a million unclosed `<div>` or `<b>` elements; `/Hotels-g5-Big-Hotels.html`
+/// lists 40 hotels whose detail pages are 4.5 MiB each. `latency` delays every
 /// response; `slow` delays one more detail page by 3 s.
 pub struct HotelSite {
     pub port: u16,
@@ -599,6 +600,17 @@ fn hotel_site_page(path: &str) -> (u16, String) {
                 .collect();
             let data = serde_json::json!({"hotels": hotels}).to_string().replace('\'', "&#39;");
             (200, format!("<html><body><div data-hotels-data='{data}'></div></body></html>"))
+        }
+        "/Hotels-g5-Big-Hotels.html" => {
+            // 40 hotels whose detail pages are 4.5 MiB each (the body cap is 5 MiB).
+            let hotels: Vec<serde_json::Value> = (5000..5040)
+                .map(|id| serde_json::json!({"id": id.to_string(), "name": format!("Big {id}"), "detailUrl": format!("/Hotel_Review-g5-d{id}-Reviews-Big.html"), "bubbleRating": {"rating": 3.0}, "numReviews": 1}))
+                .collect();
+            (200, format!("<html><body><div data-hotels-data='{}'></div></body></html>", serde_json::json!({"hotels": hotels})))
+        }
+        p if p.starts_with("/Hotel_Review-g5-d") => {
+            let filler = "x".repeat(4_500_000);
+            (200, format!(r#"<html><body><div data-ssrev-handlers='{{"locationDescription":"big"}}'></div><p>{filler}</p></body></html>"#))
         }
         "/Hotels-g3-Deep-Hotels.html" | "/Hotels-g4-Bold-Hotels.html" => {
             // One hotel under a million unclosed elements (block or formatting).
@@ -685,6 +697,43 @@ pub fn hotel_profile(cities: serde_json::Value) -> anyhow::Result<PathBuf> {
     let file = dir.join("profile.json");
     std::fs::write(&file, profile.to_string())?;
     Ok(file)
+}
+
+/// The reasons (`x-crunch-reason`) of the first `want` messages of the
+/// namespace's dead-letter topic, read from the start for at most `within`.
+pub fn dead_letter_reasons(namespace: &str, want: usize, within: Duration) -> anyhow::Result<Vec<String>> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Headers;
+    use rdkafka::Message;
+    let k = kafka_args(namespace);
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &k.kafka_brokers)
+        .set("group.id", format!("{namespace}-dlq-reader-{}", Uuid::new_v4().simple()))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&k.kafka_topic_dead])?;
+    let rt = tokio::runtime::Handle::current();
+    let mut reasons = Vec::new();
+    let t = Instant::now();
+    while reasons.len() < want && t.elapsed() < within {
+        let got = tokio::task::block_in_place(|| rt.block_on(tokio::time::timeout(Duration::from_secs(2), consumer.recv())));
+        if let Ok(Ok(m)) = got {
+            let reason = m.headers().and_then(|h| h.iter().find(|h| h.key == "x-crunch-reason").and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned())));
+            reasons.push(reason.unwrap_or_default());
+        }
+    }
+    Ok(reasons)
+}
+
+/// A worker's settings for scrapes of a `HotelSite` on `port` with a
+/// `hotel_profile` file: the site allowlisted, no pacing.
+pub fn hotel_site_worker_env(port: u16, profile: &std::path::Path) -> Vec<(String, String)> {
+    vec![
+        ("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()),
+        ("CRUNCH_SCRAPE_PROFILE_FILE".into(), profile.display().to_string()),
+        ("CRUNCH_SCRAPE_BASE_URL".into(), format!("http://127.0.0.1:{port}")),
+        ("CRUNCH_SCRAPE_MIN_INTERVAL_MS".into(), "0".into()),
+    ]
 }
 
 /// 2^e - 1 (a prime for e = 61, 89, 107, 127).

@@ -130,16 +130,7 @@ async fn a_ten_gigabyte_upload_is_refused_before_anything_is_stored() -> R {
 async fn html_nested_a_million_deep_is_refused_unparsed_in_bounded_time() -> R {
     let site = HotelSite::start(Duration::ZERO).await?;
     let profile = crunch_e2e::hotel_profile(json!({"Deep": "/Hotels-g3-Deep-Hotels.html", "Bold": "/Hotels-g4-Bold-Hotels.html"}))?;
-    let env = TestEnv::start_with(Options {
-        worker_env: vec![
-            ("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()),
-            ("CRUNCH_SCRAPE_PROFILE_FILE".into(), profile.display().to_string()),
-            ("CRUNCH_SCRAPE_BASE_URL".into(), format!("http://127.0.0.1:{}", site.port)),
-            ("CRUNCH_SCRAPE_MIN_INTERVAL_MS".into(), "0".into()),
-        ],
-        ..Default::default()
-    })
-    .await?;
+    let env = TestEnv::start_with(Options { worker_env: crunch_e2e::hotel_site_worker_env(site.port, &profile), ..Default::default() }).await?;
     for city in ["Deep", "Bold"] {
         let t = Instant::now();
         let r = env.submit(json!({"kind": "scrape_hotels", "params": {"city": city, "pages": 1}, "fresh": true})).await?;
@@ -159,5 +150,37 @@ async fn html_nested_a_million_deep_is_refused_unparsed_in_bounded_time() -> R {
     // The worker is still alive and well.
     let id = env.submit_n("1002").await?;
     assert_eq!(env.wait_finished(&id).await?["status"], "succeeded");
+    Ok(())
+}
+
+/// Peak resident memory of a process, in MiB (Linux: VmHWM).
+fn peak_rss_mib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM"))?;
+    Ok(kib / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_of_huge_detail_pages_cannot_make_the_worker_hold_them_all() -> R {
+    let site = HotelSite::start(Duration::ZERO).await?;
+    let profile = crunch_e2e::hotel_profile(json!({"Big": "/Hotels-g5-Big-Hotels.html"}))?;
+    let mut worker_env = crunch_e2e::hotel_site_worker_env(site.port, &profile);
+    worker_env.extend([("CRUNCH_SCRAPE_CONCURRENCY".into(), "16".into()), ("CRUNCH_SCRAPE_PAGES_IN_FLIGHT".into(), "4".into())]);
+    let env = TestEnv::start_with(Options { worker_env, ..Default::default() }).await?;
+    let r = env.submit(json!({"kind": "scrape_hotels", "params": {"city": "Big", "pages": 1}, "fresh": true})).await?;
+    assert_eq!(r.status(), 202, "{}", r.text().await?);
+    let id = r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned();
+    let job = env.wait_for(&id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed")).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!((job["result"]["hotels"].as_u64(), job["result"]["details_fetched"].as_u64()), (Some(40), Some(40)), "{job}");
+    // 40 pages of 4.5 MiB are 180 MiB; with 4 in flight the worker holds
+    // about 20 MiB of them at a time.
+    let peak = peak_rss_mib(env.workers[0].id())?;
+    eprintln!("worker peak RSS {peak} MiB");
+    assert!(peak < 150, "the worker's peak RSS was {peak} MiB");
     Ok(())
 }

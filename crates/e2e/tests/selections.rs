@@ -7,10 +7,8 @@ use crunch_e2e::TestEnv;
 use crunch_store::hotels::NewHotel;
 use diesel::sql_types::BigInt;
 use diesel::RunQueryDsl;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 
 type R = anyhow::Result<()>;
@@ -51,27 +49,6 @@ async fn wait_total(env: &TestEnv, want: i64, within: Duration) -> anyhow::Resul
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
-}
-
-fn dead_letters(env: &TestEnv, want: usize) -> anyhow::Result<Vec<String>> {
-    let k = crunch_e2e::kafka_args(&env.namespace);
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &k.kafka_brokers)
-        .set("group.id", format!("{}-dlq-reader", env.namespace))
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[&k.kafka_topic_dead])?;
-    let rt = tokio::runtime::Handle::current();
-    let mut reasons = Vec::new();
-    let t = Instant::now();
-    while reasons.len() < want && t.elapsed() < Duration::from_secs(30) {
-        let got = tokio::task::block_in_place(|| rt.block_on(tokio::time::timeout(Duration::from_secs(2), consumer.recv())));
-        if let Ok(Ok(m)) = got {
-            let reason = m.headers().and_then(|h| h.iter().find(|h| h.key == "x-crunch-reason").and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned())));
-            reasons.push(reason.unwrap_or_default());
-        }
-    }
-    Ok(reasons)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +118,7 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     // Consumption goes on after them.
     env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[4]]})).send().await?;
     wait_total(&env, 4, Duration::from_secs(30)).await?;
-    let mut reasons = dead_letters(&env, 4)?;
+    let mut reasons = crunch_e2e::dead_letter_reasons(&env.namespace, 4, Duration::from_secs(30))?;
     reasons.sort();
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons[0].starts_with("malformed"), "{reasons:?}");

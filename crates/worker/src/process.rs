@@ -139,6 +139,9 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     };
     let row = match started {
         Started::Run(row) => row,
+        // A message for a job that was never submitted: dead-lettered like
+        // any other message that can never succeed.
+        Started::Missing => return dead_letter(shared, bus, delivery, Some(id), "unknown_job", "no such job in the database".into()).await,
         other => return not_run(shared, bus, id, other).await,
     };
     if let Some(reason) = too_many_attempts(shared, &row) {
@@ -334,7 +337,7 @@ pub(crate) async fn not_run(shared: &Shared, bus: &Bus, id: Uuid, started: Start
                 settle(shared, bus, &row).await;
             }
         }
-        Started::Missing => tracing::warn!(job_id = %id, "no such job in the database; dropping its message"),
+        Started::Missing => tracing::warn!(job_id = %id, "no such job in the database; dropping the message"),
         Started::Run(_) => tracing::error!(job_id = %id, "not_run called for a job that runs"),
     }
     Disposition::Ack

@@ -161,7 +161,10 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
             // redelivered and run alone, counting its attempt.
             QuickEnd::NotQueued(row) if row.status() == JobStatus::Running => settled.push((delivery, Disposition::Requeue)),
             QuickEnd::NotQueued(row) => settled.push((delivery, process::not_run(shared, bus, id, Started::Ended(row)).await)),
-            QuickEnd::Missing => settled.push((delivery, process::not_run(shared, bus, id, Started::Missing).await)),
+            QuickEnd::Missing => {
+                let d = process::dead_letter(shared, bus, &delivery, Some(id), "unknown_job", "no such job in the database".into()).await;
+                settled.push((delivery, d));
+            }
         }
     }
     events.append(&mut terminal);

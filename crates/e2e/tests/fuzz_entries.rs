@@ -1,0 +1,169 @@
+//! Hostile input at the entries that are not HTTP, with fixed seeds and
+//! bounded time: a thousand messages of arbitrary bytes and of the right
+//! shape with wrong contents into each job queue and into the selections
+//! topic, and arbitrary bytes as gene files of every format. Invariants: no
+//! consumer stops (a good message after them is handled within seconds),
+//! every bad message is dead-lettered with a reason, nothing valid is lost.
+
+use std::time::{Duration, Instant};
+
+use crunch_e2e::TestEnv;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+type R = anyhow::Result<()>;
+
+const BAD_MESSAGES: usize = 1000;
+
+/// A message that is not a valid job or selection: arbitrary bytes, or JSON
+/// of about the right shape with wrong types and values.
+fn hostile(rng: &mut StdRng) -> Vec<u8> {
+    let uuid = || uuid::Uuid::new_v4().to_string();
+    let junk = |rng: &mut StdRng| -> Value {
+        match rng.gen_range(0..9) {
+            0 => Value::Null,
+            1 => json!(rng.gen::<i64>()),
+            2 => json!(rng.gen::<f64>() * 1e300),
+            3 => json!("\u{0}\u{ffff}<script>"),
+            4 => json!([1, [2, [3, [4]]]]),
+            5 => json!({"n": "-1"}),
+            6 => json!("9".repeat(rng.gen_range(1..2000))),
+            7 => json!({"from": "x", "to": -5, "mode": "both"}),
+            _ => json!(uuid()),
+        }
+    };
+    match rng.gen_range(0..6) {
+        0 => (0..rng.gen_range(0..300)).map(|_| rng.gen::<u8>()).collect(),
+        1 => b"{\"job_id\":".to_vec(),
+        2 => json!({"job_id": junk(rng), "owner_id": uuid(), "kind": "factorize", "params": {"n": "12"}}).to_string().into_bytes(),
+        3 => json!({"job_id": uuid(), "owner_id": uuid(), "kind": junk(rng), "params": junk(rng)}).to_string().into_bytes(),
+        4 => {
+            let kind = ["factorize", "primes", "check_url", "scrape_hotels", "genes"][rng.gen_range(0..5)];
+            json!({"job_id": uuid(), "owner_id": uuid(), "kind": kind, "params": junk(rng)}).to_string().into_bytes()
+        }
+        _ => json!({"owner_id": junk(rng), "op": junk(rng), "hotel_ids": junk(rng), "at": junk(rng)}).to_string().into_bytes(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_queue_survives_a_thousand_hostile_messages() -> R {
+    use crunch_bus::lapin::options::{BasicGetOptions, BasicPublishOptions};
+    use crunch_bus::lapin::BasicProperties;
+    let env = TestEnv::start().await?;
+    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
+    let conn = crunch_bus::lapin::Connection::connect(&crunch_e2e::amqp_url(), Default::default()).await?;
+    let ch = conn.create_channel().await?;
+    let mut rng = StdRng::seed_from_u64(20);
+    let routes = [crunch_bus::CPU_ROUTE, crunch_bus::IO_ROUTE, crunch_bus::QUICK_ROUTE];
+    for route in routes {
+        for _ in 0..BAD_MESSAGES {
+            let body = hostile(&mut rng);
+            ch.basic_publish(cfg.jobs_exchange().into(), route.into(), BasicPublishOptions::default(), &body, BasicProperties::default()).await?.await?;
+        }
+    }
+    // Good jobs after them, on the quick and the CPU queue, are run.
+    let t = Instant::now();
+    let quick = env.submit_n("91").await?;
+    let cpu = env.submit_n(&crunch_e2e::mersenne_semiprime(61, 61)).await?;
+    for id in [quick, cpu] {
+        assert_eq!(env.wait_for(&id, Duration::from_secs(60), |s| matches!(s, "succeeded" | "failed")).await?["status"], "succeeded");
+    }
+    eprintln!("good jobs done {:?} after the bad messages", t.elapsed());
+    // Every bad message is in the dead-letter queue with a reason.
+    let mut reasons = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reasons < routes.len() * BAD_MESSAGES && Instant::now() < deadline {
+        match ch.basic_get(cfg.dead_queue().into(), BasicGetOptions { no_ack: true }).await? {
+            Some(msg) => {
+                let reason = crunch_bus::reason_of(&msg.delivery.properties).unwrap_or_default();
+                assert!(!reason.is_empty(), "a dead letter without a reason");
+                reasons += 1;
+            }
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(reasons, routes.len() * BAD_MESSAGES);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_selections_topic_survives_a_thousand_hostile_messages() -> R {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+    let mut env = TestEnv::start_with(crunch_e2e::Options { workers: 0, ..Default::default() }).await?;
+    env.spawn_persister()?;
+    let mut conn = env.db()?;
+    let hotel = crunch_store::hotels::upsert_hotel(
+        &mut conn,
+        &crunch_store::hotels::NewHotel {
+            source: "fixture".into(),
+            source_id: "fuzz".into(),
+            city_id: None,
+            name: "Fuzz".into(),
+            url: None,
+            description: None,
+            rating: None,
+            reviews: None,
+            rank: None,
+            rank_total: None,
+            stars: None,
+        },
+    )?;
+    let k = crunch_e2e::kafka_args(&env.namespace);
+    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &k.kafka_brokers).create()?;
+    let mut rng = StdRng::seed_from_u64(21);
+    for _ in 0..BAD_MESSAGES {
+        let body = hostile(&mut rng);
+        producer.send(FutureRecord::to(&k.kafka_topic_selections).key("fuzz").payload(&body), Duration::from_secs(5)).await.map_err(|(e, _)| e)?;
+    }
+    // A good selection after them is stored within seconds.
+    let t = Instant::now();
+    let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [hotel]})).send().await?;
+    assert_eq!(r.status(), 202);
+    loop {
+        let page: Value = env.http.get(env.url("/api/v1/selections")).bearer_auth(&env.key).send().await?.json().await?;
+        if page["total"] == 1 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "the good selection was not stored within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("the good selection was stored {:?} after the bad messages", t.elapsed());
+    // Every bad message is on the dead-letter topic with a reason.
+    let reasons = crunch_e2e::dead_letter_reasons(&env.namespace, BAD_MESSAGES, Duration::from_secs(90))?;
+    assert_eq!(reasons.len(), BAD_MESSAGES);
+    assert!(reasons.iter().all(|r| !r.is_empty()), "a dead letter without a reason");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbitrary_bytes_as_gene_files_end_clearly() -> R {
+    let env = TestEnv::start().await?;
+    let mut rng = StdRng::seed_from_u64(22);
+    for (i, name) in ["a.fasta", "a.fastq", "a.csv", "a.fasta.gz", "a.fastq.gz", "a.csv.gz"].iter().cycle().take(18).enumerate() {
+        let len = rng.gen_range(1..20_000);
+        // Mostly sequence-like bytes with some of anything, so that parsers go deep.
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| if rng.gen_bool(0.8) { b">@+,ACGTN\n\r\"\0"[rng.gen_range(0..14)] } else { rng.gen() })
+            .collect();
+        let r = env.http.post(env.url("/api/v1/gene-files")).bearer_auth(&env.key).json(&json!({"file_name": name})).send().await?;
+        assert_eq!(r.status(), 201, "{name}");
+        let file: Value = r.json().await?;
+        let id = file["id"].as_str().unwrap_or_default().to_owned();
+        let r = env.http.put(env.url(&format!("/api/v1/gene-files/{id}/content"))).bearer_auth(&env.key).body(bytes).send().await?;
+        assert_eq!(r.status(), 202, "{name}");
+        let job_id = r.json::<Value>().await?["job"]["id"].as_str().unwrap_or_default().to_owned();
+        let job = env.wait_for(&job_id, Duration::from_secs(60), |s| matches!(s, "succeeded" | "failed")).await?;
+        // Succeeded (invalid records skipped), or failed with a clear code:
+        // never a crash, a retry loop or an internal error.
+        if job["status"] == "failed" {
+            let code = job["error"]["code"].as_str().unwrap_or_default();
+            assert!(!matches!(code, "too_many_attempts" | "internal_error" | "kernel_panicked"), "file {i} ({name}): {job}");
+        }
+    }
+    // The worker still runs jobs.
+    let id = env.submit_n("1001").await?;
+    assert_eq!(env.wait_finished(&id).await?["status"], "succeeded");
+    Ok(())
+}
