@@ -60,9 +60,14 @@ impl FromRequest for Caller {
             let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("state missing")))?;
             let hash = hash_key(&token);
             let key_id = match state.keys.get(&hash) {
-                Some(Some(id)) => id,
-                Some(None) => return Err(ApiError::Unauthorized),
-                None => lookup(&state, hash, client).await?,
+                Cached::Active(id) => id,
+                Cached::NotAKey => return Err(ApiError::Unauthorized),
+                // Looked up again (it may have been revoked), but never
+                // refused for its address: a flood of made-up keys from the
+                // same address (or the same proxy) cannot lock out clients
+                // whose keys were working.
+                Cached::Seen => lookup(&state, hash, None).await?,
+                Cached::Unseen => lookup(&state, hash, client).await?,
             };
             let caller = Caller { key_id };
             state.rate_limits.check(caller.key_id).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
@@ -78,7 +83,8 @@ fn well_formed(token: &str) -> bool {
 }
 
 /// Looks a key up in the database and remembers the answer, found or not.
-/// Each lookup costs the client address one token of its allowance
+/// Each lookup of a key not seen active recently costs the client address
+/// one token of its allowance
 /// (`CRUNCH_KEY_LOOKUPS_PER_SEC`), and at most half the pool's connections
 /// serve lookups at once: a flood of made-up keys gets 429s and cannot take
 /// the connections that requests with known keys need.
@@ -106,13 +112,26 @@ async fn lookup(state: &AppState, hash: Vec<u8>, client: Option<std::net::IpAddr
     id.ok_or(ApiError::Unauthorized)
 }
 
+/// What the cache knows of a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cached {
+    /// Active when looked up less than `ttl` ago.
+    Active(Uuid),
+    /// Not a key when looked up less than `ttl` ago.
+    NotAKey,
+    /// Active when looked up longer ago, within [`KeyCache::SEEN`].
+    Seen,
+    /// Not looked up recently.
+    Unseen,
+}
+
 /// Recently looked-up keys (SHA-256 -> key id, or not a key), so that a busy
 /// client does not cost a database query per request, and a made-up key
-/// sent again costs none. Answers are kept for `ttl` (`CRUNCH_KEY_CACHE_SECS`,
+/// sent again costs none. Answers are trusted for `ttl` (`CRUNCH_KEY_CACHE_SECS`,
 /// 0 = no cache): a new key works at once (unless it was tried within `ttl`
-/// before it existed), a revoked one stops within `ttl`. Active keys and
-/// unknown ones are kept apart, so that a flood of made-up keys can only
-/// evict made-up keys.
+/// before it existed), a revoked one stops within `ttl`. Active keys are
+/// also remembered as seen for [`KeyCache::SEEN`], and kept apart from
+/// unknown ones, so that a flood of made-up keys can only evict made-up keys.
 pub struct KeyCache {
     ttl: std::time::Duration,
     active: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (Uuid, std::time::Instant)>>,
@@ -122,28 +141,32 @@ pub struct KeyCache {
 impl KeyCache {
     /// Most keys remembered of each kind; past it that kind starts over.
     const CAPACITY: usize = 10_000;
+    /// How long a key found active counts as seen.
+    pub const SEEN: std::time::Duration = std::time::Duration::from_secs(600);
 
     pub fn new(ttl: std::time::Duration) -> Self {
         Self { ttl, active: Default::default(), unknown: Default::default() }
     }
 
-    /// `Some(Some(id))`: an active key; `Some(None)`: not a key; `None`: not known.
-    fn get(&self, hash: &[u8]) -> Option<Option<Uuid>> {
-        let fresh = |at: &std::time::Instant| at.elapsed() < self.ttl;
-        if let Some(id) = self.active.lock().ok()?.get(hash).filter(|(_, at)| fresh(at)).map(|(id, _)| *id) {
-            return Some(Some(id));
+    pub fn get(&self, hash: &[u8]) -> Cached {
+        let active = self.active.lock().ok().and_then(|a| a.get(hash).copied());
+        match active {
+            Some((id, at)) if at.elapsed() < self.ttl => return Cached::Active(id),
+            Some((_, at)) if at.elapsed() < Self::SEEN => return Cached::Seen,
+            _ => {}
         }
-        self.unknown.lock().ok()?.get(hash).filter(|at| fresh(at)).map(|_| None)
+        match self.unknown.lock().ok().and_then(|u| u.get(hash).copied()) {
+            Some(at) if at.elapsed() < self.ttl => Cached::NotAKey,
+            _ => Cached::Unseen,
+        }
     }
 
     fn put(&self, hash: Vec<u8>, id: Option<Uuid>) {
-        if self.ttl.is_zero() {
-            return;
-        }
         let now = std::time::Instant::now();
         match id {
             Some(id) => remember(&self.active, hash, (id, now)),
-            None => remember(&self.unknown, hash, now),
+            None if !self.ttl.is_zero() => remember(&self.unknown, hash, now),
+            None => {}
         }
     }
 }
@@ -177,8 +200,13 @@ mod tests {
         for i in 0..KeyCache::CAPACITY + 5 {
             cache.put(format!("made-up {i}").into_bytes(), None);
         }
-        assert_eq!(cache.get(b"good"), Some(Some(id)), "made-up keys do not evict active ones");
-        assert_eq!(cache.get(b"made-up 10003"), Some(None));
-        assert_eq!(cache.get(b"never seen"), None);
+        assert_eq!(cache.get(b"good"), Cached::Active(id), "made-up keys do not evict active ones");
+        assert_eq!(cache.get(b"made-up 10003"), Cached::NotAKey);
+        assert_eq!(cache.get(b"never seen"), Cached::Unseen);
+        let short = KeyCache::new(std::time::Duration::ZERO);
+        short.put(b"good".to_vec(), Some(id));
+        short.put(b"bad".to_vec(), None);
+        assert_eq!(short.get(b"good"), Cached::Seen, "an active key stays seen past the cache time");
+        assert_eq!(short.get(b"bad"), Cached::Unseen);
     }
 }

@@ -106,19 +106,7 @@ impl Application {
             .context("creating the Kafka producer")?;
         let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
         let (pool, migrated) = cfg.core.pool().await.context("building the database pool")?;
-        if let Some(key) = cfg.admin_api_key.clone() {
-            let p = pool.clone();
-            let registered = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
-                let mut conn = p.get()?;
-                Ok(crunch_store::keys::ensure_key(&mut conn, "admin", &auth::hash_key(&key))?)
-            })
-            .await?;
-            match registered {
-                Ok(true) => tracing::info!("registered the admin API key"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not register the admin API key yet"),
-            }
-        }
+        let migrated = register_admin_key(pool.clone(), migrated, cfg.admin_api_key.clone()).await;
         // Events arrive a batch at a time (up to 2 x CRUNCH_WORKER_QUICK_BATCH
         // per message pair): room for many batches before a slow WebSocket
         // client lags (it is then told how many it missed).
@@ -400,6 +388,46 @@ fn spawn_kafka_probe(state: web::Data<AppState>) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
+}
+
+/// Registers the configured admin API key once the migrations are applied,
+/// retrying while the database is unreachable. Returns what readiness
+/// waits for: migrations applied and the key registered (at once when the
+/// database is up at start-up).
+async fn register_admin_key(pool: crunch_store::PgPool, mut migrated: watch::Receiver<bool>, key: Option<String>) -> watch::Receiver<bool> {
+    let Some(key) = key else { return migrated };
+    let register = move |pool: crunch_store::PgPool, key: String| async move {
+        let registered = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+            let mut conn = pool.get()?;
+            Ok(crunch_store::keys::ensure_key(&mut conn, "admin", &auth::hash_key(&key))?)
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+        match registered {
+            Ok(true) => tracing::info!("registered the admin API key"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not register the admin API key yet; retrying");
+                return false;
+            }
+        }
+        true
+    };
+    if *migrated.borrow() && register(pool.clone(), key.clone()).await {
+        return migrated;
+    }
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let _ = migrated.wait_for(|m| *m).await;
+        let mut delay = Duration::from_millis(250);
+        while !register(pool.clone(), key.clone()).await {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        let _ = tx.send(true);
+    });
+    rx
 }
 
 /// The method as a metric label: a label per method token would let any

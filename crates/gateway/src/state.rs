@@ -40,8 +40,9 @@ pub struct AppState {
     pub key_lookup_wait: std::time::Duration,
     /// How often an open event socket checks that its key is still active.
     pub key_recheck: std::time::Duration,
-    /// Whether the database's migrations are applied (retried in the
-    /// background when the database was down at start-up).
+    /// Whether the database's migrations are applied and the configured
+    /// admin key registered (retried in the background when the database
+    /// was down at start-up).
     pub migrated: tokio::sync::watch::Receiver<bool>,
     /// Open event sockets per key.
     pub sockets: Sockets,
