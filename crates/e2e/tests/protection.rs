@@ -343,3 +343,37 @@ async fn one_key_cannot_queue_more_than_its_share() -> R {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_has_a_limited_number_of_uploads_in_progress() -> R {
+    use futures::StreamExt;
+    let env = TestEnv::start_with(Options { protect: ProtectArgs { max_uploads_per_key: 2, ..Default::default() }, ..Default::default() }).await?;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let file: Value = env.http.post(env.url("/api/v1/gene-files")).bearer_auth(&env.key).json(&json!({"file_name": format!("u{i}.fasta")})).send().await?.json().await?;
+        ids.push(file["id"].as_str().unwrap_or_default().to_owned());
+    }
+    // Three slow uploads at once (a record every 300 ms for about 2 s).
+    let slow = |id: String| {
+        let (http, url, key) = (env.http.clone(), env.url(&format!("/api/v1/gene-files/{id}/content")), env.key.clone());
+        tokio::spawn(async move {
+            let records = futures::stream::iter(0..7).then(|i| async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok::<_, std::io::Error>(format!(">r{i}\nACGT\n").into_bytes())
+            });
+            let r = http.put(url).bearer_auth(key).body(reqwest::Body::wrap_stream(records)).send().await?;
+            anyhow::Ok(r.status().as_u16())
+        })
+    };
+    let uploads: Vec<_> = ids[..3].iter().cloned().map(slow).collect();
+    let mut statuses = Vec::new();
+    for u in uploads {
+        statuses.push(u.await??);
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![202, 202, 429], "{statuses:?}");
+    // Once they are done, the key may upload again.
+    let r = env.http.put(env.url(&format!("/api/v1/gene-files/{}/content", ids[3]))).bearer_auth(&env.key).body(">a\nACGT\n").send().await?;
+    assert_eq!(r.status(), 202);
+    Ok(())
+}

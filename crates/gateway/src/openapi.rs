@@ -51,7 +51,7 @@ impl Modify for ProtectionResponses {
             for (op, has_body) in [(&mut item.get, false), (&mut item.delete, false), (&mut item.post, true), (&mut item.put, true), (&mut item.patch, true)] {
                 let Some(op) = op.as_mut() else { continue };
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                    op.responses.responses.entry("429".into()).or_insert_with(|| error("Too many requests for this API key, too many unknown keys from this address, or (events) too many open sockets; see Retry-After").into());
+                    op.responses.responses.entry("429".into()).or_insert_with(|| error("Too many requests for this API key, too many unknown keys from this address, or past a per-key quota (open sockets, uploads, queued jobs); see Retry-After").into());
                 }
                 if has_body {
                     op.responses.responses.entry("408".into()).or_insert_with(|| error("The request body stalled or took too long").into());

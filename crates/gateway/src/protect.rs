@@ -61,6 +61,10 @@ pub struct ProtectArgs {
     /// (over it: 429 `too_many_sockets`).
     #[arg(long, env = "CRUNCH_MAX_SOCKETS_PER_KEY", default_value_t = Self::DEFAULT.max_sockets_per_key)]
     pub max_sockets_per_key: u32,
+    /// Gene-file uploads one API key may have in progress at once on one
+    /// gateway replica (over it: 429 `too_many_uploads`).
+    #[arg(long, env = "CRUNCH_MAX_UPLOADS_PER_KEY", default_value_t = Self::DEFAULT.max_uploads_per_key)]
+    pub max_uploads_per_key: u32,
     /// Jobs one API key may have queued or running at once (over it: 429
     /// `too_many_queued_jobs`; 0 = no limit).
     #[arg(long, env = "CRUNCH_MAX_QUEUED_JOBS_PER_KEY", default_value_t = Self::DEFAULT.max_queued_jobs_per_key)]
@@ -84,6 +88,7 @@ impl ProtectArgs {
         body_timeout_secs: 30,
         upload_min_bytes_per_sec: 8192,
         max_sockets_per_key: 8,
+        max_uploads_per_key: 4,
         max_queued_jobs_per_key: 10_000,
         key_lookups_per_sec: 10,
         key_lookups_burst: 50,

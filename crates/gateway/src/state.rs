@@ -45,7 +45,9 @@ pub struct AppState {
     /// was down at start-up).
     pub migrated: tokio::sync::watch::Receiver<bool>,
     /// Open event sockets per key.
-    pub sockets: Sockets,
+    pub sockets: Slots,
+    /// Gene-file uploads in progress per key.
+    pub uploads: Slots,
     /// Queued or running jobs per key (`CRUNCH_MAX_QUEUED_JOBS_PER_KEY`).
     pub queued_jobs: crate::protect::QueuedJobs,
     /// When `/metrics` last read the database and the queues (one refresh at a time).
@@ -64,36 +66,37 @@ impl AppState {
     }
 }
 
-/// Event sockets open per API key, at most `max_per_key` each.
-pub struct Sockets {
+/// Things held open per API key (event sockets, uploads), at most
+/// `max_per_key` each on this replica.
+pub struct Slots {
     pub max_per_key: u32,
     open: std::sync::Arc<Mutex<std::collections::HashMap<uuid::Uuid, u32>>>,
 }
 
-/// One open socket; its place is freed when it is dropped.
-pub struct SocketSlot {
+/// One place taken; freed when dropped.
+pub struct Slot {
     key: uuid::Uuid,
     open: std::sync::Arc<Mutex<std::collections::HashMap<uuid::Uuid, u32>>>,
 }
 
-impl Sockets {
+impl Slots {
     pub fn new(max_per_key: u32) -> Self {
         Self { max_per_key, open: Default::default() }
     }
 
-    /// A place for one more socket of `key`, or None at the limit.
-    pub fn open(&self, key: uuid::Uuid) -> Option<SocketSlot> {
+    /// A place for one more of `key`'s, or None at the limit.
+    pub fn take(&self, key: uuid::Uuid) -> Option<Slot> {
         let mut open = self.open.lock().ok()?;
         let n = open.entry(key).or_insert(0);
         if *n >= self.max_per_key {
             return None;
         }
         *n += 1;
-        Some(SocketSlot { key, open: std::sync::Arc::clone(&self.open) })
+        Some(Slot { key, open: std::sync::Arc::clone(&self.open) })
     }
 }
 
-impl Drop for SocketSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         if let Ok(mut open) = self.open.lock() {
             if let Some(n) = open.get_mut(&self.key) {

@@ -32,7 +32,7 @@ pub async fn events(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let slot = state.sockets.open(caller.key_id).ok_or_else(|| ApiError::Quota {
+    let slot = state.sockets.take(caller.key_id).ok_or_else(|| ApiError::Quota {
         code: "too_many_sockets",
         message: format!("this API key already has {} event sockets open", state.sockets.max_per_key),
         retry_after_secs: 5,
