@@ -5,6 +5,8 @@
 //! consumer stops (a good message after them is handled within seconds),
 //! every bad message is dead-lettered with a reason, nothing valid is lost.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use crunch_e2e::TestEnv;
@@ -97,22 +99,7 @@ async fn the_selections_topic_survives_a_thousand_hostile_messages() -> R {
     let mut env = TestEnv::start_with(crunch_e2e::Options { workers: 0, ..Default::default() }).await?;
     env.spawn_persister()?;
     let mut conn = env.db()?;
-    let hotel = crunch_store::hotels::upsert_hotel(
-        &mut conn,
-        &crunch_store::hotels::NewHotel {
-            source: "fixture".into(),
-            source_id: "fuzz".into(),
-            city_id: None,
-            name: "Fuzz".into(),
-            url: None,
-            description: None,
-            rating: None,
-            reviews: None,
-            rank: None,
-            rank_total: None,
-            stars: None,
-        },
-    )?;
+    let hotel = crunch_store::hotels::upsert_hotel(&mut conn, &common::bare_hotel("fixture", "fuzz", "Fuzz"))?;
     let k = crunch_e2e::kafka_args(&env.namespace);
     let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &k.kafka_brokers).create()?;
     let mut rng = StdRng::seed_from_u64(21);

@@ -5,6 +5,8 @@
 //! reconnects by itself (re-creating the topics) within 15 s, and the
 //! persister stores what was accepted within 15 s too.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -86,20 +88,7 @@ async fn restart(persister: bool) -> R {
     let mut conn = env.db()?;
     let ids: Vec<i64> = (1..=6)
         .map(|i| {
-            let h = crunch_store::hotels::NewHotel {
-                source: "test".into(),
-                source_id: format!("k{i}"),
-                city_id: None,
-                name: format!("Hotel {i}"),
-                url: None,
-                description: None,
-                rating: None,
-                reviews: None,
-                rank: None,
-                rank_total: None,
-                stars: None,
-            };
-            crunch_store::hotels::upsert_hotel(&mut conn, &h)
+            crunch_store::hotels::upsert_hotel(&mut conn, &common::bare_hotel("test", &format!("k{i}"), &format!("Hotel {i}")))
         })
         .collect::<Result<_, _>>()?;
 
