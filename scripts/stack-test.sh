@@ -115,8 +115,13 @@ lap "fault checks"
 
 if [ "$KEEP" = 0 ]; then
   "$ROOT/scripts/undeploy.sh" --volumes --secrets
-  left="$(docker service ls -q --filter "label=com.docker.stack.namespace=$CRUNCH_STACK")$(docker volume ls -q --filter "label=com.docker.stack.namespace=$CRUNCH_STACK")$(docker secret ls -q --filter name=crunch_)$(docker network ls -q --filter "label=com.docker.stack.namespace=$CRUNCH_STACK")"
-  [ -z "$left" ] || die "undeploy.sh --volumes --secrets left something behind: $left"
+  left() {
+    for what in service volume network; do
+      docker "$what" ls --format "$what {{.Name}}" --filter "label=com.docker.stack.namespace=$CRUNCH_STACK"
+    done
+    docker secret ls --format 'secret {{.Name}}' --filter name=crunch_
+  }
+  [ -z "$(left)" ] || die "undeploy.sh --volumes --secrets left something behind: $(left | tr '\n' ' ')"
   # Anonymous volumes of the stack's containers carry no stack label.
   new_dangling="$(comm -13 <(echo "$dangling_before") <(docker volume ls -q --filter dangling=true | sort))"
   [ -z "$new_dangling" ] || die "anonymous volumes left behind: $new_dangling"

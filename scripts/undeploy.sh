@@ -23,10 +23,11 @@ if [ "$secrets" = 1 ] && [ "$volumes" = 0 ]; then
   exit 2
 fi
 docker stack rm "$STACK" >/dev/null 2>&1 || true
-# Containers and the network go asynchronously; volumes can only be removed
-# once no container uses them.
+# Services, containers and the network go asynchronously; volumes can only
+# be removed once no container uses them.
 for _ in $(seq 120); do
-  if [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] \
+  if [ -z "$(docker service ls -q --filter "label=com.docker.stack.namespace=$STACK")" ] \
+     && [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] \
      && [ -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ]; then
     break
   fi
