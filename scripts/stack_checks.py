@@ -276,7 +276,12 @@ def job_states(ids):
 
 
 def fault_worker_kill():
+    # Queued while no worker runs (submissions are slower than the worker,
+    # there would be no backlog to kill it in), then one worker.
+    svc = f"{STACK}_worker"
+    docker("service", "scale", "--detach=false", f"{svc}=0")
     ids = submit_many([{"n": n} for n in semiprimes(2000, 44, 1)])
+    docker("service", "scale", "--detach=false", f"{svc}=1")
     wait_until("a tenth of the jobs done", lambda: job_states(ids).get("succeeded", (0, 0))[0] >= 200, 300)
     docker("kill", container("worker"))
     killed_at = time.time()
