@@ -96,7 +96,12 @@ while :; do
   sleep 3
 done
 PORT="${CRUNCH_PUBLIC_PORT:-8080}"
-curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null || die "the gateway does not answer /readyz on port $PORT"
+# Healthy means alive; ready means its database (migrated), broker and
+# admin key are in place too.
+until curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
+  [ "$(date +%s)" -lt "$deadline" ] || die "the gateway does not answer /readyz on port $PORT: $(curl -sS "http://127.0.0.1:$PORT/readyz" 2>&1)"
+  sleep 1
+done
 
 cat <<MSG
 
