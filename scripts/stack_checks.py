@@ -280,8 +280,10 @@ def fault_worker_kill():
     # there would be no backlog to kill it in), then one worker.
     svc = f"{STACK}_worker"
     docker("service", "scale", "--detach=false", f"{svc}=0")
-    ids = submit_many([{"n": n} for n in semiprimes(2000, 44, 1)])
-    docker("service", "scale", "--detach=false", f"{svc}=1")
+    ids = submit_many([{"n": n} for n in semiprimes(2000, 50, 1)])
+    # Not waiting for the scale to converge: the CLI watches the new task for
+    # 5 s more, time enough for a worker to run through most of the jobs.
+    docker("service", "scale", "--detach=true", f"{svc}=1")
     wait_until("a tenth of the jobs done", lambda: job_states(ids).get("succeeded", (0, 0))[0] >= 200, 300)
     docker("kill", container("worker"))
     killed_at = time.time()
