@@ -56,9 +56,7 @@ async fn each_job_queue_survives_a_thousand_hostile_messages() -> R {
     use crunch_bus::lapin::options::{BasicGetOptions, BasicPublishOptions};
     use crunch_bus::lapin::BasicProperties;
     let env = TestEnv::start().await?;
-    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
-    let conn = crunch_bus::lapin::Connection::connect(&crunch_e2e::amqp_url(), Default::default()).await?;
-    let ch = conn.create_channel().await?;
+    let (cfg, _conn, ch) = common::raw_channel(&env).await?;
     let mut rng = StdRng::seed_from_u64(20);
     let routes = [crunch_bus::CPU_ROUTE, crunch_bus::IO_ROUTE, crunch_bus::QUICK_ROUTE];
     for route in routes {

@@ -1,6 +1,8 @@
 //! The job pipeline end to end: real gateway, real worker processes, real
 //! PostgreSQL and RabbitMQ.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use crunch_e2e::{Options, TestEnv};
@@ -358,9 +360,7 @@ async fn poison_messages_are_dead_lettered_with_a_reason_and_the_worker_keeps_go
     use crunch_bus::lapin::options::{BasicGetOptions, BasicPublishOptions};
     use crunch_bus::lapin::BasicProperties;
     let env = TestEnv::start().await?;
-    let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 4096).core.amqp.bus_config();
-    let conn = crunch_bus::lapin::Connection::connect(&crunch_e2e::amqp_url(), Default::default()).await?;
-    let ch = conn.create_channel().await?;
+    let (cfg, _conn, ch) = common::raw_channel(&env).await?;
     let bodies: [&[u8]; 3] = [b"\xff\xfenot json", br#"{"job_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","owner_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","kind":"teleport","params":{}}"#,
         br#"{"job_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b3","owner_id":"8a6e0804-2bd1-4f3a-a3b6-c8f8e8f0a1b2","kind":"factorize","params":{"n":"-1"}}"#];
     // On the per-delivery queue and on the batched quick queue.
@@ -397,14 +397,7 @@ async fn a_job_whose_message_was_lost_is_republished_by_the_reconciler() -> R {
     .await?;
     // A job row as the gateway writes it just before a crash: never published.
     let mut conn = env.db()?;
-    let owner: uuid::Uuid = {
-        #[derive(diesel::QueryableByName)]
-        struct K {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: uuid::Uuid,
-        }
-        diesel::sql_query("SELECT id FROM api_keys LIMIT 1").get_result::<K>(&mut conn)?.id
-    };
+    let owner = common::key_id(&mut conn)?;
     let spec = crunch_domain::JobSpec::parse("factorize", &json!({"n": "221"}), &Default::default())?;
     let id = uuid::Uuid::new_v4();
     let params = spec.canonical_params();

@@ -1,6 +1,8 @@
 //! Selections through Kafka: gateway -> topic -> persister -> PostgreSQL, with
 //! tansu (a real Kafka-protocol broker) and the real rdkafka client.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use crunch_e2e::TestEnv;
@@ -92,14 +94,7 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     // Poison straight into the topic: garbage; an owner without an API key
     // (a foreign key violation); a time PostgreSQL cannot store; an unknown
     // hotel beside a known one (the known one is stored).
-    let owner: uuid::Uuid = {
-        #[derive(diesel::QueryableByName)]
-        struct Owner {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: uuid::Uuid,
-        }
-        diesel::sql_query("SELECT id FROM api_keys ORDER BY created_at LIMIT 1").get_result::<Owner>(&mut conn)?.id
-    };
+    let owner = common::key_id(&mut conn)?;
     let message = |owner_id, hotel_ids: Vec<i64>, at| {
         serde_json::to_vec(&crunch_domain::SelectionMessage { owner_id, op: crunch_domain::SelectionOp::Add, hotel_ids, at }).expect("json")
     };

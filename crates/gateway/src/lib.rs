@@ -73,7 +73,6 @@ pub struct Config {
     /// stops working within this time; 0 = check the database every request).
     #[arg(long, env = "CRUNCH_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
-
     /// Most job submissions written in one transaction (group commit:
     /// submissions that arrive while a batch is being written form the next).
     #[arg(long, env = "CRUNCH_SUBMIT_BATCH_MAX", default_value_t = 256)]
@@ -421,11 +420,7 @@ async fn register_admin_key(pool: crunch_store::PgPool, mut migrated: watch::Rec
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let _ = migrated.wait_for(|m| *m).await;
-        let mut delay = Duration::from_millis(250);
-        while !register(pool.clone(), key.clone()).await {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        crunch_service::retry_until(|| register(pool.clone(), key.clone())).await;
         let _ = tx.send(true);
     });
     rx

@@ -293,17 +293,28 @@ pub async fn migrate_on_start(pool: &crunch_store::PgPool) -> tokio::sync::watch
     }
     let pool = pool.clone();
     tokio::spawn(async move {
-        let mut delay = Duration::from_millis(250);
-        loop {
-            tokio::time::sleep(delay).await;
-            if migrate_once(&pool).await {
-                let _ = tx.send(true);
-                return;
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        tokio::time::sleep(RETRY_FIRST).await;
+        retry_until(|| migrate_once(&pool)).await;
+        let _ = tx.send(true);
     });
     rx
+}
+
+/// The first pause of [`retry_until`]; it doubles up to 5 s.
+pub const RETRY_FIRST: Duration = Duration::from_millis(250);
+
+/// Runs `attempt` until it says it succeeded, pausing between attempts
+/// ([`RETRY_FIRST`], doubling up to 5 s). The attempt logs its own failure.
+pub async fn retry_until<F, Fut>(mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut delay = RETRY_FIRST;
+    while !attempt().await {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 async fn migrate_once(pool: &crunch_store::PgPool) -> bool {

@@ -427,8 +427,8 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
     for (u, r) in pages {
         match r {
             Ok(html) => {
-                let profile = sc.profile.clone();
-                listed.extend(on_rayon(move || parse_list(&html, &profile)).await.unwrap_or_default());
+                let sc = Arc::clone(&sc);
+                listed.extend(on_rayon(move || parse_list(&html, &sc.profile)).await.unwrap_or_default());
             }
             Err(e) => failures.push(json!({"url": u.as_str(), "error": e})),
         }
@@ -460,8 +460,8 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
                     };
                     let r = match fetch_page(&u, io, sc, pacer, ctl).await {
                         Ok(html) => {
-                            let profile = sc.profile.clone();
-                            on_rayon(move || parse_details(&html, &profile)).await.ok_or_else(|| "parsing the page failed".to_owned())
+                            let sc = Arc::clone(sc);
+                            on_rayon(move || parse_details(&html, &sc.profile)).await.ok_or_else(|| "parsing the page failed".to_owned())
                         }
                         Err(e) => Err(e),
                     };
@@ -529,7 +529,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         Err(e) => return Outcome::Retry(format!("storing hotels failed: {e}")),
     };
     Outcome::Succeeded(json!({
-        "source": site_source(&list, &base, &sc.profile.name),
+        "source": source,
         "list_url": list.as_str(),
         "pages": p.pages,
         "hotels": ids.len(),
