@@ -109,7 +109,7 @@ Crunch is deployed (stack $STACK, version $CRUNCH_VERSION).
   API          http://<this host>:$PORT/api/v1/jobs
   Swagger UI   http://<this host>:$PORT/docs/
   Dashboard    http://<this host>:$PORT/
-  Metrics      http://<this host>:$PORT/metrics
+  Metrics      http://<this host>:$PORT/metrics   (with an API key)
   Admin key    .deploy/admin-api-key (if this run created it)
   Services     docker stack services $STACK
   Adminer      not published; see docs/deploy.md ("Adminer")

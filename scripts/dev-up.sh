@@ -66,7 +66,7 @@ Crunch is up.
   Swagger UI   $BASE/docs/
   OpenAPI      $BASE/api-docs/openapi.json
   Dashboard    $BASE/   (paste the API key into its key box; demo jobs every ${CRUNCH_DEMO_INTERVAL_SECS} s)
-  Metrics      $BASE/metrics
+  Metrics      $BASE/metrics   (with the API key; worker and persister: 127.0.0.1:8081/metrics, :8082/metrics)
   API key      $KEY   (also in .dev/api-key)
   Logs         .dev/logs/   Stop with scripts/dev-down.sh
 

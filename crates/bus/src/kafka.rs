@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
@@ -130,6 +130,31 @@ pub fn consumer(cfg: &KafkaConfig, outage: Arc<AtomicBool>) -> Result<WatchedCon
         .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
         .set("max.poll.interval.ms", cfg.max_poll_interval_ms.max(cfg.session_timeout_ms).to_string())
         .create_with_context(OutageContext { outage })
+}
+
+/// The lag of each partition assigned to `consumer`: the high watermark
+/// minus the group's committed offset (the earliest offset where the group
+/// has none), as (topic, partition, messages). Blocking: one offset fetch
+/// from the group coordinator and one watermark request per partition, each
+/// at most `timeout`.
+pub fn consumer_lag<C: ConsumerContext>(consumer: &impl Consumer<C>, timeout: Duration) -> Result<Vec<(String, i32, i64)>, KafkaError> {
+    let assignment = consumer.assignment()?;
+    if assignment.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = consumer.committed_offsets(assignment, timeout)?;
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+            let done = match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                _ => low,
+            };
+            Ok((e.topic().to_owned(), e.partition(), (high - done).max(0)))
+        })
+        .collect()
 }
 
 /// Whether `topic` exists with partitions, by a metadata request through

@@ -102,6 +102,10 @@ pub struct TestEnv {
     pub http: reqwest::Client,
     pub workers: Vec<Child>,
     pub persisters: Vec<Child>,
+    /// The health listeners (`http://127.0.0.1:<port>`) of the workers and
+    /// persisters, by index: `/metrics` is there.
+    pub worker_health: Vec<String>,
+    pub persister_health: Vec<String>,
     worker_env: Vec<(String, String)>,
     kafka_brokers: String,
 }
@@ -221,6 +225,8 @@ impl TestEnv {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
             workers: Vec::new(),
             persisters: Vec::new(),
+            worker_health: Vec::new(),
+            persister_health: Vec::new(),
             worker_env,
             kafka_brokers,
         };
@@ -235,6 +241,7 @@ impl TestEnv {
 
     /// Starts one more `crunch-worker` process.
     pub fn spawn_worker(&mut self) -> anyhow::Result<()> {
+        let health = format!("127.0.0.1:{}", free_port()?);
         let mut cmd = Command::new(binary("crunch-worker"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -243,7 +250,7 @@ impl TestEnv {
             .env("AMQP_URL", amqp_url())
             .env("CRUNCH_AMQP_NAMESPACE", &self.namespace)
             .env("CRUNCH_QUEUE_EXPIRES_MS", "600000")
-            .env("CRUNCH_WORKER_HEALTH_ADDR", "127.0.0.1:0")
+            .env("CRUNCH_WORKER_HEALTH_ADDR", &health)
             .env("CRUNCH_WORKER_THREADS", "2")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -253,19 +260,23 @@ impl TestEnv {
             cmd.env(k, v);
         }
         self.workers.push(cmd.spawn().context("starting crunch-worker")?);
+        self.worker_health.push(format!("http://{health}"));
         Ok(())
     }
 
     /// Starts a `crunch-persister` process on this test's topics.
     pub fn spawn_persister(&mut self) -> anyhow::Result<()> {
+        let health = format!("127.0.0.1:{}", free_port()?);
         let child = persister_command(&binary("crunch-persister"), &self.database_url, &self.namespace)
             .env("KAFKA_BROKERS", &self.kafka_brokers)
+            .env("CRUNCH_PERSISTER_HEALTH_ADDR", &health)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting crunch-persister")?;
         self.persisters.push(child);
+        self.persister_health.push(format!("http://{health}"));
         Ok(())
     }
 
@@ -279,6 +290,30 @@ impl TestEnv {
     pub fn kill_worker(&mut self, i: usize) {
         let _ = self.workers[i].kill();
         let _ = self.workers[i].wait();
+    }
+
+    /// A service's metric, summed over the series whose labels contain
+    /// `labels` (e.g. `reason="malformed"`), from `/metrics` at `health`
+    /// (an entry of `worker_health` or `persister_health`); 0 when absent.
+    pub async fn service_metric(&self, health: &str, name: &str, labels: &str) -> anyhow::Result<f64> {
+        let text = self.http.get(format!("{health}/metrics")).send().await?.error_for_status()?.text().await?;
+        Ok(metric_sum(&text, name, labels))
+    }
+
+    /// Polls [`Self::service_metric`] until `pred` holds; its last value, or
+    /// an error naming it after `within`.
+    pub async fn wait_metric(&self, health: &str, name: &str, labels: &str, pred: impl Fn(f64) -> bool, within: Duration) -> anyhow::Result<f64> {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.service_metric(health, name, labels).await.unwrap_or(f64::NAN);
+            if pred(v) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("{name}{{{labels}}} is {v} after {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
@@ -388,6 +423,26 @@ pub fn delete_namespace(namespace: &str) {
         });
     });
     let _ = cleanup.join();
+}
+
+/// A port free at the moment (the OS's choice for port 0), for a child
+/// process's listener whose address the test must know.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The sum of the Prometheus text's series of `name` whose labels contain
+/// `labels` ("" for all).
+pub fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name && rest.contains(labels)
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
 }
 
 /// A `crunch-persister` command on a namespace's topics and group.
@@ -672,6 +727,156 @@ impl HotelSite {
             }
         });
         Ok(Self { port })
+    }
+}
+
+/// A hostile hotel site for fuzzing the scraper: every page is made from a
+/// seeded generator keyed by the seed and the path, so a run is repeatable.
+/// List pages (`/Hotels-g<case>-...`) and detail pages
+/// (`/Hotel_Review-g<case>-d<id>-...`) are, by turns: arbitrary bytes
+/// (invalid UTF-8 included), tag soup built from the selectors the profile
+/// looks for, the right JSON with hostile values (ids of kilobytes, empty or
+/// megabyte names, NUL, numbers out of range, links to other hosts and to
+/// the metadata address), summaries with `NaN` and overflowing counts, pages
+/// over the 5 MiB cap, and responses that lie (a Content-Length longer than
+/// the body, a gzip encoding over bytes that are not gzip).
+pub struct HostileSite {
+    pub port: u16,
+    /// Pages served so far.
+    pub served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn hostile_page(seed: u64, path: &str) -> (u16, Vec<(&'static str, String)>, Vec<u8>) {
+    use rand::{Rng, SeedableRng};
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (seed, path).hash(&mut h);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(h.finish());
+    let case: u32 = path.split('-').nth(1).and_then(|g| g.strip_prefix('g')).and_then(|g| g.parse().ok()).unwrap_or(0);
+    let detail = |rng: &mut rand::rngs::StdRng| -> String {
+        match rng.gen_range(0..8) {
+            0 => "http://169.254.169.254/latest/meta-data/".into(),
+            1 => "//evil.example/Hotel_Review-g1-d1-x.html".into(),
+            2 => "javascript:alert(1)".into(),
+            3 => format!("/Hotel_Review-g{case}-d{}-{}.html", rng.gen::<u32>(), "x".repeat(rng.gen_range(0..5000))),
+            _ => format!("/Hotel_Review-g{case}-d{}-Reviews.html", rng.gen_range(1..50)),
+        }
+    };
+    let text = |rng: &mut rand::rngs::StdRng| -> String {
+        match rng.gen_range(0..9) {
+            0 => String::new(),
+            1 => "\u{0}".repeat(rng.gen_range(1..4)),
+            2 => "n".repeat(rng.gen_range(1_000..300_000)),
+            3 => "<script>alert(1)</script>\u{202e}".into(),
+            4 => "   ".into(),
+            5 => "🏨".repeat(rng.gen_range(1..500)),
+            _ => format!("Hotel {}", rng.gen::<u16>()),
+        }
+    };
+    let value = |rng: &mut rand::rngs::StdRng| -> serde_json::Value {
+        match rng.gen_range(0..8) {
+            0 => serde_json::json!(rng.gen::<i64>()),
+            1 => serde_json::json!(1e308),
+            2 => serde_json::json!(-3.5),
+            3 => serde_json::json!("NaN"),
+            4 => serde_json::Value::Null,
+            5 => serde_json::json!([[[1]]]),
+            _ => serde_json::json!(rng.gen_range(0.0..5.0)),
+        }
+    };
+    let id = |rng: &mut rand::rngs::StdRng| -> serde_json::Value {
+        match rng.gen_range(0..8) {
+            0 => serde_json::json!("9".repeat(rng.gen_range(65..20_000))),
+            1 => serde_json::json!(""),
+            2 => serde_json::json!(rng.gen::<u64>()),
+            3 => serde_json::json!("a b\u{0}c"),
+            4 => serde_json::json!({"id": 1}),
+            5 => serde_json::json!(-1.5),
+            _ => serde_json::json!(rng.gen_range(1..60).to_string()),
+        }
+    };
+    let soup = |rng: &mut rand::rngs::StdRng, n: usize| -> Vec<u8> {
+        const PIECES: &[&str] = &[
+            "<div data-hotels-data='", "{\"hotels\":[{\"id\":", "<div data-automation=\"card\"><a href=\"/Hotel_Review-g1-d7-x.html\">",
+            "</a></div>", "<div data-ssrev-handlers='{\"locationDescription\":\"", "\"}'>", "<svg aria-label=\"NaN of 5 bubbles\">",
+            "reviewSummary\":{\"rating\":", "\"popIndexDetails\":{\"popIndexRank\":", "99999999999999999999", "<!--", "-->", "<![CDATA[",
+            "&#x0;", "&amp;", "<script>", "</script>", "<table><tr><td>", "<b><i><u>", "'", "\"", ">", "<", "\u{0}", "\\\"", "é",
+        ];
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.extend_from_slice(PIECES[rng.gen_range(0..PIECES.len())].as_bytes());
+        }
+        out
+    };
+    let list_json = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
+        let hotels: Vec<serde_json::Value> = (0..rng.gen_range(0..40))
+            .map(|_| serde_json::json!({"id": id(rng), "name": text(rng), "detailUrl": detail(rng), "bubbleRating": {"rating": value(rng), "count": value(rng)}, "numReviews": value(rng)}))
+            .collect();
+        let data = serde_json::json!({"hotels": hotels}).to_string().replace('\'', "&#39;");
+        format!("<html><body><div data-hotels-data='{data}'></div></body></html>").into_bytes()
+    };
+    let detail_page = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
+        let description = serde_json::json!({"locationDescription": text(rng)}).to_string().replace('\'', "&#39;");
+        let n = |rng: &mut rand::rngs::StdRng| ["NaN", "1e999", "-7", "99999999999999", "4.5", "", "1.2.3"][rng.gen_range(0..7)];
+        format!(
+            r#"<html><body><div data-ssrev-handlers='{description}'></div><script>var s = {{"reviewSummary":{{"rating":{},"count":{}}},"popIndexDetails":{{"popIndexRank":{},"popIndexTotal":{}}}}};</script><svg aria-label="{} of 5 bubbles"></svg></body></html>"#,
+            n(rng), n(rng), n(rng), n(rng), n(rng)
+        )
+        .into_bytes()
+    };
+    let is_list = path.starts_with("/Hotels-");
+    let html = |body: Vec<u8>| (200, vec![("Content-Type", "text/html".to_owned())], body);
+    match rng.gen_range(0..10) {
+        0 => html((0..rng.gen_range(0..65_536)).map(|_| rng.gen::<u8>()).collect()),
+        1 => {
+            let n = rng.gen_range(1..20_000);
+            html(soup(&mut rng, n))
+        }
+        2 => html(vec![b'x'; 6 << 20]),
+        3 => {
+            // A lying Content-Length: the connection closes early.
+            let body = if is_list { list_json(&mut rng) } else { detail_page(&mut rng) };
+            (200, vec![("Content-Type", "text/html".to_owned()), ("X-Lie", (body.len() * 2).to_string())], body)
+        }
+        4 => (200, vec![("Content-Type", "text/html".to_owned()), ("Content-Encoding", "gzip".to_owned())], b"not gzip at all".to_vec()),
+        5 => ([301, 404, 500, 503, 418][rng.gen_range(0..5)], vec![("Location", "http://169.254.169.254/".to_owned())], b"no".to_vec()),
+        _ if is_list => html(list_json(&mut rng)),
+        _ => html(detail_page(&mut rng)),
+    }
+}
+
+impl HostileSite {
+    pub async fn start(seed: u64) -> anyhow::Result<Self> {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&served);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let counter = std::sync::Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let Some(head) = read_request_head(&mut s).await else { return };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let (status, headers, body) = if path == "/robots.txt" { (404, Vec::new(), Vec::new()) } else { hostile_page(seed, &path) };
+                    let mut length = body.len().to_string();
+                    let mut head = format!("HTTP/1.1 {status} X\r\n");
+                    for (name, value) in headers {
+                        if name == "X-Lie" {
+                            length = value;
+                        } else {
+                            head.push_str(&format!("{name}: {value}\r\n"));
+                        }
+                    }
+                    head.push_str(&format!("Content-Length: {length}\r\nConnection: close\r\n\r\n"));
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        Ok(Self { port, served })
     }
 }
 

@@ -14,7 +14,7 @@ type R = anyhow::Result<()>;
 
 /// `crunch_http_requests_total` from /metrics: (method, route, status) -> count.
 async fn requests(env: &TestEnv) -> anyhow::Result<BTreeMap<(String, String, String), u64>> {
-    let text = env.http.get(env.url("/metrics")).send().await?.text().await?;
+    let text = env.http.get(env.url("/metrics")).bearer_auth(&env.key).send().await?.text().await?;
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("crunch_http_requests_total{")) {
         let (labels, value) = line.rsplit_once(' ').unwrap_or_default();

@@ -1,9 +1,11 @@
 //! Hostile input at the entries that are not HTTP, with fixed seeds and
 //! bounded time: a thousand messages of arbitrary bytes and of the right
 //! shape with wrong contents into each job queue and into the selections
-//! topic, and arbitrary bytes as gene files of every format. Invariants: no
-//! consumer stops (a good message after them is handled within seconds),
-//! every bad message is dead-lettered with a reason, nothing valid is lost.
+//! topic, arbitrary bytes as gene files of every format, and scrapes of a
+//! site that answers with arbitrary HTML, oversized and lying pages.
+//! Invariants: no consumer stops (a good message after them is handled
+//! within seconds), every bad message is dead-lettered with a reason or
+//! ends its job with a clear error, nothing valid is lost.
 
 mod common;
 
@@ -153,5 +155,83 @@ async fn arbitrary_bytes_as_gene_files_end_clearly() -> R {
     // The worker still runs jobs.
     let id = env.submit_n("1001").await?;
     assert_eq!(env.wait_finished(&id).await?["status"], "succeeded");
+    Ok(())
+}
+
+/// Scrapes of a site that answers with arbitrary HTML and bytes, hostile
+/// values in the right JSON, oversized pages and lying responses
+/// (`crunch_e2e::HostileSite`): every scrape ends, succeeded or failed with
+/// a code, in bounded time; only well-formed hotels of that site are stored,
+/// with links on that site only; a good scrape afterwards works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_of_a_hostile_site_end_clearly_and_store_only_sane_hotels() -> R {
+    use diesel::RunQueryDsl;
+    const SCRAPES: u32 = 200;
+    let site = crunch_e2e::HostileSite::start(23).await?;
+    let good = crunch_e2e::HotelSite::start(Duration::ZERO).await?;
+    let profile = crunch_e2e::hotel_profile(json!({"Testville": "/Hotels-g1-Testville-Hotels.html"}))?;
+    let mut env = TestEnv::start_with(crunch_e2e::Options { worker_env: crunch_e2e::hotel_site_worker_env(good.port, &profile), ..Default::default() }).await?;
+    let origin = format!("http://127.0.0.1:{}", site.port);
+    let mut ids = Vec::new();
+    for case in 1..=SCRAPES {
+        let params = json!({"start_url": format!("{origin}/Hotels-g{case}-Fuzz-Hotels.html"), "pages": 2, "details": true});
+        let r = env.submit(json!({"kind": "scrape_hotels", "params": params})).await?;
+        assert_eq!(r.status(), 202);
+        ids.push(r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let t = Instant::now();
+    let (mut succeeded, mut stored) = (0, 0);
+    for id in &ids {
+        let job = env.wait_for(id, Duration::from_secs(180), |s| s == "succeeded" || s == "failed").await?;
+        if job["status"] == "succeeded" {
+            succeeded += 1;
+            stored += job["result"]["hotels"].as_u64().unwrap_or(0);
+            assert_eq!(job["result"]["source"], format!("127.0.0.1:{}", site.port), "{job}");
+        } else {
+            let code = job["error"]["code"].as_str().unwrap_or("");
+            assert!(!code.is_empty() && code != "too_many_attempts" && code != "internal", "{job}");
+        }
+    }
+    let served = site.served.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{SCRAPES} hostile scrapes ({served} pages served) ended in {:?}: {succeeded} succeeded, {stored} hotels stored", t.elapsed());
+    assert!(succeeded > 0 && stored > 0, "the generator should let some hotels through");
+
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Stored {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        source_id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        url: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        description: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+        rating: Option<f64>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+        stars: Option<f64>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+        reviews: Option<i32>,
+    }
+    let rows: Vec<Stored> = diesel::sql_query("SELECT source_id, name, url, description, rating, stars, reviews FROM hotels WHERE source = $1")
+        .bind::<diesel::sql_types::Text, _>(format!("127.0.0.1:{}", site.port))
+        .load(&mut env.db()?)?;
+    assert!(!rows.is_empty());
+    for h in &rows {
+        assert!((1..=64).contains(&h.source_id.len()) && h.source_id.bytes().all(|b| b.is_ascii_graphic()), "{h:?}");
+        assert!(!h.name.trim().is_empty() && h.name.chars().count() <= 300, "{h:?}");
+        assert!(h.url.as_deref().is_none_or(|u| u.starts_with(&format!("{origin}/"))), "{h:?}");
+        assert!(h.description.as_deref().is_none_or(|d| d.chars().count() <= 20_000), "{h:?}");
+        assert!([h.rating, h.stars].iter().flatten().all(|r| (0.0..=5.0).contains(r)), "{h:?}");
+        assert!(h.reviews.is_none_or(|n| n >= 0), "{h:?}");
+    }
+
+    // The worker is up and scrapes a good site.
+    assert!(env.workers[0].try_wait()?.is_none(), "the worker exited");
+    let r = env.submit(json!({"kind": "scrape_hotels", "params": {"city": "Testville", "pages": 1, "details": false}})).await?;
+    let id = r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned();
+    let job = env.wait_for(&id, Duration::from_secs(30), |s| s == "succeeded" || s == "failed").await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["result"]["hotels"], 30, "{job}");
     Ok(())
 }

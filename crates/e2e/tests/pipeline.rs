@@ -372,6 +372,15 @@ async fn poison_messages_are_dead_lettered_with_a_reason_and_the_worker_keeps_go
     // The worker still runs jobs.
     let id = env.submit_n("91").await?;
     assert_eq!(env.wait_finished(&id).await?["status"], "succeeded");
+    // Counted on the worker's health listener, with the dead-letter queue's backlog.
+    let health = &env.worker_health[0];
+    for reason in ["malformed_message", "invalid_params", "unknown_kind"] {
+        let label = format!("reason=\"{reason}\"");
+        env.wait_metric(health, "crunch_worker_dead_lettered_total", &label, |v| v == 2.0, Duration::from_secs(10)).await?;
+    }
+    let dead = format!("queue=\"{}\"", cfg.dead_queue());
+    env.wait_metric(health, "crunch_worker_consumer_lag", &dead, |v| v == 6.0, Duration::from_secs(15)).await?;
+    assert!(env.service_metric(health, "crunch_worker_messages_total", "outcome=\"acked\"").await? >= 7.0);
     let mut reasons = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while reasons.len() < 6 && Instant::now() < deadline {
@@ -499,7 +508,10 @@ async fn operations_endpoints_and_openapi_document_every_route() -> R {
     env.wait_finished(&id).await?;
     let h = env.http.get(env.url("/healthz")).send().await?;
     assert_eq!(h.status(), 200);
-    let m = env.http.get(env.url("/metrics")).send().await?.text().await?;
+    // Behind a key.
+    let anonymous = env.http.get(env.url("/metrics")).send().await?;
+    assert_eq!(anonymous.status(), 401);
+    let m = env.http.get(env.url("/metrics")).bearer_auth(&env.key).send().await?.text().await?;
     assert!(m.contains("crunch_http_requests_total"), "{m}");
     assert!(m.contains("crunch_jobs{kind=\"factorize\",status=\"succeeded\"} 1"), "{m}");
     assert!(m.contains("crunch_queue_depth"), "{m}");

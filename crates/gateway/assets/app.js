@@ -168,6 +168,19 @@ async function downloadGenes(fileId) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+// /metrics needs a key, which a plain link cannot send: the text is fetched
+// with the key and opened in a new tab as a blob.
+async function openMetrics(ev) {
+  ev.preventDefault();
+  if (!state.key) { showAuthProblem('Enter an API key above to see the metrics.'); return; }
+  const tab = window.open('', '_blank');
+  const res = await fetch('/metrics', { headers: { Authorization: `Bearer ${state.key}` } });
+  const text = res.ok ? await res.text() : `The metrics could not be read: HTTP ${res.status}`;
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  if (tab) tab.location = url;
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 async function loadFileNames() {
   if (!state.key) return;
   try {
@@ -641,6 +654,7 @@ function useKey(key) {
 }
 
 function wire() {
+  $('#metrics-link').addEventListener('click', openMetrics);
   const keyInput = $('#api-key');
   keyInput.value = state.key;
   $('#key-form').addEventListener('submit', (e) => {

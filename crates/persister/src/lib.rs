@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use crunch_domain::{SelectionMessage, SelectionOp};
+use crunch_service::metrics::ConsumerMetrics;
 use crunch_service::{DbArgs, KafkaArgs};
 use crunch_store::hotels::SelectionChange;
 use futures::StreamExt;
@@ -47,6 +48,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     let health_pool = pool.clone();
     let health_kafka = Arc::clone(&kafka_ok);
     let health_migrated = migrated.clone();
+    let metrics = ConsumerMetrics::new("persister", &["topic", "partition"]);
     let handle = crunch_service::spawn_health_server(&cfg.health_addr, move || {
         let pool = health_pool.clone();
         let kafka = health_kafka.load(Ordering::Relaxed);
@@ -55,7 +57,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
             let database = crunch_service::database_reachable(&pool).await && migrated;
             (database && kafka, serde_json::json!({"database": database, "kafka": kafka}))
         })
-    })
+    }, metrics.clone())
     .with_context(|| format!("serving health endpoints on {}", cfg.health_addr))?;
 
     let kcfg = cfg.kafka.kafka_config();
@@ -87,10 +89,11 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
         // Its own flag: a dropped consumer's last callbacks must not condemn
         // the next one.
         let outage = Arc::new(AtomicBool::new(false));
-        let consumer = crunch_bus::kafka::consumer(&kcfg, Arc::clone(&outage))?;
+        let consumer = Arc::new(crunch_bus::kafka::consumer(&kcfg, Arc::clone(&outage))?);
         consumer.subscribe(&[&kcfg.selections_topic])?;
         kafka_ok.store(true, Ordering::Relaxed);
         tracing::info!(topic = %kcfg.selections_topic, group = %kcfg.group_id, "consuming selections");
+        let _lag = AbortOnDrop(tokio::spawn(watch_lag(Arc::clone(&consumer), metrics.clone())));
         let mut stream = consumer.stream();
         let mut watch = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -128,7 +131,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
                     _ => break,
                 }
             }
-            apply_batch(&pool, &consumer, &dead, &kcfg.dead_letter_topic, &batch).await;
+            apply_batch(&pool, &consumer, &dead, &kcfg.dead_letter_topic, &metrics, &batch).await;
         }
     }
     tracing::info!("shutting down");
@@ -142,15 +145,22 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
 /// decided by error kind), the messages are stored one at a time, and one the
 /// database refuses [`REFUSALS`] times in a row is dead-lettered with its
 /// reason: one bad message never stops the topic.
-async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, dead: &FutureProducer, dead_topic: &str, batch: &[BorrowedMessage<'_>]) {
+async fn apply_batch(
+    pool: &crunch_store::PgPool,
+    consumer: &WatchedConsumer,
+    dead: &FutureProducer,
+    dead_topic: &str,
+    metrics: &ConsumerMetrics,
+    batch: &[BorrowedMessage<'_>],
+) {
     let mut parsed: Vec<(usize, SelectionMessage)> = Vec::new();
-    let mut rejects: Vec<(usize, String)> = Vec::new();
+    let mut rejects: Vec<Reject> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
         match m.payload().map(serde_json::from_slice::<SelectionMessage>) {
             Some(Ok(msg)) if !msg.hotel_ids.is_empty() => parsed.push((i, msg)),
-            Some(Ok(_)) => rejects.push((i, "no hotel ids".into())),
-            Some(Err(e)) => rejects.push((i, format!("malformed: {e}"))),
-            None => rejects.push((i, "empty message".into())),
+            Some(Ok(_)) => rejects.push((i, "no_hotel_ids", "the message names no hotel".into())),
+            Some(Err(e)) => rejects.push((i, "malformed", e.to_string())),
+            None => rejects.push((i, "empty_message", "the message has no payload".into())),
         }
     }
     match store_until_answered(pool, &parsed).await {
@@ -168,7 +178,7 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
                                 tokio::time::sleep(Duration::from_millis(100)).await;
                                 continue;
                             }
-                            rejects.push((one[0].0, format!("refused by the database: {e}")));
+                            rejects.push((one[0].0, "refused_by_database", e));
                         }
                     }
                     break;
@@ -176,9 +186,11 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
             }
         }
     }
-    for (i, reason) in &rejects {
+    for (i, code, detail) in &rejects {
         let m = &batch[*i];
+        let reason = format!("{code}: {detail}");
         tracing::warn!(%reason, offset = m.offset(), "dead-lettering a selection message");
+        metrics.dead_letter(code);
         let headers = OwnedHeaders::new().insert(Header { key: "x-crunch-reason", value: Some(reason.as_bytes()) });
         let mut record = FutureRecord::<[u8], [u8]>::to(dead_topic).payload(m.payload().unwrap_or_default()).headers(headers);
         if let Some(k) = m.key() {
@@ -188,6 +200,8 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
             tracing::error!(error = %e, "dead-lettering failed; the message is dropped from the topic's flow");
         }
     }
+    metrics.messages.with_label_values(&["stored"]).inc_by((batch.len() - rejects.len()) as u64);
+    metrics.messages.with_label_values(&["dead_lettered"]).inc_by(rejects.len() as u64);
     for m in batch {
         if let Err(e) = consumer.store_offset_from_message(m) {
             tracing::warn!(error = %e, "storing an offset failed");
@@ -195,6 +209,44 @@ async fn apply_batch(pool: &crunch_store::PgPool, consumer: &WatchedConsumer, de
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::warn!(error = %e, "committing offsets failed; the batch may be replayed (harmless)");
+    }
+}
+
+/// A message to dead-letter: its index in the batch, a reason code from a
+/// fixed set (the metric's label) and the details.
+type Reject = (usize, &'static str, String);
+
+/// How often the consumer lag is read from the brokers.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps `consumer_lag{topic,partition}` up to date for the partitions
+/// assigned to `consumer` (others drop out), every [`LAG_EVERY`], apart
+/// from the consuming loop: the lag keeps being reported while a batch waits
+/// for the database, which is when it grows.
+async fn watch_lag(consumer: Arc<WatchedConsumer>, metrics: ConsumerMetrics) {
+    let mut tick = tokio::time::interval(LAG_EVERY);
+    loop {
+        tick.tick().await;
+        let c = Arc::clone(&consumer);
+        match tokio::task::spawn_blocking(move || crunch_bus::kafka::consumer_lag(&*c, Duration::from_secs(2))).await {
+            Ok(Ok(lags)) => {
+                metrics.lag.reset();
+                for (topic, partition, lag) in lags {
+                    metrics.lag.with_label_values(&[&topic, &partition.to_string()]).set(lag);
+                }
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "reading the consumer lag failed"),
+            Err(e) => tracing::debug!(error = %e, "the lag task failed"),
+        }
+    }
+}
+
+/// Aborts a background task when dropped (with the consumer it watches).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -206,12 +258,12 @@ const REFUSALS: u32 = 3;
 /// the database is unreachable. Returns the messages to dead-letter for
 /// unknown hotel ids (their known ids are stored), or why the database
 /// refused them.
-async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, SelectionMessage)]) -> Result<Vec<(usize, String)>, String> {
+async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, SelectionMessage)]) -> Result<Vec<Reject>, String> {
     let mut delay = Duration::from_millis(100);
     loop {
         let pool = pool.clone();
         let msgs = msgs.to_vec();
-        let res = tokio::task::spawn_blocking(move || -> Result<Vec<(usize, String)>, crunch_store::StoreError> {
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<Reject>, crunch_store::StoreError> {
             let mut conn = pool.get()?;
             let mut ids: Vec<i64> = msgs.iter().flat_map(|(_, m)| m.hotel_ids.iter().copied()).collect();
             ids.sort_unstable();
@@ -223,7 +275,7 @@ async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, Selec
                 let add = m.op == SelectionOp::Add;
                 let missing: Vec<i64> = m.hotel_ids.iter().copied().filter(|h| !known.contains(h)).collect();
                 if !missing.is_empty() && add {
-                    unknown.push((*i, format!("unknown hotel ids {missing:?} (the message's other hotels were stored)")));
+                    unknown.push((*i, "unknown_hotel_ids", format!("{missing:?} (the message's other hotels were stored)")));
                 }
                 changes.extend(
                     m.hotel_ids.iter().filter(|h| !add || known.contains(h)).map(|&h| SelectionChange { owner: m.owner_id, hotel_id: h, add, at: m.at }),

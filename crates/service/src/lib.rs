@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+pub mod metrics;
+
 use clap::Args;
 use crunch_bus::BusConfig;
 use crunch_domain::Limits;
@@ -355,9 +357,9 @@ pub fn exit_status(result: anyhow::Result<()>) -> std::process::ExitCode {
 /// What a readiness check reports: ready or not, and a JSON body of facts.
 pub type Readiness = std::pin::Pin<Box<dyn std::future::Future<Output = (bool, serde_json::Value)>>>;
 
-/// Serves `/healthz` (the process is up) and `/readyz` (`ready()` says) on
-/// `addr`, on one thread; returns the handle that stops it.
-pub fn spawn_health_server<F>(addr: &str, ready: F) -> anyhow::Result<actix_web::dev::ServerHandle>
+/// Serves `/healthz` (the process is up), `/readyz` (`ready()` says) and
+/// `/metrics` on `addr`, on one thread; returns the handle that stops it.
+pub fn spawn_health_server<F>(addr: &str, ready: F, metrics: metrics::ConsumerMetrics) -> anyhow::Result<actix_web::dev::ServerHandle>
 where
     F: Fn() -> Readiness + Clone + Send + 'static,
 {
@@ -366,7 +368,15 @@ where
     tracing::info!(addr = %listener.local_addr()?, "health endpoints listening");
     let server = HttpServer::new(move || {
         let ready = ready.clone();
+        let metrics = metrics.clone();
         App::new()
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let text = metrics.render();
+                    async move { HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text) }
+                }),
+            )
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
             .route(
                 "/readyz",

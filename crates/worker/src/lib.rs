@@ -171,6 +171,8 @@ pub struct Shared {
     pub blobs: crunch_blob::Blobs,
     /// Outbox events published: marked as such in batches.
     pub published_events: tokio::sync::mpsc::UnboundedSender<i64>,
+    /// Dead letters by reason and the queues' backlog, on the health listener.
+    pub metrics: crunch_service::metrics::ConsumerMetrics,
 }
 
 impl Shared {
@@ -267,7 +269,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
     let published_events = crunch_service::spawn_batch_writer("mark events published", pool.clone(), 1000, |c, ids: &[i64]| {
         crunch_store::events::mark_published(c, ids)
     });
-    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape, genes, blobs, published_events });
+    let shared = Arc::new(Shared { limits: cfg.core.limits.limits(), cfg, pool, bus: bus_rx, shutdown, io, scrape_io, scrape, genes, blobs, published_events, metrics: crunch_service::metrics::ConsumerMetrics::new("worker", &["queue"]) });
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));

@@ -83,8 +83,20 @@ pub(crate) enum Disposition {
     Requeue,
 }
 
+impl Disposition {
+    /// `crunch_worker_messages_total{outcome}` (dead letters are acked).
+    pub(crate) fn count(self, shared: &Shared) {
+        let outcome = match self {
+            Disposition::Ack => "acked",
+            Disposition::Requeue => "requeued",
+        };
+        shared.metrics.messages.with_label_values(&[outcome]).inc();
+    }
+}
+
 pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
     let disposition = process(shared, bus, &delivery).await;
+    disposition.count(shared);
     let res = match disposition {
         Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
         Disposition::Requeue => delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await,
@@ -95,7 +107,7 @@ pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
     }
 }
 
-pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &str, reason: String) -> Disposition {
+pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &'static str, reason: String) -> Disposition {
     tracing::warn!(job_id = ?job, code, %reason, "dead-lettering a message that can never succeed");
     if let Some(id) = job {
         let error = json!({"code": code, "message": reason});
@@ -106,7 +118,10 @@ pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery,
         relay(shared, bus, Some(id), 0).await;
     }
     match bus.dead_letter(&delivery.data, &format!("{code}: {reason}")).await {
-        Ok(()) => Disposition::Ack,
+        Ok(()) => {
+            shared.metrics.dead_letter(code);
+            Disposition::Ack
+        }
         Err(e) => {
             tracing::warn!(error = %e, "dead-lettering failed; requeueing");
             Disposition::Requeue

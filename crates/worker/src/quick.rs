@@ -235,6 +235,11 @@ pub async fn consume(shared: &Arc<Shared>, bus: &Bus, deliveries: impl futures::
     chunks
         .map(|chunk| run_batch(Arc::clone(shared), bus.clone(), chunk))
         .buffered(how.in_flight.max(1))
-        .for_each(settle_acks)
+        .for_each(|settled| {
+            for (_, disposition) in &settled {
+                disposition.count(shared);
+            }
+            settle_acks(settled)
+        })
         .await;
 }

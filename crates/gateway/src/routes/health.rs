@@ -38,17 +38,26 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus metrics (text exposition format).
+/// Prometheus metrics (text exposition format), for any valid API key
+/// (Prometheus sends one with `authorization: {credentials_file: ...}`).
 ///
-/// Public, as Prometheus and the dashboard's link expect, and cheap for
-/// anyone: the figures read from PostgreSQL (jobs by kind and status) and
-/// RabbitMQ (queue depths) are refreshed by at most one request every
-/// [`REFRESH`]; other scrapes get the last figures. Every label has a bounded
-/// set of values (methods outside the standard ones count as `other`, routes
-/// are the API's patterns or `unmatched`).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", content_type = "text/plain")))]
+/// Behind a key rather than on a separate listener: the gateway's one port
+/// is the one that is published, and the key path is the one already guarded
+/// against floods (per-address limits before any lookup). The figures are
+/// operational, not per user, so any key may read them. The figures read
+/// from PostgreSQL (jobs by kind and status) and RabbitMQ (queue depths) are
+/// refreshed by at most one request every [`REFRESH`]; other scrapes get the
+/// last figures. Every label has a bounded set of values (methods outside
+/// the standard ones count as `other`, routes are the API's patterns or
+/// `unmatched`). The worker and the persister serve their own `/metrics` on
+/// their health listeners, which are never published.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])), responses(
+    (status = 200, description = "Metrics", content_type = "text/plain"),
+    (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+    (status = 429, description = "Too many key lookups from this address", body = crunch_domain::ErrorBody),
+))]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(_caller: crate::auth::Caller, state: web::Data<AppState>) -> HttpResponse {
     if let Ok(mut last) = state.metrics_refreshed.try_lock() {
         if last.is_none_or(|at| at.elapsed() >= REFRESH) {
             refresh(&state).await;

@@ -115,7 +115,7 @@ pub fn parse_list(html: &str, p: &Profile) -> Vec<Listed> {
                                 name: h["name"].as_str()?.trim().to_owned(),
                                 url: h["detailUrl"].as_str().unwrap_or_default().to_owned(),
                                 rating: h["bubbleRating"]["rating"].as_f64().or_else(|| h["bubbleRating"].as_f64()),
-                                reviews: h["numReviews"].as_i64().or_else(|| h["bubbleRating"]["count"].as_i64()).map(|n| n as i32),
+                                reviews: h["numReviews"].as_i64().or_else(|| h["bubbleRating"]["count"].as_i64()).and_then(|n| i32::try_from(n).ok()),
                             })
                         })
                         .collect()
@@ -339,6 +339,42 @@ pub fn too_deep(html: &str, limit: usize) -> bool {
     false
 }
 
+/// What a stored hotel may carry: a listing whose id is not 1 to
+/// [`MAX_ID_BYTES`] visible ASCII characters, or whose name has no visible
+/// character, is dropped
+/// (and counted); longer texts are cut; numbers out of their range, and
+/// links off the list page's site, are left empty. A hostile page otherwise
+/// writes ids the unique index cannot hold (about 2.7 kB), which fails the
+/// whole scrape on every attempt, or megabytes per hotel.
+const MAX_ID_BYTES: usize = 64;
+const MAX_NAME_CHARS: usize = 300;
+const MAX_DESCRIPTION_CHARS: usize = 20_000;
+const MAX_URL_BYTES: usize = 2_000;
+
+fn valid_listing(h: &Listed) -> bool {
+    (1..=MAX_ID_BYTES).contains(&h.source_id.len()) && h.source_id.bytes().all(|b| b.is_ascii_graphic()) && h.name.chars().any(|c| !c.is_whitespace() && !c.is_control())
+}
+
+/// `s` without NUL characters and cut to `max` characters.
+fn clip(s: String, max: usize) -> String {
+    let s = without_nul(s);
+    match s.char_indices().nth(max) {
+        Some((at, _)) => s[..at].to_owned(),
+        None => s,
+    }
+}
+
+fn within(v: Option<f64>, lo: f64, hi: f64) -> Option<f64> {
+    v.filter(|x| x.is_finite() && (lo..=hi).contains(x))
+}
+
+/// A page of the list page's site (same scheme, host and port), as an
+/// absolute URL: detail pages are fetched, and links stored, only there.
+fn on_site(list: &url::Url, href: &str) -> Option<url::Url> {
+    let u = list.join(href).ok()?;
+    (u.origin() == list.origin() && u.as_str().len() <= MAX_URL_BYTES).then_some(u)
+}
+
 /// Scraped text without NUL characters, which PostgreSQL's text cannot hold
 /// (a site's `\u0000` would otherwise fail every attempt of the scrape).
 fn without_nul(s: String) -> String {
@@ -434,12 +470,15 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         }
     }
     let mut seen = std::collections::HashSet::new();
+    let found = listed.len();
+    listed.retain(valid_listing);
+    let invalid_listings = found - listed.len();
     listed.retain(|h| seen.insert(h.source_id.clone()));
     let mut details: HashMap<String, Details> = HashMap::new();
     if p.details {
         let jobs: Vec<(String, url::Url)> = listed
             .iter()
-            .filter_map(|h| Some((h.source_id.clone(), list.join(&h.url).ok()?)))
+            .filter_map(|h| Some((h.source_id.clone(), on_site(&list, &h.url)?)))
             .filter(|(_, u)| {
                 let ok = allowed(u);
                 if !ok {
@@ -496,16 +535,16 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
             let d = details.get(&h.source_id).cloned().unwrap_or_default();
             NewHotel {
                 source: source.clone(),
-                source_id: without_nul(h.source_id.clone()),
+                source_id: h.source_id.clone(),
                 city_id: None,
-                name: without_nul(h.name.clone()),
-                url: base_for_urls.join(&h.url).ok().map(|u| u.to_string()),
-                description: d.description.map(without_nul),
-                rating: d.rating.or(h.rating),
-                reviews: d.reviews.or(h.reviews),
-                rank: d.rank,
-                rank_total: d.rank_total,
-                stars: d.stars,
+                name: clip(h.name.trim().to_owned(), MAX_NAME_CHARS),
+                url: on_site(&base_for_urls, &h.url).map(|u| u.to_string()),
+                description: d.description.map(|t| clip(t, MAX_DESCRIPTION_CHARS)),
+                rating: within(d.rating, 0.0, 5.0).or(within(h.rating, 0.0, 5.0)),
+                reviews: d.reviews.or(h.reviews).filter(|n| *n >= 0),
+                rank: d.rank.filter(|n| *n >= 1),
+                rank_total: d.rank_total.filter(|n| *n >= 1),
+                stars: within(d.stars, 0.0, 5.0),
             }
         })
         .collect();
@@ -535,6 +574,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         "hotels": ids.len(),
         "hotel_ids": ids,
         "details_fetched": details.len(),
+        "invalid_listings": invalid_listings,
         "failures": failures,
         "skipped_by_robots": skipped,
         "elapsed_ms": started.elapsed().as_millis() as u64,
@@ -567,6 +607,28 @@ mod tests {
         assert_eq!(at("https://evil.example/Hotels-g1-X-Hotels.html"), "evil.example");
         assert_eq!(at("https://evil.example:8443/x"), "evil.example:8443");
         assert_eq!(without_nul("a\0b".into()), "ab");
+    }
+
+    #[test]
+    fn listings_and_fields_outside_their_limits_are_dropped_or_cut() {
+        let listed = |id: &str, name: &str| Listed { source_id: id.into(), name: name.into(), ..Default::default() };
+        assert!(valid_listing(&listed("302600", "Hotel")));
+        assert!(!valid_listing(&listed("", "Hotel")));
+        assert!(!valid_listing(&listed(&"9".repeat(65), "Hotel")));
+        assert!(!valid_listing(&listed("30 26", "Hotel")));
+        assert!(!valid_listing(&listed("é", "Hotel")));
+        assert!(!valid_listing(&listed("1", "  ")));
+        assert!(!valid_listing(&listed("1", " \0\u{7} ")));
+        assert_eq!(clip("é\0é".repeat(200), 3), "ééé");
+        assert_eq!(within(Some(f64::NAN), 0.0, 5.0), None);
+        assert_eq!(within(Some(5.5), 0.0, 5.0), None);
+        assert_eq!(within(Some(4.5), 0.0, 5.0), Some(4.5));
+        let list = url::Url::parse("http://127.0.0.1:8080/Hotels-g1-X-Hotels.html").expect("url");
+        assert_eq!(on_site(&list, "/Hotel_Review-g1-d2.html").map(|u| u.to_string()), Some("http://127.0.0.1:8080/Hotel_Review-g1-d2.html".into()));
+        for off in ["http://169.254.169.254/latest", "//evil.example/x", "https://127.0.0.1:8080/x", "http://127.0.0.1:8081/x", "javascript:alert(1)"] {
+            assert_eq!(on_site(&list, off), None, "{off}");
+        }
+        assert_eq!(on_site(&list, &format!("/{}", "a".repeat(3000))), None);
     }
 
     #[test]
