@@ -90,11 +90,8 @@ pub fn producer(cfg: &KafkaConfig, timeout: Duration) -> Result<FutureProducer, 
 /// the first failed connection, not only on "all brokers down": librdkafka
 /// reports that only once each of its broker handles (bootstrap, the node,
 /// the group coordinator) has failed a connection, and a handle in reconnect
-/// back-off may not try before the broker is back. Measured with tansu
-/// (`kafka_outage.rs`): "all brokers down" came 0.5 s after the first
-/// transport failure in 9 restarts of 20, and the rare runs in which the
-/// persister stayed idle (about 1 restart of 100) showed no rejoin at all,
-/// which fits a report that never came.
+/// back-off may not try before the broker is back (measurements in
+/// docs/security.md, Outages).
 pub struct OutageContext {
     outage: Arc<AtomicBool>,
 }

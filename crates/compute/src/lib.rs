@@ -5,8 +5,10 @@
 //! # Layout
 //! - [`control`]: cancellation, deadline and progress reporting for kernels.
 //! - [`factor`]: integer factorization (trial division, Pollard-Brent with
-//!   Montgomery arithmetic on 64- and 128-bit words, BPSW-proven primes); the
-//!   place where ECM and SIQS plug in is [`factor::big`]'s splitter list.
+//!   Montgomery arithmetic on 64- and 128-bit words, ECM on those words,
+//!   SIQS, BPSW-proven primes); [`factor::big`] chains the splitters.
+//! - [`primes`]: prime ranges, counted or listed, by a segmented wheel sieve.
+//! - [`genes`]: streaming FASTA, FASTQ and CSV parsers and their statistics.
 
 pub mod control;
 pub mod factor;

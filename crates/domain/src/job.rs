@@ -16,8 +16,8 @@ use crate::limits::Limits;
 /// A job's id: a random (v4) UUID.
 pub type JobId = Uuid;
 
-/// The kinds of job Crunch runs. New kinds are added here and nowhere else is
-/// a list of them kept by hand.
+/// The kinds of job Crunch runs. A new kind is added here, in [`JobSpec`], in
+/// the worker's dispatch (`process.rs`, `kinds/`) and on the dashboard's form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
@@ -521,7 +521,7 @@ impl JobSpec {
     }
 
     /// SHA-256 of owner, kind and canonical parameters: two submissions with the
-    /// same key are the same request (the 003 seed's result cache, per owner).
+    /// same key are the same request (a result cache, per owner).
     pub fn dedup_key(&self, owner: Uuid) -> Vec<u8> {
         let mut h = Sha256::new();
         h.update(owner.as_bytes());

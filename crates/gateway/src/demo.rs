@@ -2,7 +2,7 @@
 //! job every few seconds, so a fresh dashboard has something to show.
 //!
 //! One generator per deployment, whatever the number of gateway replicas or
-//! open browser tabs (the 000 seed ran one per tab): the replica holding a
+//! open browser tabs: the replica holding a
 //! PostgreSQL session advisory lock generates; if it dies its connection
 //! closes, the lock is released and another replica takes over at its next
 //! tick. The jobs belong to a named API key (`CRUNCH_DEMO_KEY_NAME`), so they

@@ -93,7 +93,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
         consumer.subscribe(&[&kcfg.selections_topic])?;
         kafka_ok.store(true, Ordering::Relaxed);
         tracing::info!(topic = %kcfg.selections_topic, group = %kcfg.group_id, "consuming selections");
-        let _lag = AbortOnDrop(tokio::spawn(watch_lag(Arc::clone(&consumer), metrics.clone())));
+        let _lag = AbortOnDrop(tokio::spawn(watch_lag(Arc::downgrade(&consumer), Arc::clone(&outage), metrics.clone())));
         let mut stream = consumer.stream();
         let mut watch = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -216,19 +216,27 @@ async fn apply_batch(
 /// fixed set (the metric's label) and the details.
 type Reject = (usize, &'static str, String);
 
-/// How often the consumer lag is read from the brokers.
+/// How often the consumer lag is read from the brokers, and how long one
+/// request of a reading may take.
 const LAG_EVERY: Duration = Duration::from_secs(1);
+const LAG_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Keeps `consumer_lag{topic,partition}` up to date for the partitions
 /// assigned to `consumer` (others drop out), every [`LAG_EVERY`], apart
 /// from the consuming loop: the lag keeps being reported while a batch waits
-/// for the database, which is when it grows.
-async fn watch_lag(consumer: Arc<WatchedConsumer>, metrics: ConsumerMetrics) {
+/// for the database, which is when it grows. It holds the consumer only
+/// during a reading (of at most [`LAG_TIMEOUT`] per request) and skips
+/// readings after a broker connection failed, so a consumer being replaced
+/// is dropped, and leaves the group, without waiting for it.
+async fn watch_lag(consumer: std::sync::Weak<WatchedConsumer>, outage: Arc<AtomicBool>, metrics: ConsumerMetrics) {
     let mut tick = tokio::time::interval(LAG_EVERY);
     loop {
         tick.tick().await;
-        let c = Arc::clone(&consumer);
-        match tokio::task::spawn_blocking(move || crunch_bus::kafka::consumer_lag(&*c, Duration::from_secs(2))).await {
+        if outage.load(Ordering::Relaxed) {
+            continue;
+        }
+        let Some(c) = consumer.upgrade() else { return };
+        match tokio::task::spawn_blocking(move || crunch_bus::kafka::consumer_lag(&*c, LAG_TIMEOUT)).await {
             Ok(Ok(lags)) => {
                 metrics.lag.reset();
                 for (topic, partition, lag) in lags {

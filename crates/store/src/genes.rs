@@ -203,8 +203,8 @@ pub fn sequences_after(conn: &mut PgConnection, file_id: Uuid, after: i64, limit
         .load(conn)?)
 }
 
-/// One sequence as the result document writes it (the 002 seed's shape plus
-/// length and GC): `{"line_number", "gene_name", "sequence", "length", "gc"}`.
+/// One sequence as the result document writes it:
+/// `{"line_number", "gene_name", "sequence", "length", "gc"}`.
 pub fn result_item(row: &GeneSequenceRow) -> serde_json::Value {
     serde_json::json!({
         "line_number": row.line_number,

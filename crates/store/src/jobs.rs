@@ -146,9 +146,9 @@ pub fn mark_published(conn: &mut PgConnection, id: Uuid) -> Result<()> {
 /// A row locked by another transaction is skipped, not waited for: that is a
 /// worker ending the job, so the row will not be queued any more (and if
 /// that transaction fails, the reconciler republishes the job). Waiting made
-/// these marks and the workers' batch updates lock rows in different orders:
-/// 260 deadlocks in a few minutes at 2,000 submissions/s with one worker,
-/// each stalling both for a second (`deadlock_timeout`) before one failed.
+/// these marks and the workers' batch updates lock rows in different orders,
+/// and under load they deadlocked, each stalling both for a second
+/// (`deadlock_timeout`) before one failed.
 ///
 /// One statement, not prepared (so planned for its ids each time, see
 /// [`with_custom_plans`]) and outside any transaction: at 2,000

@@ -5,7 +5,11 @@
 //! - [`models`]: rows (`Selectable`) and borrowed inserts.
 //! - [`pool`]: the r2d2 pool and the embedded migrations (run under an advisory
 //!   lock, so concurrent start-ups apply them exactly once).
-//! - [`keys`], [`jobs`], [`events`]: repository functions taking `&mut PgConnection`.
+//! - [`error`]: [`StoreError`] and which of its kinds are transient.
+//! - [`keys`], [`jobs`], [`events`], [`primes`], [`genes`], [`hotels`]:
+//!   repository functions taking `&mut PgConnection` (API keys; jobs and
+//!   their outbox of events; prime chunks; gene files and sequences; cities,
+//!   hotels and selections).
 //!
 //! Every function here blocks: call them from `web::block` or `spawn_blocking`.
 

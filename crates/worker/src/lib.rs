@@ -321,7 +321,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
             )
         };
         // A lost connection ends the consumer streams; should one not end
-        // (seen once in CI after a RabbitMQ cut), the worker still reconnects:
+        // (lapin does not promise it), the worker still reconnects:
         // what was in flight is redelivered, and every step is redelivery-safe.
         let lost = async {
             while bus.is_connected() {

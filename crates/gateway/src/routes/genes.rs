@@ -477,7 +477,7 @@ async fn succeeded(state: &AppState, id: Uuid, owner: Uuid) -> Result<GeneFileRo
 
 /// Download the result: every stored sequence.
 ///
-/// A JSON array in file order, the 002 seed's shape plus statistics:
+/// A JSON array in file order, one object per sequence with its statistics:
 /// `[{"line_number", "gene_name", "sequence", "length", "gc"}]`, streamed from
 /// the database a page at a time (never built whole in memory). The file's
 /// totals are in the job's `result`.

@@ -54,7 +54,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(("bearer" = [])), responses(
     (status = 200, description = "Metrics", content_type = "text/plain"),
     (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
-    (status = 429, description = "Too many key lookups from this address", body = crunch_domain::ErrorBody),
+    (status = 429, description = "Over the key's request allowance, or too many key lookups from this address", body = crunch_domain::ErrorBody),
 ))]
 #[get("/metrics")]
 pub async fn metrics(_caller: crate::auth::Caller, state: web::Data<AppState>) -> HttpResponse {

@@ -1,4 +1,7 @@
-//! One module per job kind: each turns a parsed spec into a result on rayon.
+//! One module per job kind: each turns a parsed spec into a result. The CPU
+//! kinds (factorize, primes) run on rayon through [`run`]; the I/O kinds
+//! (check_url, scrape_hotels, genes) are async and are called by
+//! `process.rs` directly.
 
 pub mod check_url;
 pub mod factorize;
