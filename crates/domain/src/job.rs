@@ -19,6 +19,7 @@ pub type JobId = Uuid;
 /// The kinds of job Crunch runs. A new kind is added here, in [`JobSpec`], in
 /// the worker's dispatch (`process.rs`, `kinds/`) and on the dashboard's form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow), diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Integer factorization: `{"n": "<decimal>"}`.
@@ -81,6 +82,7 @@ impl FromStr for JobKind {
 /// `cancelled` from `queued` or `running`. A message redelivered while the row
 /// is `running` (the worker that had it died) runs it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow), diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -545,6 +547,29 @@ pub struct JobError {
     pub details: Option<serde_json::Value>,
 }
 
+impl JobError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), details: None }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The error as stored in the job's row.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a JobError is plain JSON")
+    }
+
+    /// The error stored in a job's row; one that is not a `JobError` (only a
+    /// hand edit of the database writes one) is shown as it is, under
+    /// `details`, rather than dropped.
+    pub fn from_stored(v: serde_json::Value) -> Self {
+        serde_json::from_value(v.clone()).unwrap_or_else(|_| Self::new("unreadable_error", "the job's stored error is not in the expected form").with_details(v))
+    }
+}
+
 /// A job as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
@@ -684,4 +709,36 @@ mod tests {
         assert_eq!(a.dedup_key(o1), b.dedup_key(o1));
         assert_ne!(a.dedup_key(o1), a.dedup_key(o2));
     }
+}
+
+/// `JobKind` and `JobStatus` in PostgreSQL text columns: a value that is not
+/// one of them is an error when read, never a default.
+#[cfg(feature = "diesel")]
+mod sql {
+    use diesel::deserialize::{self, FromSql};
+    use diesel::pg::{Pg, PgValue};
+    use diesel::serialize::{self, Output, ToSql};
+    use diesel::sql_types::Text;
+
+    use super::{JobKind, JobStatus};
+
+    macro_rules! text_enum {
+        ($t:ty, $what:literal) => {
+            impl FromSql<Text, Pg> for $t {
+                fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                    let s = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+                    s.parse().map_err(|_| format!(concat!("unknown ", $what, " {:?} in the database"), s).into())
+                }
+            }
+
+            impl ToSql<Text, Pg> for $t {
+                fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                    <str as ToSql<Text, Pg>>::to_sql(self.as_str(), &mut out.reborrow())
+                }
+            }
+        };
+    }
+
+    text_enum!(JobKind, "job kind");
+    text_enum!(JobStatus, "job status");
 }

@@ -3,6 +3,7 @@
 //! against a real PostgreSQL: the same answers as one at a time, in the
 //! order asked, with repeats handled.
 
+use crunch_domain::{JobKind, JobStatus};
 use crunch_store::jobs::{finish_many, finish_queued, start_many, submit_many, terminal_event, QuickEnd, Started, Submission, Submitted};
 use diesel::RunQueryDsl;
 use serde_json::json;
@@ -12,7 +13,7 @@ fn sub(owner: Uuid, n: u64, fresh: bool) -> Submission {
     Submission {
         id: Uuid::new_v4(),
         owner_id: owner,
-        kind: "factorize".into(),
+        kind: JobKind::Factorize,
         params: json!({"n": n.to_string()}),
         dedup_key: format!("key-{n}").into_bytes(),
         fresh,
@@ -65,7 +66,7 @@ fn jobs_start_and_finish_a_batch_at_a_time() -> anyhow::Result<()> {
     let missing = Uuid::new_v4();
     // A repeated id (a message delivered twice) runs once.
     let started = start_many(&mut conn, &[ids[0], ids[1], ids[0], missing, ids[2], ids[3]])?;
-    assert!(matches!(&started[0], Started::Run(r) if r.id == ids[0] && r.attempts == 1 && r.status == "running"));
+    assert!(matches!(&started[0], Started::Run(r) if r.id == ids[0] && r.attempts == 1 && r.status == JobStatus::Running));
     assert!(matches!(&started[1], Started::Run(r) if r.id == ids[1]));
     assert!(matches!(&started[2], Started::Ended(r) if r.id == ids[0]));
     assert!(matches!(&started[3], Started::Missing));
@@ -134,10 +135,10 @@ fn quick_jobs_end_straight_from_queued_without_an_outbox_row() -> anyhow::Result
     assert!(row.started_at.is_some() && row.started_at <= row.finished_at);
     let ev = terminal_event(row).expect("a terminal event");
     assert_eq!((ev.event_id, ev.data.clone()), (Some(row.seq), row.result.clone()));
-    assert!(matches!(&ended[1], QuickEnd::NotQueued(r) if r.status == "running"));
-    assert!(matches!(&ended[2], QuickEnd::NotQueued(r) if r.status == "cancelled"));
+    assert!(matches!(&ended[1], QuickEnd::NotQueued(r) if r.status == JobStatus::Running));
+    assert!(matches!(&ended[2], QuickEnd::NotQueued(r) if r.status == JobStatus::Cancelled));
     assert!(matches!(&ended[3], QuickEnd::Missing));
-    assert!(matches!(&ended[4], QuickEnd::Finished(r) if r.status == "failed" && r.error == Some(json!({"code": "boom", "message": "x"}))));
+    assert!(matches!(&ended[4], QuickEnd::Finished(r) if r.status == JobStatus::Failed && r.error == Some(json!({"code": "boom", "message": "x"}))));
     assert!(matches!(&ended[5], QuickEnd::NotQueued(r) if r.id == ids[0]), "a job is finished once");
     // Only the cancellation wrote to the outbox.
     let outbox = crunch_store::events::unpublished(&mut conn, None, -60, 100)?;
@@ -277,5 +278,23 @@ fn published_marks_and_the_reconciler_skip_rows_a_worker_is_ending() -> anyhow::
         .map(|m| m.id)
         .collect();
     assert_eq!(marked, vec![ids[1]], "only the free row is marked");
+    Ok(())
+}
+
+/// A kind the code does not know, written into the database by hand, is an
+/// error when the row is read, never a default kind; a stored error that is
+/// not a `JobError` is shown under `details`, never dropped.
+#[test]
+fn unknown_stored_values_are_errors_not_defaults() -> anyhow::Result<()> {
+    let (mut conn, _owner, ids) = queued(1..3)?;
+    diesel::sql_query("UPDATE jobs SET kind = 'teleport' WHERE id = $1").bind::<diesel::sql_types::Uuid, _>(ids[0]).execute(&mut conn)?;
+    let err = crunch_store::jobs::get(&mut conn, ids[0]).expect_err("an unknown kind is an error");
+    assert!(err.reason().contains("'kind'"), "{}", err.reason());
+    diesel::sql_query("UPDATE jobs SET status = 'failed', finished_at = now(), error = '\"boom\"' WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(ids[1])
+        .execute(&mut conn)?;
+    let job = crunch_store::jobs::get(&mut conn, ids[1])?.expect("the job").to_job();
+    let error = job.error.expect("the error is kept");
+    assert_eq!((error.code.as_str(), error.details), ("unreadable_error", Some(json!("boom"))));
     Ok(())
 }

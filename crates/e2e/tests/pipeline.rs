@@ -411,7 +411,7 @@ async fn a_job_whose_message_was_lost_is_republished_by_the_reconciler() -> R {
     let id = uuid::Uuid::new_v4();
     let params = spec.canonical_params();
     let key = spec.dedup_key(owner);
-    crunch_store::jobs::submit(&mut conn, crunch_store::models::NewJob { id, owner_id: owner, kind: "factorize", params: &params, dedup_key: &key }, false)?;
+    crunch_store::jobs::submit(&mut conn, crunch_store::models::NewJob { id, owner_id: owner, kind: crunch_domain::JobKind::Factorize, params: &params, dedup_key: &key }, false)?;
     let job = env.wait_finished(&id.to_string()).await?;
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["result"]["factors"], json!([{"p": "13", "e": 1, "method": "trial_division"}, {"p": "17", "e": 1, "method": "trial_division"}]));
@@ -486,7 +486,7 @@ fn store_quick_job(conn: &mut diesel::PgConnection, n: &str) -> anyhow::Result<c
     let spec = crunch_domain::JobSpec::parse("factorize", &json!({"n": n}), &Default::default())?;
     let id = uuid::Uuid::new_v4();
     let (params, key) = (spec.canonical_params(), spec.dedup_key(owner));
-    crunch_store::jobs::submit(conn, crunch_store::models::NewJob { id, owner_id: owner, kind: "factorize", params: &params, dedup_key: &key }, false)?;
+    crunch_store::jobs::submit(conn, crunch_store::models::NewJob { id, owner_id: owner, kind: crunch_domain::JobKind::Factorize, params: &params, dedup_key: &key }, false)?;
     let msg = crunch_domain::JobMessage { job_id: id, owner_id: owner, kind: "factorize".into(), params };
     assert!(msg.is_quick());
     Ok(msg)

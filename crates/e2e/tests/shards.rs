@@ -1,6 +1,7 @@
 //! Settling a sharded job's parent, against a real PostgreSQL: progress,
 //! retrying a failed shard alone, failing after the last attempt, aggregating.
 
+use crunch_domain::{JobKind, JobStatus};
 use crunch_store::jobs::{create_shards, settle_parent, start, ParentUpdate, SHARD_MAX_ATTEMPTS};
 use crunch_store::models::{JobRow, NewJob, NewShard};
 use diesel::RunQueryDsl;
@@ -12,13 +13,13 @@ fn setup(shards: usize) -> anyhow::Result<(diesel::PgConnection, Uuid, Vec<JobRo
     let (mut conn, owner) = crunch_e2e::store_fixture()?;
     let parent = Uuid::new_v4();
     let params = json!({"from": "0", "to": "99", "mode": "count"});
-    crunch_store::jobs::submit(&mut conn, NewJob { id: parent, owner_id: owner, kind: "primes", params: &params, dedup_key: b"k" }, false)?;
+    crunch_store::jobs::submit(&mut conn, NewJob { id: parent, owner_id: owner, kind: JobKind::Primes, params: &params, dedup_key: b"k" }, false)?;
     start(&mut conn, parent)?;
     let news: Vec<NewShard> = (0..shards)
         .map(|i| NewShard {
             id: Uuid::new_v4(),
             owner_id: owner,
-            kind: "primes".into(),
+            kind: JobKind::Primes,
             params: json!({"from": (i * 50).to_string(), "to": (i * 50 + 49).to_string(), "mode": "count"}),
             dedup_key: Uuid::new_v4().as_bytes().to_vec(),
             parent_id: parent,
@@ -54,7 +55,7 @@ fn a_failed_shard_is_retried_alone_then_the_parent_aggregates() -> anyhow::Resul
     match settle_parent(&mut conn, parent, agg)? {
         ParentUpdate::RetryShard(s) => {
             assert_eq!(s.id, shards[1].id);
-            assert_eq!(s.status, "queued");
+            assert_eq!(s.status, JobStatus::Queued);
             assert!(s.published_at.is_none());
         }
         other => panic!("{other:?}"),
@@ -65,7 +66,7 @@ fn a_failed_shard_is_retried_alone_then_the_parent_aggregates() -> anyhow::Resul
     end_shard(&mut conn, shards[1].id, true, 10)?;
     match settle_parent(&mut conn, parent, agg)? {
         ParentUpdate::Finished(p) => {
-            assert_eq!(p.status, "succeeded");
+            assert_eq!(p.status, JobStatus::Succeeded);
             assert_eq!(p.result, Some(json!({"count": 25})));
         }
         other => panic!("{other:?}"),
@@ -85,13 +86,13 @@ fn a_shard_failing_every_attempt_fails_the_parent_and_cancels_the_rest() -> anyh
     end_shard(&mut conn, shards[2].id, false, 0)?;
     match settle_parent(&mut conn, parent, agg)? {
         ParentUpdate::Finished(p) => {
-            assert_eq!(p.status, "failed");
+            assert_eq!(p.status, JobStatus::Failed);
             assert_eq!(p.error.as_ref().map(|e| e["code"].clone()), Some(json!("shard_failed")));
         }
         other => panic!("{other:?}"),
     }
     for s in &shards[..2] {
-        assert_eq!(crunch_store::jobs::get(&mut conn, s.id)?.expect("shard").status, "cancelled");
+        assert_eq!(crunch_store::jobs::get(&mut conn, s.id)?.expect("shard").status, JobStatus::Cancelled);
     }
     Ok(())
 }
@@ -105,7 +106,7 @@ fn abandoned_means_past_the_kinds_own_time_budget() -> anyhow::Result<()> {
     let (mut conn, _, _) = setup(1)?;
     let owner = crunch_store::keys::insert_key(&mut conn, "g", b"hash2")?.id;
     let mut ids = Vec::new();
-    for (kind, key) in [("genes", b"g1"), ("factorize", b"f1")] {
+    for (kind, key) in [(JobKind::Genes, b"g1"), (JobKind::Factorize, b"f1")] {
         let id = Uuid::new_v4();
         let params = json!({"n": "10"});
         crunch_store::jobs::submit(&mut conn, NewJob { id, owner_id: owner, kind, params: &params, dedup_key: key }, false)?;

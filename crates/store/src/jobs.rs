@@ -3,7 +3,7 @@
 //! so a redelivered message can never finish a job twice.
 
 use chrono::{DateTime, Utc};
-use crunch_domain::{EventType, JobEvent, JobStatus};
+use crunch_domain::{EventType, JobEvent, JobKind, JobStatus};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ pub fn submit(conn: &mut PgConnection, new: NewJob<'_>, fresh: bool) -> Result<S
     let req = Submission {
         id: new.id,
         owner_id: new.owner_id,
-        kind: new.kind.to_owned(),
+        kind: new.kind,
         params: new.params.clone(),
         dedup_key: new.dedup_key.to_vec(),
         fresh,
@@ -44,7 +44,7 @@ pub fn submit(conn: &mut PgConnection, new: NewJob<'_>, fresh: bool) -> Result<S
 pub struct Submission {
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub kind: String,
+    pub kind: JobKind,
     pub params: serde_json::Value,
     pub dedup_key: Vec<u8>,
     /// Insert even if an identical job exists.
@@ -106,7 +106,7 @@ pub fn submit_many(conn: &mut PgConnection, reqs: &[Submission]) -> Result<Vec<S
                 Some(&reused) if !r.fresh => plan.push(reused),
                 _ => {
                     let i = inserts.len();
-                    inserts.push(NewJob { id: r.id, owner_id: r.owner_id, kind: &r.kind, params: &r.params, dedup_key: &r.dedup_key });
+                    inserts.push(NewJob { id: r.id, owner_id: r.owner_id, kind: r.kind, params: &r.params, dedup_key: &r.dedup_key });
                     reuse.insert(&r.dedup_key, Plan::Same(i));
                     plan.push(Plan::Create(i));
                 }
@@ -170,7 +170,7 @@ const QUEUED_AND_FREE: &str = "SELECT id FROM jobs WHERE id = ANY($1) AND status
 /// still-queued row is removed.
 pub fn discard_unpublished(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
     let n = diesel::delete(
-        jobs::table.find(id).filter(jobs::published_at.is_null()).filter(jobs::status.eq("queued")),
+        jobs::table.find(id).filter(jobs::published_at.is_null()).filter(jobs::status.eq(JobStatus::Queued)),
     )
     .execute(conn)?;
     Ok(n == 1)
@@ -222,9 +222,9 @@ fn event_for(row: &JobRow, event: EventType, data: Option<serde_json::Value>) ->
     JobEvent {
         event,
         job_id: row.id,
-        kind: row.kind().unwrap_or(crunch_domain::JobKind::Factorize),
+        kind: row.kind,
         owner_id: row.owner_id,
-        status: row.status(),
+        status: row.status,
         progress: row.progress,
         data,
         // A job ends once: its seq tells its terminal event from any other.
@@ -236,7 +236,7 @@ fn event_for(row: &JobRow, event: EventType, data: Option<serde_json::Value>) ->
 /// The terminal event of an ended top-level job (shards have none), as
 /// written to the outbox or rebuilt from the row: the same `event_id`.
 pub fn terminal_event(row: &JobRow) -> Option<JobEvent> {
-    let status = row.status();
+    let status = row.status;
     if !status.is_terminal() || row.parent_id.is_some() {
         return None;
     }
@@ -249,7 +249,7 @@ pub fn started_event(row: &JobRow) -> JobEvent {
     JobEvent {
         event: EventType::Started,
         job_id: row.id,
-        kind: row.kind().unwrap_or(crunch_domain::JobKind::Factorize),
+        kind: row.kind,
         owner_id: row.owner_id,
         status: JobStatus::Running,
         progress: 0.0,
@@ -261,10 +261,10 @@ pub fn started_event(row: &JobRow) -> JobEvent {
 
 /// Fails the jobs among `ids` that are in one of `from` states, with `error`,
 /// writing their terminal events (shards excepted) to the outbox.
-fn fail_jobs(conn: &mut PgConnection, ids: &[Uuid], from: &[&str], error: serde_json::Value) -> Result<Vec<JobRow>> {
+fn fail_jobs(conn: &mut PgConnection, ids: &[Uuid], from: &[JobStatus], error: serde_json::Value) -> Result<Vec<JobRow>> {
     let rows: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any(from)))
         .set((
-            jobs::status.eq("failed"),
+            jobs::status.eq(JobStatus::Failed),
             jobs::error.eq(Some(error)),
             jobs::finished_at.eq(diesel::dsl::now),
             jobs::updated_at.eq(diesel::dsl::now),
@@ -279,8 +279,8 @@ fn fail_jobs(conn: &mut PgConnection, ids: &[Uuid], from: &[&str], error: serde_
 
 /// Cancels the unfinished shards of a parent (their workers see it at their next poll).
 fn cancel_shards(conn: &mut PgConnection, parent: Uuid) -> Result<()> {
-    diesel::update(jobs::table.filter(jobs::parent_id.eq(parent)).filter(jobs::status.eq_any(["queued", "running"])))
-        .set((jobs::status.eq("cancelled"), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
+    diesel::update(jobs::table.filter(jobs::parent_id.eq(parent)).filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running])))
+        .set((jobs::status.eq(JobStatus::Cancelled), jobs::finished_at.eq(diesel::dsl::now), jobs::updated_at.eq(diesel::dsl::now)))
         .execute(conn)?;
     Ok(())
 }
@@ -301,13 +301,13 @@ pub fn cancel(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Cancelle
             jobs::table
                 .find(id)
                 .filter(jobs::owner_id.eq(owner))
-                .filter(jobs::status.eq_any(["queued", "running"])),
+                .filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running])),
         )
         .set((
-            jobs::status.eq("cancelled"),
+            jobs::status.eq(JobStatus::Cancelled),
             jobs::finished_at.eq(diesel::dsl::now),
             jobs::updated_at.eq(diesel::dsl::now),
-            jobs::error.eq(Some(serde_json::json!({"code": "cancelled", "message": "cancelled by its owner"}))),
+            jobs::error.eq(Some(crunch_domain::JobError::new("cancelled", "cancelled by its owner").to_value())),
         ))
         .returning(JobRow::as_returning())
         .get_result(conn)
@@ -349,9 +349,9 @@ pub fn start_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>>
 }
 
 fn start_in(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Started>> {
-    let taken: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any(["queued", "running"])))
+    let taken: Vec<JobRow> = diesel::update(jobs::table.filter(jobs::id.eq_any(ids)).filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running])))
         .set((
-            jobs::status.eq("running"),
+            jobs::status.eq(JobStatus::Running),
             jobs::attempts.eq(jobs::attempts + 1),
             jobs::started_at.eq(diesel::dsl::now),
             jobs::updated_at.eq(diesel::dsl::now),
@@ -509,12 +509,12 @@ pub fn finish_queued(conn: &mut PgConnection, items: &[(Uuid, Outcome)]) -> Resu
 /// Fails a job that can never run (malformed or over-limit message) from any
 /// non-terminal state.
 pub fn fail_unrunnable(conn: &mut PgConnection, id: Uuid, error: serde_json::Value) -> Result<Option<JobRow>> {
-    conn.transaction(|conn| Ok(fail_jobs(conn, &[id], &["queued", "running"], error)?.pop()))
+    conn.transaction(|conn| Ok(fail_jobs(conn, &[id], &[JobStatus::Queued, JobStatus::Running], error)?.pop()))
 }
 
 /// Records progress of a running job.
 pub fn set_progress(conn: &mut PgConnection, id: Uuid, progress: f64) -> Result<()> {
-    diesel::update(jobs::table.find(id).filter(jobs::status.eq("running")))
+    diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobStatus::Running)))
         .set((jobs::progress.eq(progress.clamp(0.0, 1.0)), jobs::updated_at.eq(diesel::dsl::now)))
         .execute(conn)?;
     Ok(())
@@ -624,7 +624,7 @@ pub fn reconcile_candidates(
 pub fn unfinished_count(conn: &mut PgConnection, owner: Uuid) -> Result<i64> {
     Ok(jobs::table
         .filter(jobs::owner_id.eq(owner))
-        .filter(jobs::status.eq_any(["queued", "running"]))
+        .filter(jobs::status.eq_any([JobStatus::Queued, JobStatus::Running]))
         .count()
         .get_result(conn)?)
 }
@@ -666,7 +666,7 @@ pub fn fail_abandoned(conn: &mut PgConnection, started_before: DateTime<Utc>, ge
             "code": "abandoned",
             "message": "the job's worker stopped responding and its message can no longer be delivered"
         });
-        fail_jobs(conn, &ids, &["running"], error)
+        fail_jobs(conn, &ids, &[JobStatus::Running], error)
     })
 }
 
@@ -718,15 +718,15 @@ pub fn settle_parent(
 ) -> Result<ParentUpdate> {
     conn.transaction(|conn| {
         let prow: JobRow = jobs::table.find(parent).select(JobRow::as_select()).for_update().first(conn)?;
-        if prow.status != "running" {
+        if prow.status != JobStatus::Running {
             return Ok(ParentUpdate::Nothing);
         }
         let shards = shards_of(conn, parent)?;
-        if let Some(failed) = shards.iter().find(|s| s.status == "failed") {
+        if let Some(failed) = shards.iter().find(|s| s.status == JobStatus::Failed) {
             if failed.attempts < SHARD_MAX_ATTEMPTS {
                 let row = diesel::update(jobs::table.find(failed.id))
                     .set((
-                        jobs::status.eq("queued"),
+                        jobs::status.eq(JobStatus::Queued),
                         jobs::error.eq(None::<serde_json::Value>),
                         jobs::finished_at.eq(None::<DateTime<Utc>>),
                         jobs::published_at.eq(None::<DateTime<Utc>>),
@@ -742,17 +742,17 @@ pub fn settle_parent(
                 "details": {"shard_index": failed.shard_index, "error": failed.error},
             });
             cancel_shards(conn, parent)?;
-            return Ok(match fail_jobs(conn, &[parent], &["running"], error)?.pop() {
+            return Ok(match fail_jobs(conn, &[parent], &[JobStatus::Running], error)?.pop() {
                 Some(row) => ParentUpdate::Finished(row),
                 None => ParentUpdate::Nothing,
             });
         }
-        let done = shards.iter().filter(|s| s.status == "succeeded").count();
+        let done = shards.iter().filter(|s| s.status == JobStatus::Succeeded).count();
         if done == shards.len() && !shards.is_empty() {
             let result = aggregate(&prow, &shards);
             let row: JobRow = diesel::update(jobs::table.find(parent))
                 .set((
-                    jobs::status.eq("succeeded"),
+                    jobs::status.eq(JobStatus::Succeeded),
                     jobs::result.eq(Some(result)),
                     jobs::progress.eq(1.0),
                     jobs::finished_at.eq(diesel::dsl::now),

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use crunch_domain::{Job, JobError, JobKind, JobStatus};
+use crunch_domain::{Job, JobError, JobKind, JobMessage, JobStatus};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -29,10 +29,10 @@ pub struct JobRow {
     pub id: Uuid,
     pub seq: i64,
     pub owner_id: Uuid,
-    pub kind: String,
+    pub kind: JobKind,
     pub params: serde_json::Value,
     pub dedup_key: Vec<u8>,
-    pub status: String,
+    pub status: JobStatus,
     pub progress: f64,
     pub result: Option<serde_json::Value>,
     pub error: Option<serde_json::Value>,
@@ -47,25 +47,21 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    pub fn status(&self) -> JobStatus {
-        // The CHECK constraint admits only valid statuses.
-        self.status.parse().unwrap_or(JobStatus::Failed)
-    }
-
-    pub fn kind(&self) -> Option<JobKind> {
-        self.kind.parse().ok()
+    /// The message that has a worker run this job.
+    pub fn message(&self) -> JobMessage {
+        JobMessage { job_id: self.id, owner_id: self.owner_id, kind: self.kind.as_str().to_owned(), params: self.params.clone() }
     }
 
     /// The API's view of the row.
     pub fn to_job(&self) -> Job {
         Job {
             id: self.id,
-            kind: self.kind().unwrap_or(JobKind::Factorize),
+            kind: self.kind,
             params: self.params.clone(),
-            status: self.status(),
+            status: self.status,
             progress: self.progress,
             result: self.result.clone(),
-            error: self.error.clone().and_then(|e| serde_json::from_value::<JobError>(e).ok()),
+            error: self.error.clone().map(JobError::from_stored),
             attempts: self.attempts,
             created_at: self.created_at,
             started_at: self.started_at,
@@ -79,7 +75,7 @@ impl JobRow {
 pub struct NewJob<'a> {
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub kind: &'a str,
+    pub kind: JobKind,
     pub params: &'a serde_json::Value,
     pub dedup_key: &'a [u8],
 }
@@ -90,7 +86,7 @@ pub struct NewJob<'a> {
 pub struct NewShard {
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub kind: String,
+    pub kind: JobKind,
     pub params: serde_json::Value,
     pub dedup_key: Vec<u8>,
     pub parent_id: Uuid,

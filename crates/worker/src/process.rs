@@ -10,7 +10,7 @@ use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{EventType, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_domain::{EventType, JobError, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
 use crunch_store::events::Outboxed;
 use crunch_store::jobs::{ParentUpdate, Started};
 use crunch_store::models::{JobRow, NewShard};
@@ -110,7 +110,7 @@ pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
 pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &'static str, reason: String) -> Disposition {
     tracing::warn!(job_id = ?job, code, %reason, "dead-lettering a message that can never succeed");
     if let Some(id) = job {
-        let error = json!({"code": code, "message": reason});
+        let error = JobError::new(code, reason.clone()).to_value();
         let failed = db(shared, "fail unrunnable job", move |c| crunch_store::jobs::fail_unrunnable(c, id, error.clone())).await;
         if let Some(Some(row)) = failed.filter(|r| r.as_ref().is_some_and(|r| r.parent_id.is_some())) {
             settle(shared, bus, &row).await;
@@ -276,7 +276,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     };
     let result = match outcome {
         Some(Outcome::Succeeded(v)) => Ok(v),
-        Some(Outcome::Failed(e)) => Err(e),
+        Some(Outcome::Failed(e)) => Err(e.to_value()),
         Some(Outcome::Cancelled) => {
             tracing::info!("job cancelled");
             relay(shared, bus, Some(id), 0).await;
@@ -316,7 +316,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
 
 /// The error of a job whose kernel panicked.
 pub(crate) fn kernel_panicked() -> serde_json::Value {
-    json!({"code": "internal_error", "message": "the job's kernel failed unexpectedly"})
+    JobError::new("internal_error", "the job's kernel failed unexpectedly").to_value()
 }
 
 /// Why a job just started must not run: it was started more than
@@ -336,7 +336,7 @@ pub(crate) fn too_many_attempts(shared: &Shared, row: &JobRow) -> Option<String>
 pub(crate) async fn not_run(shared: &Shared, bus: &Bus, id: Uuid, started: Started) -> Disposition {
     match started {
         Started::Ended(row) => {
-            tracing::info!(job_id = %id, status = %row.status(), "job already ended; acknowledging the duplicate delivery");
+            tracing::info!(job_id = %id, status = %row.status, "job already ended; acknowledging the duplicate delivery");
             // From the outbox, or rebuilt from the row (a quick job has no
             // outbox row: its message is the only trace of an event not yet
             // sent). Consumers drop the duplicate by `event_id`.
@@ -348,7 +348,7 @@ pub(crate) async fn not_run(shared: &Shared, bus: &Bus, id: Uuid, started: Start
                     }
                 }
             }
-            if row.parent_id.is_some() && row.status().is_terminal() {
+            if row.parent_id.is_some() && row.status.is_terminal() {
                 settle(shared, bus, &row).await;
             }
         }
@@ -382,7 +382,7 @@ async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, mode: PrimesMode, pl
             let params = json!({"from": from.to_string(), "to": to.to_string(), "mode": mode});
             let mut key = Uuid::new_v4().as_bytes().to_vec();
             key.extend_from_slice(Uuid::new_v4().as_bytes());
-            NewShard { id: Uuid::new_v4(), owner_id: parent.owner_id, kind: "primes".into(), params, dedup_key: key, parent_id: parent.id, shard_index: i as i32 }
+            NewShard { id: Uuid::new_v4(), owner_id: parent.owner_id, kind: crunch_domain::JobKind::Primes, params, dedup_key: key, parent_id: parent.id, shard_index: i as i32 }
         })
         .collect();
     let parent_id = parent.id;
@@ -391,14 +391,14 @@ async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, mode: PrimesMode, pl
         return Disposition::Requeue;
     };
     tracing::info!(shards = rows.len(), "split into shards");
-    for row in rows.iter().filter(|r| r.status == "queued" && r.published_at.is_none()) {
+    for row in rows.iter().filter(|r| r.status == JobStatus::Queued && r.published_at.is_none()) {
         publish_row(shared, bus, row).await;
     }
     Disposition::Ack
 }
 
 async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) {
-    let msg = JobMessage { job_id: row.id, owner_id: row.owner_id, kind: row.kind.clone(), params: row.params.clone() };
+    let msg = row.message();
     match bus.publish_job(&msg).await {
         Ok(()) => {
             let id = row.id;
@@ -418,7 +418,7 @@ pub async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
             let ev = JobEvent {
                 event: EventType::Progress,
                 job_id: p.id,
-                kind: p.kind().unwrap_or(crunch_domain::JobKind::Primes),
+                kind: p.kind,
                 owner_id: p.owner_id,
                 status: JobStatus::Running,
                 progress: p.progress,

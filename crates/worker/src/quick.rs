@@ -117,7 +117,7 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     for (delivery, id) in waiting {
         let result = match outcomes.next().flatten() {
             Some(kinds::Outcome::Succeeded(v)) => Ok(v),
-            Some(kinds::Outcome::Failed(e)) => Err(e),
+            Some(kinds::Outcome::Failed(e)) => Err(e.to_value()),
             Some(kinds::Outcome::Cancelled) => {
                 settled.push((delivery, Disposition::Ack));
                 continue;
@@ -159,7 +159,7 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
             // Another run holds it (its message was redelivered, or a worker
             // died running it alone): back to the queue, to come back
             // redelivered and run alone, counting its attempt.
-            QuickEnd::NotQueued(row) if row.status() == JobStatus::Running => settled.push((delivery, Disposition::Requeue)),
+            QuickEnd::NotQueued(row) if row.status == JobStatus::Running => settled.push((delivery, Disposition::Requeue)),
             QuickEnd::NotQueued(row) => settled.push((delivery, process::not_run(shared, bus, id, Started::Ended(row)).await)),
             QuickEnd::Missing => {
                 let d = process::dead_letter(shared, bus, &delivery, Some(id), "unknown_job", "no such job in the database".into()).await;

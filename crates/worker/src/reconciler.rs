@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use crunch_domain::JobMessage;
 
 use crate::process::{db, relay, settle};
 use crate::Shared;
@@ -37,7 +36,7 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTim
     let found = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, watermark, now - grace, now - stuck, 500)).await;
     let (rows, scanned_to) = found.unwrap_or((Vec::new(), watermark));
     for row in rows {
-        let msg = JobMessage { job_id: row.id, owner_id: row.owner_id, kind: row.kind.clone(), params: row.params.clone() };
+        let msg = row.message();
         match bus.publish_job(&msg).await {
             Ok(()) => {
                 tracing::info!(job_id = %row.id, "republished a queued job");

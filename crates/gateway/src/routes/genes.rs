@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use crunch_blob::{BlobError, Presign};
-use crunch_domain::{GeneFileSpec, GenesParams, Job, JobSpec};
+use crunch_domain::{GeneFileSpec, GenesParams, Job, JobSpec, JobStatus};
 use crunch_store::genes::{GeneFileRow, NewGeneFile};
 use crunch_store::models::JobRow;
 use futures::{stream, StreamExt};
@@ -139,8 +139,8 @@ async fn view(state: &AppState, row: GeneFileRow, job: Option<JobRow>) -> GeneFi
     } else {
         None
     };
-    let result_url = match (&row.result_key, job.as_ref().map(|j| j.status.as_str())) {
-        (Some(key), Some("succeeded")) => state.blobs.presign(Presign::Get, key).await.ok().flatten().map(|u| u.to_string()),
+    let result_url = match (&row.result_key, job.as_ref().map(|j| j.status)) {
+        (Some(key), Some(JobStatus::Succeeded)) => state.blobs.presign(Presign::Get, key).await.ok().flatten().map(|u| u.to_string()),
         _ => None,
     };
     GeneFile {
@@ -285,7 +285,7 @@ impl Drop for Claim {
 
 async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owner: Uuid) -> Result<(GeneFile, bool), ApiError> {
     if let Some(j) = &job {
-        if matches!(j.status.as_str(), "queued" | "running" | "succeeded") {
+        if matches!(j.status, JobStatus::Queued | JobStatus::Running | JobStatus::Succeeded) {
             return Ok((view(state, row, job).await, false));
         }
     }
@@ -347,7 +347,7 @@ async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owne
 pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<String>, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let (row, job) = load(&state, id, caller.key_id).await?;
-    if job.as_ref().is_some_and(|j| matches!(j.status.as_str(), "queued" | "running" | "succeeded")) {
+    if job.as_ref().is_some_and(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running | JobStatus::Succeeded)) {
         return Err(ApiError::Conflict("this gene file's job is already queued, running or done".into()));
     }
     let _upload = state.uploads.take(caller.key_id).ok_or_else(|| ApiError::Quota {
@@ -412,7 +412,7 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
 pub async fn uploaded(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let (row, job) = load(&state, id, caller.key_id).await?;
-    if job.as_ref().is_some_and(|j| matches!(j.status.as_str(), "queued" | "running" | "succeeded")) {
+    if job.as_ref().is_some_and(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running | JobStatus::Succeeded)) {
         return Ok(HttpResponse::Ok().json(view(&state, row, job).await));
     }
     let _claim = Claim::take(&state, id, caller.key_id).await?;
@@ -468,8 +468,8 @@ pub async fn list_files(state: web::Data<AppState>, caller: Caller, q: web::Quer
 
 async fn succeeded(state: &AppState, id: Uuid, owner: Uuid) -> Result<GeneFileRow, ApiError> {
     let (row, job) = load(state, id, owner).await?;
-    match job.as_ref().map(|j| j.status.as_str()) {
-        Some("succeeded") => Ok(row),
+    match job.as_ref().map(|j| j.status) {
+        Some(JobStatus::Succeeded) => Ok(row),
         Some(s) => Err(ApiError::Conflict(format!("the gene file has no result: its job is {s}"))),
         None => Err(ApiError::Conflict("the gene file has no result: it has not been uploaded and parsed".into())),
     }

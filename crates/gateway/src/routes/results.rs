@@ -5,6 +5,7 @@
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use crunch_compute::primes::codec;
+use crunch_domain::{JobKind, JobStatus};
 use crunch_store::models::JobRow;
 use futures::stream;
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,7 @@ type Parts = Vec<(Uuid, u64)>;
 
 fn list_parts(conn: &mut crunch_store::PgConnection, row: &JobRow) -> Result<Option<Parts>, crunch_store::StoreError> {
     let Some(result) = &row.result else { return Ok(None) };
-    if row.kind != "primes" || result.get("mode").and_then(|m| m.as_str()) != Some("list") {
+    if row.kind != JobKind::Primes || result.get("mode").and_then(|m| m.as_str()) != Some("list") {
         return Ok(None);
     }
     if let Some(counts) = result.get("shard_counts").and_then(|c| c.as_array()) {
@@ -145,7 +146,7 @@ pub async fn job_result(
     })
     .await??
     .ok_or(ApiError::NotFound("job"))?;
-    if row.status != "succeeded" {
+    if row.status != JobStatus::Succeeded {
         return Err(ApiError::Conflict(format!("the job has no result: its status is {}", row.status)));
     }
     let Some(parts) = parts else {

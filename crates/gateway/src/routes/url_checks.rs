@@ -80,7 +80,7 @@ pub async fn list_url_checks(state: web::Data<AppState>, caller: Caller, q: web:
         .map(|r| UrlCheck {
             id: r.id,
             url: r.params["url"].as_str().unwrap_or_default().to_owned(),
-            status: r.status(),
+            status: r.status,
             checked_at: r.finished_at.unwrap_or(r.created_at),
             result: r.result,
         })

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crunch_blob::Blobs;
 use crunch_compute::genes::{parse_stream, Format, Item, ParseError, ParseOptions, Problem, Stats};
 use crunch_compute::{Control, Stop};
-use crunch_domain::GenesParams;
+use crunch_domain::{GenesParams, JobError};
 use crunch_store::genes::{GeneFileRow, GeneSequenceRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -80,7 +80,8 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Fails the read once more than `left` bytes came out (gzip bombs).
+/// Fails the read once more than `left` bytes came out (gzip bombs), with
+/// the error kind `FileTooLarge` (what the job's error code is decided by).
 struct Limited<R> {
     inner: R,
     left: u64,
@@ -92,7 +93,7 @@ impl<R: Read> Read for Limited<R> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
             return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
+                io::ErrorKind::FileTooLarge,
                 format!("the decompressed data exceeds the limit of {} bytes (a gzip bomb?)", self.limit),
             ));
         }
@@ -108,7 +109,7 @@ struct Batch {
 }
 
 fn failed(code: &str, message: impl Into<String>) -> Outcome {
-    Outcome::Failed(json!({"code": code, "message": message.into()}))
+    Outcome::Failed(JobError::new(code, message))
 }
 
 /// Runs the job: async wrapper (blob access) around the blocking parse.
@@ -142,7 +143,7 @@ pub async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blo
         parse_into_db(file, size, reader, &ctl, &cfg, &p3)
     })
     .await
-    .unwrap_or_else(|e| Outcome::Failed(json!({"code": "internal_error", "message": format!("the parse failed unexpectedly: {e}")})));
+    .unwrap_or_else(|e| Outcome::Failed(JobError::new("internal_error", format!("the parse failed unexpectedly: {e}"))));
     // With S3, the result document goes to the bucket too (a presigned GET is
     // offered); the local backend serves it from the database only.
     match outcome {
@@ -341,36 +342,33 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
         Ok(s) => s,
         Err(ParseError::Stopped(Stop::Cancelled)) => return Outcome::Cancelled,
         Err(ParseError::Stopped(Stop::TimeBudgetExceeded)) => {
-            return Outcome::Failed(json!({
-                "code": "time_budget_exceeded",
-                "message": format!("the time budget ran out after {} ms; {} sequences were stored", started.elapsed().as_millis(), stored),
-                "details": {"records_done": records_done, "stored": stored},
-            }))
+            return Outcome::Failed(
+                JobError::new("time_budget_exceeded", format!("the time budget ran out after {} ms; {} sequences were stored", started.elapsed().as_millis(), stored))
+                    .with_details(json!({"records_done": records_done, "stored": stored})),
+            )
         }
         Err(ParseError::Sink(_)) if invalid_problem.is_some() => {
             let p = invalid_problem.unwrap_or_else(|| ProblemView { record: 0, line: 0, column: 0, name: String::new(), reason: String::new() });
-            return Outcome::Failed(json!({
-                "code": "invalid_record",
-                "message": format!("record {} (line {}, column {}) is invalid: {}; the file's policy is to fail", p.record, p.line, p.column, p.reason),
-                "details": {"problem": p},
-            }));
+            return Outcome::Failed(
+                JobError::new("invalid_record", format!("record {} (line {}, column {}) is invalid: {}; the file's policy is to fail", p.record, p.line, p.column, p.reason))
+                    .with_details(json!({"problem": p})),
+            );
         }
         Err(ParseError::Sink(e)) => return Outcome::Retry(e),
         Err(ParseError::Io(e)) if e.kind() == io::ErrorKind::Other => return Outcome::Retry(format!("reading the upload: {e}")),
         Err(ParseError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
             return failed("invalid_file", format!("the compressed data ends early (a truncated gzip file?): {e}"))
         }
-        Err(ParseError::Io(e)) if e.to_string().contains("gzip bomb") => return failed("too_large", e.to_string()),
+        Err(ParseError::Io(e)) if e.kind() == io::ErrorKind::FileTooLarge => return failed("too_large", e.to_string()),
         Err(ParseError::Io(e)) => return failed("invalid_file", format!("the file could not be read: {e}")),
         Err(e @ (ParseError::RecordTooLong(_) | ParseError::Empty | ParseError::Format(_))) => return failed("invalid_file", e.to_string()),
     };
     if progress.stats.valid == 0 {
         let why = progress.problems.first().map(|p| format!(": record {} (line {}): {}", p.record, p.line, p.reason)).unwrap_or_default();
-        return Outcome::Failed(json!({
-            "code": "invalid_file",
-            "message": format!("the file holds no valid {} record{why}", file.format),
-            "details": {"problems": progress.problems, "invalid": progress.stats.invalid},
-        }));
+        return Outcome::Failed(
+            JobError::new("invalid_file", format!("the file holds no valid {} record{why}", file.format))
+                .with_details(json!({"problems": progress.problems, "invalid": progress.stats.invalid})),
+        );
     }
     let gc = if progress.stats.bases > 0 { progress.stats.gc_bases as f64 / progress.stats.bases as f64 } else { 0.0 };
     Outcome::Succeeded(json!({

@@ -10,8 +10,7 @@ pub mod primes;
 pub mod scrape_hotels;
 
 use crunch_compute::{Control, Stop};
-use crunch_domain::JobSpec;
-use serde_json::json;
+use crunch_domain::{JobError, JobSpec};
 use uuid::Uuid;
 
 /// What a kernel may need besides its parameters.
@@ -24,7 +23,7 @@ pub struct JobContext {
 pub enum Outcome {
     Succeeded(serde_json::Value),
     /// Failed with `{code, message, details?}`.
-    Failed(serde_json::Value),
+    Failed(JobError),
     /// Stopped because the job was cancelled: nothing to record.
     Cancelled,
     /// A transient failure (e.g. the database went away while storing
@@ -38,7 +37,7 @@ pub fn run(spec: &JobSpec, ctl: &Control, ctx: &JobContext) -> Outcome {
         JobSpec::Factorize(p) => factorize::run(p, ctl),
         JobSpec::Primes(p) => primes::run(p, ctl, ctx),
         JobSpec::CheckUrl(_) | JobSpec::ScrapeHotels(_) | JobSpec::Genes(_) => {
-            Outcome::Failed(json!({"code": "internal_error", "message": "this kind does not run on rayon"}))
+            Outcome::Failed(JobError::new("internal_error", "this kind does not run on rayon"))
         }
     }
 }
@@ -47,10 +46,8 @@ pub fn run(spec: &JobSpec, ctl: &Control, ctx: &JobContext) -> Outcome {
 pub fn stopped(stop: Stop, elapsed_ms: u64, details: serde_json::Value) -> Outcome {
     match stop {
         Stop::Cancelled => Outcome::Cancelled,
-        Stop::TimeBudgetExceeded => Outcome::Failed(json!({
-            "code": "time_budget_exceeded",
-            "message": format!("the time budget ran out after {elapsed_ms} ms; what was found is in details"),
-            "details": details,
-        })),
+        Stop::TimeBudgetExceeded => Outcome::Failed(
+            JobError::new("time_budget_exceeded", format!("the time budget ran out after {elapsed_ms} ms; what was found is in details")).with_details(details),
+        ),
     }
 }

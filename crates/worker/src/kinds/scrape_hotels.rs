@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crunch_compute::Control;
-use crunch_domain::{CheckMethod, ScrapeHotelsParams};
+use crunch_domain::{CheckMethod, JobError, ScrapeHotelsParams};
 use crunch_store::hotels::NewHotel;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -407,7 +407,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
     let started = Instant::now();
     let base = match url::Url::parse(&sc.profile.base_url) {
         Ok(b) => b,
-        Err(e) => return Outcome::Failed(json!({"code": "bad_profile", "message": format!("profile base URL: {e}")})),
+        Err(e) => return Outcome::Failed(JobError::new("bad_profile", format!("profile base URL: {e}"))),
     };
     let list = match (&p.start_url, &p.city) {
         (Some(u), _) => u.clone(),
@@ -417,11 +417,11 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
                 Some(u) => u,
                 None => {
                     let known: Vec<&String> = sc.profile.cities.keys().collect();
-                    return Outcome::Failed(json!({"code": "unknown_city", "message": format!("the {} profile has no list page for '{city}'; known: {known:?}; or give start_url", sc.profile.name)}));
+                    return Outcome::Failed(JobError::new("unknown_city", format!("the {} profile has no list page for '{city}'; known: {known:?}; or give start_url", sc.profile.name)));
                 }
             }
         }
-        (None, None) => return Outcome::Failed(json!({"code": "invalid_params", "message": "city or start_url is required"})),
+        (None, None) => return Outcome::Failed(JobError::new("invalid_params", "city or start_url is required")),
     };
     let pacer = HostPacer { next: tokio::sync::Mutex::new(Instant::now()), min_interval: sc.min_interval };
     let mut disallowed = Vec::new();
