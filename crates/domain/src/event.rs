@@ -26,6 +26,17 @@ impl EventType {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
 
+    /// The job's status when this event is sent.
+    pub fn status(self) -> JobStatus {
+        match self {
+            Self::Queued => JobStatus::Queued,
+            Self::Started | Self::Progress => JobStatus::Running,
+            Self::Succeeded => JobStatus::Succeeded,
+            Self::Failed => JobStatus::Failed,
+            Self::Cancelled => JobStatus::Cancelled,
+        }
+    }
+
     pub fn for_status(status: JobStatus) -> Self {
         match status {
             JobStatus::Queued => Self::Queued,
@@ -61,4 +72,27 @@ pub struct JobEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<i64>,
     pub at: DateTime<Utc>,
+}
+
+impl JobEvent {
+    /// `event` of the job `job_id` (of `kind`, owned by `owner_id`) now, with
+    /// the status the event implies; no data and no event id until given.
+    pub fn new(event: EventType, job_id: JobId, kind: JobKind, owner_id: Uuid, progress: f64) -> Self {
+        Self { event, job_id, kind, owner_id, status: event.status(), progress, data: None, event_id: None, at: Utc::now() }
+    }
+
+    pub fn with_data(mut self, data: Option<serde_json::Value>) -> Self {
+        self.data = data;
+        self
+    }
+
+    pub fn with_event_id(mut self, event_id: Option<i64>) -> Self {
+        self.event_id = event_id;
+        self
+    }
+
+    pub fn at(mut self, at: DateTime<Utc>) -> Self {
+        self.at = at;
+        self
+    }
 }

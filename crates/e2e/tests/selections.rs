@@ -227,6 +227,8 @@ async fn the_persisters_lag_shows_selections_waiting_to_be_stored() -> R {
     diesel::sql_query("ROLLBACK").execute(&mut locker)?;
     wait_total(&env, 20, Duration::from_secs(30)).await?;
     env.wait_metric(health, "crunch_persister_consumer_lag", "", |v| v == 0.0, Duration::from_secs(15)).await?;
-    assert_eq!(env.service_metric(health, "crunch_persister_messages_total", "outcome=\"stored\"").await?, 20.0);
+    // At least once each: a batch held by the lock past max.poll.interval.ms
+    // may be replayed after a rebalance (harmless, and counted again).
+    assert!(env.service_metric(health, "crunch_persister_messages_total", "outcome=\"stored\"").await? >= 20.0);
     Ok(())
 }

@@ -219,18 +219,11 @@ pub fn list(conn: &mut PgConnection, owner: Uuid, f: &ListFilter) -> Result<Vec<
 }
 
 fn event_for(row: &JobRow, event: EventType, data: Option<serde_json::Value>) -> JobEvent {
-    JobEvent {
-        event,
-        job_id: row.id,
-        kind: row.kind,
-        owner_id: row.owner_id,
-        status: row.status,
-        progress: row.progress,
-        data,
+    JobEvent::new(event, row.id, row.kind, row.owner_id, row.progress)
+        .with_data(data)
         // A job ends once: its seq tells its terminal event from any other.
-        event_id: event.is_terminal().then_some(row.seq),
-        at: row.finished_at.unwrap_or_else(Utc::now),
-    }
+        .with_event_id(event.is_terminal().then_some(row.seq))
+        .at(row.finished_at.unwrap_or_else(Utc::now))
 }
 
 /// The terminal event of an ended top-level job (shards have none), as
@@ -246,17 +239,9 @@ pub fn terminal_event(row: &JobRow) -> Option<JobEvent> {
 
 /// The `started` event of a run (its attempt number in `data`).
 pub fn started_event(row: &JobRow) -> JobEvent {
-    JobEvent {
-        event: EventType::Started,
-        job_id: row.id,
-        kind: row.kind,
-        owner_id: row.owner_id,
-        status: JobStatus::Running,
-        progress: 0.0,
-        data: Some(serde_json::json!({"attempt": row.attempts})),
-        event_id: None,
-        at: row.started_at.unwrap_or_else(Utc::now),
-    }
+    JobEvent::new(EventType::Started, row.id, row.kind, row.owner_id, 0.0)
+        .with_data(Some(serde_json::json!({"attempt": row.attempts})))
+        .at(row.started_at.unwrap_or_else(Utc::now))
 }
 
 /// Fails the jobs among `ids` that are in one of `from` states, with `error`,

@@ -10,8 +10,10 @@
 //!   conditional UPDATE, terminal events go through the outbox.
 //! - [`quick`]: quick jobs, in batches (one round trip and one ack for many).
 //! - [`kinds`]: one module per job kind.
+//! - [`guarded_http`]: the SSRF-guarded HTTP client of URL checks and scrapes.
 //! - [`health`]: `/healthz` and `/readyz`.
 
+pub mod guarded_http;
 pub mod health;
 pub mod kinds;
 pub mod process;
@@ -163,9 +165,9 @@ pub struct Shared {
     pub limits: crunch_domain::Limits,
     pub bus: watch::Receiver<Option<Bus>>,
     pub shutdown: watch::Receiver<bool>,
-    pub io: Arc<kinds::check_url::IoConfig>,
+    pub io: Arc<guarded_http::IoConfig>,
     /// The scrapes' client (same SSRF guard, larger body cap) and settings.
-    pub scrape_io: Arc<kinds::check_url::IoConfig>,
+    pub scrape_io: Arc<guarded_http::IoConfig>,
     pub scrape: Arc<kinds::scrape_hotels::ScrapeConfig>,
     pub genes: Arc<kinds::genes::GenesConfig>,
     pub blobs: crunch_blob::Blobs,
@@ -237,8 +239,8 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,
     };
-    let io = Arc::new(kinds::check_url::IoConfig::new(allowlist.clone(), cfg.url_check_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
-    let scrape_io = Arc::new(kinds::check_url::IoConfig::new(allowlist, cfg.scrape_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
+    let io = Arc::new(guarded_http::IoConfig::new(allowlist.clone(), cfg.url_check_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
+    let scrape_io = Arc::new(guarded_http::IoConfig::new(allowlist, cfg.scrape_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
     let profile_text = match &cfg.scrape_profile_file {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         None => kinds::scrape_hotels::BUILT_IN_PROFILE.to_owned(),

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
@@ -164,17 +163,6 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     }
     let is_shard = row.parent_id.is_some();
     let kind = spec.kind();
-    let event = |event, status, progress, data| JobEvent {
-        event,
-        job_id: id,
-        kind,
-        owner_id: row.owner_id,
-        status,
-        progress,
-        data,
-        event_id: None,
-        at: Utc::now(),
-    };
     if !is_shard {
         let _ = bus.publish_event(&crunch_store::jobs::started_event(&row)).await;
     }
@@ -263,7 +251,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
                 if last_progress.elapsed() >= Duration::from_millis(250) && p < 1.0 {
                     last_progress = Instant::now();
                     if !is_shard {
-                        let _ = bus.publish_event(&event(EventType::Progress, JobStatus::Running, p, None)).await;
+                        let _ = bus.publish_event(&JobEvent::new(EventType::Progress, id, kind, row.owner_id, p)).await;
                     }
                     let pool = shared.pool.clone();
                     let _ = tokio::task::spawn_blocking(move || {
@@ -415,17 +403,7 @@ pub async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
     let update = db(shared, "settle parent", move |c| crunch_store::jobs::settle_parent(c, parent, kinds::primes::aggregate)).await;
     match update {
         Some(ParentUpdate::Progress(p)) => {
-            let ev = JobEvent {
-                event: EventType::Progress,
-                job_id: p.id,
-                kind: p.kind,
-                owner_id: p.owner_id,
-                status: JobStatus::Running,
-                progress: p.progress,
-                data: None,
-                event_id: None,
-                at: Utc::now(),
-            };
+            let ev = JobEvent::new(EventType::Progress, p.id, p.kind, p.owner_id, p.progress);
             let _ = bus.publish_event(&ev).await;
         }
         Some(ParentUpdate::RetryShard(s)) => {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crunch_compute::Control;
 use crunch_domain::{Limits, ScrapeHotelsParams};
-use crunch_worker::kinds::check_url::IoConfig;
+use crunch_worker::guarded_http::IoConfig;
 use crunch_worker::kinds::scrape_hotels::{run, Profile, ScrapeConfig, BUILT_IN_PROFILE};
 use crunch_worker::kinds::Outcome;
 

@@ -97,10 +97,7 @@ fn order(order: Option<&str>, of_selections: bool) -> Result<HotelOrder, ApiErro
 #[get("/api/v1/cities")]
 pub async fn cities(state: web::Data<AppState>, q: web::Query<CityQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 500"));
-    }
+    let limit = super::limit(q.limit, 100, 500)?;
     let pool = state.pool.clone();
     let (items, total) = web::block(move || {
         let mut conn = pool.get()?;

@@ -141,17 +141,7 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
     let _ = state.published_jobs.send(id);
     state.metrics.submitted.with_label_values(&[kind.as_str(), "created"]).inc();
     let job = row.to_job();
-    let event = JobEvent {
-        event: EventType::Queued,
-        job_id: job.id,
-        kind,
-        owner_id: owner,
-        status: JobStatus::Queued,
-        progress: 0.0,
-        data: None,
-        event_id: None,
-        at: job.created_at,
-    };
+    let event = JobEvent::new(EventType::Queued, job.id, kind, owner, 0.0).at(job.created_at);
     // Best effort, in batches: the submission does not wait for it.
     let _ = state.live_events.send(event);
     Ok((job, true))
@@ -197,10 +187,7 @@ pub async fn get_job(state: web::Data<AppState>, caller: Caller, id: web::Path<S
 pub async fn list_jobs(state: web::Data<AppState>, caller: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let mut q = q.into_inner();
     (q.kind, q.status, q.before) = (super::non_empty(q.kind), super::non_empty(q.status), super::non_empty(q.before));
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = super::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     if let Some(kind) = &q.kind {
         kind.parse::<JobKind>()?;
     }

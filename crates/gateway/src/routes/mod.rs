@@ -13,11 +13,20 @@ pub fn non_empty(v: Option<String>) -> Option<String> {
 }
 
 /// `offset` (default 0, at least 0) and `limit` (default `default`, 1..=`max`)
-/// of a paged listing, or the 400 naming both rules.
+/// of a paged listing, or a 400 naming the rule broken.
 pub fn page(offset: Option<i64>, limit: Option<i64>, default: i64, max: i64) -> Result<(i64, i64), crate::error::ApiError> {
-    let (offset, limit) = (offset.unwrap_or(0), limit.unwrap_or(default));
-    if offset < 0 || !(1..=max).contains(&limit) {
-        return Err(crate::error::ApiError::bad_request("invalid_query", format!("offset must be at least 0 and limit between 1 and {max}")));
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(crate::error::ApiError::bad_request("invalid_query", "offset must be at least 0"));
     }
-    Ok((offset, limit))
+    Ok((offset, self::limit(limit, default, max)?))
+}
+
+/// A page size: `default` when absent, else 1 to `max`.
+pub fn limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, crate::error::ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(crate::error::ApiError::bad_request("invalid_query", format!("limit must be between 1 and {max}")));
+    }
+    Ok(limit)
 }

@@ -60,11 +60,7 @@ pub struct UrlCheckPage {
 #[get("/api/v1/url-checks")]
 pub async fn list_url_checks(state: web::Data<AppState>, caller: Caller, q: web::Query<UrlCheckQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let limit = q.limit.unwrap_or(20);
-    let offset = q.offset.unwrap_or(0);
-    if !(1..=100).contains(&limit) || offset < 0 {
-        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 100 and offset at least 0"));
-    }
+    let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
     let url = match super::non_empty(q.url) {
         Some(u) => Some(CheckUrlParams::parse(&serde_json::json!({"url": u}))?.url.to_string()),
         None => None,

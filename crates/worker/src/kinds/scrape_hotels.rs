@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::check_url::{fetch, IoConfig};
+use crate::guarded_http::{fetch, IoConfig};
 use super::Outcome;
 
 pub const BUILT_IN_PROFILE: &str = include_str!("../../profiles/tripadvisor.json");
