@@ -108,21 +108,14 @@ pub enum JobQueue {
 }
 
 impl JobQueue {
-    /// By the message's kind (an unknown kind goes to the CPU queue, whose
-    /// worker dead-letters it).
-    pub fn for_kind(kind: &str) -> Self {
-        match kind.parse::<crunch_domain::JobKind>() {
-            Ok(k) if k.is_io() => JobQueue::Io,
-            _ => JobQueue::Cpu,
-        }
-    }
-
-    /// By the message: quick jobs, then by kind.
+    /// By the message: quick jobs, then I/O kinds, then the rest.
     pub fn for_message(msg: &JobMessage) -> Self {
         if msg.is_quick() {
             JobQueue::Quick
+        } else if msg.spec.kind().is_io() {
+            JobQueue::Io
         } else {
-            Self::for_kind(&msg.kind)
+            JobQueue::Cpu
         }
     }
 
@@ -241,7 +234,7 @@ impl Bus {
 
     /// Publishes a job (persistent) and waits for the broker's confirm.
     pub async fn publish_job(&self, msg: &JobMessage) -> Result<()> {
-        let payload = serde_json::to_vec(msg).unwrap_or_default();
+        let payload = msg.to_json();
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(s("application/json"))

@@ -29,4 +29,4 @@ pub use job::{
     CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, ScrapeHotelsParams, SpecError,
 };
 pub use limits::Limits;
-pub use message::{JobMessage, SelectionMessage, SelectionOp};
+pub use message::{DecodeError, JobMessage, SelectionMessage, SelectionOp};

@@ -487,7 +487,7 @@ fn store_quick_job(conn: &mut diesel::PgConnection, n: &str) -> anyhow::Result<c
     let id = uuid::Uuid::new_v4();
     let (params, key) = (spec.canonical_params(), spec.dedup_key(owner));
     crunch_store::jobs::submit(conn, crunch_store::models::NewJob { id, owner_id: owner, kind: crunch_domain::JobKind::Factorize, params: &params, dedup_key: &key }, false)?;
-    let msg = crunch_domain::JobMessage { job_id: id, owner_id: owner, kind: "factorize".into(), params };
+    let msg = crunch_domain::JobMessage::new(id, owner, spec);
     assert!(msg.is_quick());
     Ok(msg)
 }

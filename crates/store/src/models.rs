@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use crunch_domain::{Job, JobError, JobKind, JobMessage, JobStatus};
+use crunch_domain::{Job, JobError, JobKind, JobMessage, JobSpec, JobStatus, Limits, SpecError};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -47,9 +47,10 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    /// The message that has a worker run this job.
-    pub fn message(&self) -> JobMessage {
-        JobMessage { job_id: self.id, owner_id: self.owner_id, kind: self.kind.as_str().to_owned(), params: self.params.clone() }
+    /// The message that has a worker run this job, its stored spec parsed
+    /// against `limits`.
+    pub fn message(&self, limits: &Limits) -> Result<JobMessage, SpecError> {
+        Ok(JobMessage::new(self.id, self.owner_id, JobSpec::parse(self.kind.as_str(), &self.params, limits)?))
     }
 
     /// The API's view of the row.

@@ -9,7 +9,7 @@ use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{EventType, JobError, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_domain::{DecodeError, EventType, JobError, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
 use crunch_store::events::Outboxed;
 use crunch_store::jobs::{ParentUpdate, Started};
 use crunch_store::models::{JobRow, NewShard};
@@ -106,15 +106,22 @@ pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
     }
 }
 
+/// Fails a job that can never run (unless it ended already) and relays its
+/// end; a shard's parent is settled.
+pub(crate) async fn fail_unrunnable(shared: &Shared, bus: &Bus, id: Uuid, error: JobError) {
+    let error = error.to_value();
+    let failed = db(shared, "fail unrunnable job", move |c| crunch_store::jobs::fail_unrunnable(c, id, error.clone())).await;
+    if let Some(Some(row)) = failed.filter(|r| r.as_ref().is_some_and(|r| r.parent_id.is_some())) {
+        // Boxed: settling a parent may publish (and so fail) a shard again.
+        Box::pin(settle(shared, bus, &row)).await;
+    }
+    relay(shared, bus, Some(id), 0).await;
+}
+
 pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery, job: Option<Uuid>, code: &'static str, reason: String) -> Disposition {
     tracing::warn!(job_id = ?job, code, %reason, "dead-lettering a message that can never succeed");
     if let Some(id) = job {
-        let error = JobError::new(code, reason.clone()).to_value();
-        let failed = db(shared, "fail unrunnable job", move |c| crunch_store::jobs::fail_unrunnable(c, id, error.clone())).await;
-        if let Some(Some(row)) = failed.filter(|r| r.as_ref().is_some_and(|r| r.parent_id.is_some())) {
-            settle(shared, bus, &row).await;
-        }
-        relay(shared, bus, Some(id), 0).await;
+        fail_unrunnable(shared, bus, id, JobError::new(code, reason.clone())).await;
     }
     match bus.dead_letter(&delivery.data, &format!("{code}: {reason}")).await {
         Ok(()) => {
@@ -129,25 +136,17 @@ pub(crate) async fn dead_letter(shared: &Shared, bus: &Bus, delivery: &Delivery,
 }
 
 pub(crate) async fn process(shared: &Shared, bus: &Bus, delivery: &Delivery) -> Disposition {
-    let msg: JobMessage = match serde_json::from_slice(&delivery.data) {
+    let msg = match JobMessage::decode(&delivery.data, &shared.limits) {
         Ok(m) => m,
-        Err(e) => {
-            let id = serde_json::from_slice::<serde_json::Value>(&delivery.data)
-                .ok()
-                .and_then(|v| v.get("job_id")?.as_str()?.parse().ok());
-            return dead_letter(shared, bus, delivery, id, "malformed_message", format!("not a job message: {e}")).await;
-        }
+        Err(DecodeError::Malformed { job_id, reason }) => return dead_letter(shared, bus, delivery, job_id, "malformed_message", reason).await,
+        Err(DecodeError::Invalid { job_id, error }) => return dead_letter(shared, bus, delivery, Some(job_id), error.code(), error.message()).await,
     };
-    let spec = match JobSpec::parse(&msg.kind, &msg.params, &shared.limits) {
-        Ok(s) => s,
-        Err(e) => return dead_letter(shared, bus, delivery, Some(msg.job_id), e.code(), e.message()).await,
-    };
-    let span = tracing::info_span!("job", job_id = %msg.job_id, kind = %spec.kind());
-    run_job(shared, bus, delivery, msg, spec).instrument(span).await
+    let span = tracing::info_span!("job", job_id = %msg.job_id, kind = %msg.spec.kind());
+    run_job(shared, bus, delivery, msg).instrument(span).await
 }
 
-async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessage, spec: JobSpec) -> Disposition {
-    let id = msg.job_id;
+async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessage) -> Disposition {
+    let JobMessage { job_id: id, spec, .. } = msg;
     let Some(started) = db(shared, "start job", move |c| crunch_store::jobs::start(c, id)).await else {
         return Disposition::Requeue;
     };
@@ -385,8 +384,17 @@ async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, mode: PrimesMode, pl
     Disposition::Ack
 }
 
-async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) {
-    let msg = row.message();
+/// Publishes a queued job's message; a job whose stored spec is invalid
+/// against this worker's limits is failed instead (as its message would be
+/// dead-lettered).
+pub(crate) async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) {
+    let msg = match row.message(&shared.limits) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(job_id = %row.id, error = %e.message(), "a stored job cannot run here; failing it");
+            return fail_unrunnable(shared, bus, row.id, JobError::new(e.code(), e.message())).await;
+        }
+    };
     match bus.publish_job(&msg).await {
         Ok(()) => {
             let id = row.id;

@@ -24,7 +24,7 @@ use crunch_bus::lapin::message::Delivery;
 use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_domain::{JobMessage, JobSpec, JobStatus};
 use crunch_store::jobs::{self, Outcome, QuickEnd, Started};
 use futures::StreamExt;
 use rayon::prelude::*;
@@ -44,16 +44,8 @@ struct Job {
 /// Decodes a delivery as a quick job (its id and spec), or `None` for the
 /// per-delivery path.
 fn decode(shared: &Shared, d: &Delivery) -> Option<(Uuid, JobSpec)> {
-    let msg: JobMessage = serde_json::from_slice(&d.data).ok()?;
-    if !msg.is_quick() {
-        return None;
-    }
-    let spec = JobSpec::parse(&msg.kind, &msg.params, &shared.limits).ok()?;
-    match &spec {
-        JobSpec::Factorize(_) => Some((msg.job_id, spec)),
-        JobSpec::Primes(p) if p.mode == PrimesMode::Count => Some((msg.job_id, spec)),
-        _ => None,
-    }
+    let msg = JobMessage::decode(&d.data, &shared.limits).ok()?;
+    msg.is_quick().then_some((msg.job_id, msg.spec))
 }
 
 /// Runs one batch of deliveries; answers what to do with each.

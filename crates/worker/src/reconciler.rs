@@ -36,7 +36,15 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTim
     let found = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, watermark, now - grace, now - stuck, 500)).await;
     let (rows, scanned_to) = found.unwrap_or((Vec::new(), watermark));
     for row in rows {
-        let msg = row.message();
+        let msg = match row.message(&shared.limits) {
+            Ok(m) => m,
+            // Its message would be dead-lettered: the job fails now instead.
+            Err(e) => {
+                tracing::warn!(job_id = %row.id, error = %e.message(), "a stored job cannot run here; failing it");
+                crate::process::fail_unrunnable(shared, bus, row.id, crunch_domain::JobError::new(e.code(), e.message())).await;
+                continue;
+            }
+        };
         match bus.publish_job(&msg).await {
             Ok(()) => {
                 tracing::info!(job_id = %row.id, "republished a queued job");

@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{delete, get, post, web, HttpResponse};
-use crunch_domain::{EventType, Job, JobEvent, JobKind, JobSpec, JobStatus};
+use crunch_domain::{EventType, Job, JobEvent, JobKind, JobMessage, JobSpec, JobStatus};
 use crunch_store::jobs::{Cancelled, ListFilter, Submission, Submitted};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -109,7 +109,7 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
     state.queued_jobs.admit(owner, &state.pool).await?;
 
     let id = Uuid::new_v4();
-    let submission = Submission { id, owner_id: owner, kind, params: params.clone(), dedup_key: dedup, fresh };
+    let submission = Submission { id, owner_id: owner, kind, params, dedup_key: dedup, fresh };
     // Group commit: concurrent submissions share one transaction.
     let submitted = state.submissions.call(submission).await?;
 
@@ -121,7 +121,7 @@ pub async fn submit_spec(state: &AppState, owner: Uuid, spec: JobSpec, fresh: bo
         Submitted::Created(row) => row,
     };
 
-    let msg = row.message();
+    let msg = JobMessage::new(row.id, owner, spec);
     if let Err(e) = bus.publish_job(&msg).await {
         tracing::warn!(job_id = %row.id, error = %e, "publishing failed; discarding the job");
         let pool = state.pool.clone();
