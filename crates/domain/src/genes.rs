@@ -9,6 +9,7 @@ use crate::job::SpecError;
 
 /// A gene file's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow), diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "lowercase")]
 pub enum GeneFormat {
     /// `>name` lines, each followed by sequence lines.
@@ -54,9 +55,43 @@ impl GeneFormat {
 
 /// What a gene file's bytes are compressed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow), diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     Gzip,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            _ => Err(()),
+        }
+    }
+}
+
+impl std::str::FromStr for GeneFormat {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        GeneFormat::parse(s).ok_or(())
+    }
+}
+
+impl std::fmt::Display for GeneFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A validated `POST /api/v1/gene-files` request.

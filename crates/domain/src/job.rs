@@ -711,8 +711,9 @@ mod tests {
     }
 }
 
-/// `JobKind` and `JobStatus` in PostgreSQL text columns: a value that is not
-/// one of them is an error when read, never a default.
+/// `JobKind`, `JobStatus`, `GeneFormat` and `Compression` in PostgreSQL text
+/// columns: a value that is not one of them is an error when read, never a
+/// default.
 #[cfg(feature = "diesel")]
 mod sql {
     use diesel::deserialize::{self, FromSql};
@@ -741,4 +742,6 @@ mod sql {
 
     text_enum!(JobKind, "job kind");
     text_enum!(JobStatus, "job status");
+    text_enum!(crate::genes::GeneFormat, "gene format");
+    text_enum!(crate::genes::Compression, "compression");
 }

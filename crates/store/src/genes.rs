@@ -1,6 +1,7 @@
 //! Gene files and their sequences.
 
 use chrono::{DateTime, Utc};
+use crunch_domain::{Compression, GeneFormat};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -14,8 +15,8 @@ pub struct GeneFileRow {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub file_name: String,
-    pub format: String,
-    pub compression: Option<String>,
+    pub format: GeneFormat,
+    pub compression: Option<Compression>,
     pub on_invalid: String,
     pub object_key: String,
     pub size_bytes: Option<i64>,
@@ -33,8 +34,8 @@ pub struct NewGeneFile<'a> {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub file_name: &'a str,
-    pub format: &'a str,
-    pub compression: Option<&'a str>,
+    pub format: GeneFormat,
+    pub compression: Option<Compression>,
     pub on_invalid: &'a str,
     pub object_key: &'a str,
 }

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use crunch_blob::{BlobError, Presign};
-use crunch_domain::{GeneFileSpec, GenesParams, Job, JobSpec, JobStatus};
+use crunch_domain::{Compression, GeneFileSpec, GeneFormat, GenesParams, Job, JobSpec, JobStatus};
 use crunch_store::genes::{GeneFileRow, NewGeneFile};
 use crunch_store::models::JobRow;
 use futures::{stream, StreamExt};
@@ -52,8 +52,8 @@ pub struct UploadTarget {
 pub struct GeneFile {
     pub id: Uuid,
     pub file_name: String,
-    pub format: String,
-    pub compression: Option<String>,
+    pub format: GeneFormat,
+    pub compression: Option<Compression>,
     pub on_invalid: String,
     /// `awaiting_upload`, then the job's status (`queued`, `running`,
     /// `succeeded`, `failed`, `cancelled`).
@@ -214,8 +214,8 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: web::Json<
                 id,
                 owner_id: caller.key_id,
                 file_name: &spec.file_name,
-                format: spec.format.as_str(),
-                compression: spec.compression.map(|_| "gzip"),
+                format: spec.format,
+                compression: spec.compression,
                 on_invalid,
                 object_key: &key,
             },

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crunch_blob::Blobs;
 use crunch_compute::genes::{parse_stream, Format, Item, ParseError, ParseOptions, Problem, Stats};
 use crunch_compute::{Control, Stop};
-use crunch_domain::{GenesParams, JobError};
+use crunch_domain::{Compression, GeneFormat, GenesParams, JobError};
 use crunch_store::genes::{GeneFileRow, GeneSequenceRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -203,10 +203,10 @@ async fn write_result_document(blobs: &Blobs, pool: &crunch_store::PgPool, file_
 }
 
 fn format_of(file: &GeneFileRow) -> Format {
-    match file.format.as_str() {
-        "csv" => Format::Csv,
-        "fastq" => Format::Fastq,
-        _ => Format::Fasta,
+    match file.format {
+        GeneFormat::Fasta => Format::Fasta,
+        GeneFormat::Fastq => Format::Fastq,
+        GeneFormat::Csv => Format::Csv,
     }
 }
 
@@ -248,7 +248,7 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
     let read = Arc::new(AtomicU64::new(0));
     let buffered = BufReader::with_capacity(1 << 20, Counting { inner: reader, count: Arc::clone(&read) });
     let max = cfg.max_decompressed_bytes;
-    let input: Box<dyn Read + Send> = if file.compression.as_deref() == Some("gzip") {
+    let input: Box<dyn Read + Send> = if file.compression == Some(Compression::Gzip) {
         Box::new(Limited { inner: flate2::read::MultiGzDecoder::new(buffered), left: max, limit: max })
     } else {
         Box::new(Limited { inner: buffered, left: max, limit: max })
