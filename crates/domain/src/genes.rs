@@ -69,6 +69,37 @@ impl Compression {
     }
 }
 
+/// What an invalid record does to its gene file: skipped (and counted), or
+/// the file fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "diesel", derive(diesel::AsExpression, diesel::FromSqlRow), diesel(sql_type = diesel::sql_types::Text))]
+#[serde(rename_all = "lowercase")]
+pub enum OnInvalid {
+    Skip,
+    Fail,
+}
+
+impl OnInvalid {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnInvalid::Skip => "skip",
+            OnInvalid::Fail => "fail",
+        }
+    }
+}
+
+impl std::str::FromStr for OnInvalid {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "skip" => Ok(OnInvalid::Skip),
+            "fail" => Ok(OnInvalid::Fail),
+            _ => Err(()),
+        }
+    }
+}
+
 impl std::str::FromStr for Compression {
     type Err = ();
 

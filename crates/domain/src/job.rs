@@ -711,7 +711,7 @@ mod tests {
     }
 }
 
-/// `JobKind`, `JobStatus`, `GeneFormat` and `Compression` in PostgreSQL text
+/// `JobKind`, `JobStatus`, `GeneFormat`, `Compression` and `OnInvalid` in PostgreSQL text
 /// columns: a value that is not one of them is an error when read, never a
 /// default.
 #[cfg(feature = "diesel")]
@@ -744,4 +744,5 @@ mod sql {
     text_enum!(JobStatus, "job status");
     text_enum!(crate::genes::GeneFormat, "gene format");
     text_enum!(crate::genes::Compression, "compression");
+    text_enum!(crate::genes::OnInvalid, "on_invalid policy");
 }

@@ -24,7 +24,7 @@ pub mod message;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{EventType, JobEvent};
-pub use genes::{Compression, GeneFileSpec, GeneFormat, GenesParams};
+pub use genes::{Compression, GeneFileSpec, GeneFormat, GenesParams, OnInvalid};
 pub use job::{
     CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, ScrapeHotelsParams, SpecError,
 };

@@ -1,7 +1,7 @@
 //! Gene files and their sequences.
 
 use chrono::{DateTime, Utc};
-use crunch_domain::{Compression, GeneFormat};
+use crunch_domain::{Compression, GeneFormat, OnInvalid};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ pub struct GeneFileRow {
     pub file_name: String,
     pub format: GeneFormat,
     pub compression: Option<Compression>,
-    pub on_invalid: String,
+    pub on_invalid: OnInvalid,
     pub object_key: String,
     pub size_bytes: Option<i64>,
     pub uploaded_at: Option<DateTime<Utc>>,
@@ -36,7 +36,7 @@ pub struct NewGeneFile<'a> {
     pub file_name: &'a str,
     pub format: GeneFormat,
     pub compression: Option<Compression>,
-    pub on_invalid: &'a str,
+    pub on_invalid: OnInvalid,
     pub object_key: &'a str,
 }
 

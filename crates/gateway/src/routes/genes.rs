@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use crunch_blob::{BlobError, Presign};
-use crunch_domain::{Compression, GeneFileSpec, GeneFormat, GenesParams, Job, JobSpec, JobStatus};
+use crunch_domain::{Compression, GeneFileSpec, GeneFormat, GenesParams, Job, JobSpec, JobStatus, OnInvalid};
 use crunch_store::genes::{GeneFileRow, NewGeneFile};
 use crunch_store::models::JobRow;
 use futures::{stream, StreamExt};
@@ -25,10 +25,12 @@ pub struct CreateGeneFile {
     #[schema(example = "demo_file.fasta")]
     pub file_name: String,
     /// `fasta`, `csv` or `fastq`; inferred from the name when absent.
+    #[schema(value_type = Option<GeneFormat>)]
     pub format: Option<String>,
     /// `gzip` (or `none`); gzip when the name ends in `.gz` and absent.
     pub compression: Option<String>,
     /// What an invalid record does: `skip` (reported, the default) or `fail` (the whole file).
+    #[schema(value_type = Option<OnInvalid>)]
     pub on_invalid: Option<String>,
 }
 
@@ -54,7 +56,7 @@ pub struct GeneFile {
     pub file_name: String,
     pub format: GeneFormat,
     pub compression: Option<Compression>,
-    pub on_invalid: String,
+    pub on_invalid: OnInvalid,
     /// `awaiting_upload`, then the job's status (`queued`, `running`,
     /// `succeeded`, `failed`, `cancelled`).
     pub status: String,
@@ -191,10 +193,10 @@ async fn load(state: &AppState, id: Uuid, owner: Uuid) -> Result<(GeneFileRow, O
 pub async fn create(state: web::Data<AppState>, caller: Caller, body: web::Json<CreateGeneFile>) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
     let spec = GeneFileSpec::parse(&req.file_name, req.format.as_deref(), req.compression.as_deref())?;
-    let on_invalid = match req.on_invalid.as_deref() {
-        None | Some("skip") => "skip",
-        Some("fail") => "fail",
-        Some(_) => {
+    let on_invalid = match req.on_invalid.as_deref().map(str::parse::<OnInvalid>) {
+        None => OnInvalid::Skip,
+        Some(Ok(policy)) => policy,
+        Some(Err(())) => {
             return Err(ApiError::BadRequest {
                 code: "invalid_field",
                 message: "on_invalid must be \"skip\" or \"fail\"".into(),

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crunch_blob::Blobs;
 use crunch_compute::genes::{parse_stream, Format, Item, ParseError, ParseOptions, Problem, Stats};
 use crunch_compute::{Control, Stop};
-use crunch_domain::{Compression, GeneFormat, GenesParams, JobError};
+use crunch_domain::{Compression, GeneFormat, GenesParams, JobError, OnInvalid};
 use crunch_store::genes::{GeneFileRow, GeneSequenceRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -263,7 +263,7 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
     if resume_from > 0 {
         tracing::info!(resume_from, "resuming the gene file after its last committed batch");
     }
-    let fail_on_invalid = file.on_invalid == "fail";
+    let fail_on_invalid = file.on_invalid == OnInvalid::Fail;
     let write_error = Arc::new(Mutex::new(None::<String>));
     let totals = Arc::new(Mutex::new((progress.stored, progress.duplicates)));
     let (tx, rx) = sync_channel::<Batch>(2);
