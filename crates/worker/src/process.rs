@@ -1,6 +1,5 @@
 //! One delivery, start to ack.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,40 +186,8 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
         .with_progress(move |p| {
             let _ = progress_tx.send(p);
         });
-    // CPU kernels run on rayon and answer through a oneshot; I/O kinds run on
-    // tokio. Either way: Some(outcome), or None if the kernel panicked.
-    let mut io_task: Option<tokio::task::AbortHandle> = None;
-    let rx: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Outcome>> + Send>> = match spec {
-        JobSpec::CheckUrl(p) => {
-            let handle = tokio::spawn(kinds::check_url::run(p, ctl, Arc::clone(&shared.io)));
-            io_task = Some(handle.abort_handle());
-            Box::pin(async move { handle.await.ok() })
-        }
-        JobSpec::ScrapeHotels(p) => {
-            let run = kinds::scrape_hotels::run(p, ctl, Arc::clone(&shared.scrape_io), Arc::clone(&shared.scrape), shared.pool.clone());
-            let handle = tokio::spawn(run);
-            io_task = Some(handle.abort_handle());
-            Box::pin(async move { handle.await.ok() })
-        }
-        JobSpec::Genes(p) => {
-            // Not aborted on cancel: the parse stops at its next batch (the
-            // control's cancel flag) so that the writer ends cleanly.
-            let run = kinds::genes::run(p, ctl, Arc::clone(&shared.genes), shared.blobs.clone(), shared.pool.clone());
-            let handle = tokio::spawn(run);
-            Box::pin(async move { handle.await.ok() })
-        }
-        spec => {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let span = tracing::Span::current();
-            let ctx = kinds::JobContext { job_id: id, pool: shared.pool.clone() };
-            rayon::spawn(move || {
-                let _g = span.enter();
-                let out = std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(&spec, &ctl, &ctx)));
-                let _ = tx.send(out);
-            });
-            Box::pin(async move { rx.await.ok().and_then(Result::ok) })
-        }
-    };
+    let kinds::Running { outcome: rx, abort } = kinds::start(spec, ctl, shared, id);
+    let mut io_task = abort;
     tokio::pin!(rx);
     // The first look for a cancellation after one period (a job that ends
     // sooner costs no query).
