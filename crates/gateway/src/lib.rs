@@ -30,7 +30,6 @@ use crunch_bus::{Bus, BusConfig};
 use crunch_service::{CoreArgs, KafkaArgs};
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
@@ -175,7 +174,7 @@ impl Application {
 
         let port = listener.local_addr()?.port();
         let limit = cfg.max_body_bytes;
-        let openapi = openapi::ApiDoc::openapi();
+        let openapi = openapi::document();
         let routes = web::Data::new(RouteTable::from_openapi(&openapi));
         let protect = cfg.protect.clone();
         let mut server = HttpServer::new(move || {
@@ -213,33 +212,9 @@ impl Application {
                         .custom_request_replace("request", |req| request_line_for_log(req.method().as_str(), req.uri(), req.version()))
                         .log_target("crunch::http"),
                 )
-                .service(routes::jobs::submit)
-                .service(routes::jobs::list_jobs)
-                .service(routes::results::job_result)
-                .service(routes::url_checks::list_url_checks)
-                .service(routes::hotels::cities)
-                .service(routes::hotels::hotels)
-                .service(routes::hotels::select)
-                .service(routes::hotels::unselect)
-                .service(routes::hotels::selections)
-                .service(routes::genes::create)
-                .service(routes::genes::list_files)
-                .service(routes::genes::upload)
-                .service(routes::genes::uploaded)
-                .service(routes::genes::result)
-                .service(routes::genes::sequences)
-                .service(routes::genes::get_file)
-                .service(routes::jobs::get_job)
-                .service(routes::jobs::cancel_job)
-                .service(routes::events::events)
-                .service(routes::health::healthz)
-                .service(routes::health::readyz)
-                .service(routes::health::metrics)
+                .configure(|c| routes::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(c)))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
                 .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
-                .service(routes::dashboard::ui_config)
-                .service(routes::dashboard::asset)
-                .route("/", web::get().to(routes::dashboard::index))
                 .default_service(web::to(not_found))
         })
         .client_request_timeout(Duration::from_millis(cfg.protect.header_timeout_ms))

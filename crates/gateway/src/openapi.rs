@@ -1,24 +1,34 @@
-//! The OpenAPI document: paths and schemas are declared next to their handlers.
+//! The OpenAPI document: operations and schemas are declared next to their
+//! handlers, and collected as the routes are registered ([`document`]).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{dashboard, events, genes, health, hotels, jobs, results, url_checks};
+use utoipa_actix_web::AppExt;
+
+use crate::routes::{dashboard, genes, health, hotels, jobs, results, url_checks};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Crunch API", description = "Submit CPU- and I/O-heavy jobs, follow them live, read their results. Every error is `{\"error\": {\"code\", \"message\"}}`."),
-    paths(jobs::submit, jobs::get_job, jobs::list_jobs, jobs::cancel_job, results::job_result, url_checks::list_url_checks, hotels::cities, hotels::hotels, hotels::select, hotels::unselect, hotels::selections, events::events, genes::create, genes::list_files, genes::upload, genes::uploaded, genes::get_file, genes::result, genes::sequences, health::healthz, health::readyz, health::metrics, dashboard::ui_config),
     components(schemas(crunch_domain::Job, crunch_domain::JobError, crunch_domain::JobKind, crunch_domain::JobStatus,
         crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::ErrorBody, crunch_domain::ErrorDetail,
         jobs::SubmitRequest, jobs::JobPage, results::PrimePage, url_checks::UrlCheck, url_checks::UrlCheckPage, hotels::CityPage, hotels::HotelPage, hotels::Selection, hotels::SelectionPage, hotels::SelectRequest, health::Readiness,
         dashboard::UiConfig, genes::CreateGeneFile, genes::UploadTarget, genes::GeneFile, genes::GeneFilePage, genes::Sequence, genes::SequencePage, dashboard::UiLimits, crate::demo::DemoInfo)),
-    modifiers(&BearerAuth, &ProtectionResponses),
+    modifiers(&BearerAuth),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
          (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
          (name = "gene-files", description = "Gene files: upload, parse, results"))
 )]
 pub struct ApiDoc;
+
+/// The whole document: [`ApiDoc`] with the operation of every route that
+/// `routes::configure` registers, and the answers `crate::protect` adds.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::routes::configure).split_for_parts();
+    ProtectionResponses.modify(&mut doc);
+    doc
+}
 
 struct BearerAuth;
 
@@ -58,5 +68,26 @@ impl Modify for ProtectionResponses {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_has_every_registered_route_with_the_protection_answers() {
+        let doc = super::document();
+        let ops: Vec<(&String, &utoipa::openapi::path::Operation)> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| [&item.get, &item.post, &item.put, &item.delete].into_iter().flatten().map(move |op| (path, op)))
+            .collect();
+        assert_eq!(ops.len(), 23, "{:?}", ops.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        for (path, op) in &ops {
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                assert!(op.responses.responses.contains_key("429"), "{path}");
+            }
+        }
+        assert!(doc.paths.paths["/api/v1/jobs/{id}"].delete.is_some() && doc.paths.paths["/api/v1/jobs/{id}"].get.is_some());
     }
 }

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::demo::DemoInfo;
 use crate::error::ApiError;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Content-Security-Policy of the page and its assets: scripts only from this
 /// origin (no inline script, no eval), no plugins, no framing.
@@ -107,4 +108,10 @@ impl UiConfig {
 #[get("/api/v1/ui-config")]
 pub async fn ui_config(cfg: web::Data<UiConfig>) -> HttpResponse {
     HttpResponse::Ok().json(cfg.get_ref())
+}
+
+/// Registers the page, its assets and its settings (only the settings are
+/// part of the API document).
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(ui_config).map(|c| c.service(asset).route("/", actix_web::web::get().to(index)));
 }

@@ -8,6 +8,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Live job events (WebSocket).
 ///
@@ -93,4 +94,9 @@ pub async fn events(
         let _ = session.close(None).await;
     });
     Ok(response)
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(events);
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// `POST /api/v1/gene-files`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -570,4 +571,9 @@ pub async fn sequences(state: web::Data<AppState>, caller: Caller, id: web::Path
         .map(|r| Sequence { record_index: r.record_index, line_number: r.line_number, gene_name: r.name, sequence: r.sequence, length: r.length, gc: r.gc })
         .collect();
     Ok(HttpResponse::Ok().json(SequencePage { items, total, offset, limit }))
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create).service(list_files).service(upload).service(uploaded).service(result).service(sequences).service(get_file);
 }

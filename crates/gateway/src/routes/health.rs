@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
@@ -90,4 +91,9 @@ async fn refresh(state: &AppState) {
             }
         }
     }
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(metrics);
 }

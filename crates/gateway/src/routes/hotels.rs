@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Most hotels one selection request may name.
 pub const MAX_SELECTION: usize = 1000;
@@ -220,4 +221,9 @@ pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Quer
     .await??;
     let items = rows.into_iter().map(|(hotel, selected_at)| Selection { hotel, selected_at }).collect();
     Ok(HttpResponse::Ok().json(SelectionPage { items, total }))
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(cities).service(hotels).service(select).service(unselect).service(selections);
 }

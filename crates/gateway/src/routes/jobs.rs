@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// A job submission.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -247,4 +248,9 @@ pub async fn cancel_job(state: web::Data<AppState>, caller: Caller, id: web::Pat
         }
         Cancelled::NotFound => Err(ApiError::NotFound("job")),
     }
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(submit).service(list_jobs).service(get_job).service(cancel_job);
 }

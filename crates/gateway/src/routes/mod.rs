@@ -7,6 +7,19 @@ pub mod jobs;
 pub mod results;
 pub mod url_checks;
 
+/// Registers every route; utoipa-actix-web collects the OpenAPI operation of
+/// each as it is registered, so the document cannot miss a route.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    jobs::configure(cfg);
+    results::configure(cfg);
+    url_checks::configure(cfg);
+    hotels::configure(cfg);
+    genes::configure(cfg);
+    events::configure(cfg);
+    health::configure(cfg);
+    dashboard::configure(cfg);
+}
+
 /// A query parameter given empty (`?kind=`) counts as not given.
 pub fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.trim().is_empty())

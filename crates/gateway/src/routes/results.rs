@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub const DEFAULT_PAGE: u64 = 1000;
 pub const MAX_PAGE: u64 = 100_000;
@@ -212,4 +213,9 @@ pub async fn job_result(
                 .streaming(body))
         }
     }
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(job_result);
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -82,4 +83,9 @@ pub async fn list_url_checks(state: web::Data<AppState>, caller: Caller, q: web:
         })
         .collect();
     Ok(HttpResponse::Ok().json(UrlCheckPage { items, total }))
+}
+
+/// Registers this module's routes with their OpenAPI operations.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_url_checks);
 }
