@@ -51,7 +51,7 @@ pub struct BlobArgs {
     #[arg(long, env = "S3_ACCESS_KEY_ID", hide_env_values = true)]
     pub s3_access_key_id: Option<String>,
     #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub s3_secret_access_key: Option<String>,
+    pub s3_secret_access_key: Option<crunch_domain::Secret>,
     /// Offer presigned URLs (S3 only). Switch on only when clients can reach
     /// S3_PUBLIC_ENDPOINT; otherwise uploads go through the gateway.
     #[arg(long, env = "CRUNCH_BLOB_PRESIGN", default_value_t = false, action = clap::ArgAction::Set)]
@@ -121,7 +121,7 @@ fn s3(args: &BlobArgs, endpoint: &str) -> anyhow::Result<AmazonS3> {
         .with_allow_http(endpoint.starts_with("http://"))
         .with_virtual_hosted_style_request(false);
     if let (Some(id), Some(secret)) = (&args.s3_access_key_id, &args.s3_secret_access_key) {
-        b = b.with_access_key_id(id).with_secret_access_key(secret);
+        b = b.with_access_key_id(id).with_secret_access_key(secret.expose());
     }
     Ok(b.build()?)
 }

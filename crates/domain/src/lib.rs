@@ -30,3 +30,55 @@ pub use job::{
 };
 pub use limits::Limits;
 pub use message::{DecodeError, JobMessage, SelectionMessage, SelectionOp};
+
+/// A setting that must never be printed (a password, a key, a URL with a
+/// password): `Debug` shows `Secret(***)`, and the value is reached only
+/// through [`Secret::expose`], at the one place that uses it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    #[test]
+    fn a_secret_never_prints() {
+        let s = super::Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {:?}", Some(&s)), "Secret(***) Some(Secret(***))");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -141,7 +141,8 @@ pub fn blob_env(args: &crunch_blob::BlobArgs) -> Vec<(String, String)> {
         ("CRUNCH_BLOB_DIR".to_owned(), args.blob_dir.display().to_string()),
         ("S3_BUCKET".to_owned(), args.s3_bucket.clone()),
     ];
-    for (k, v) in [("S3_ENDPOINT", &args.s3_endpoint), ("S3_ACCESS_KEY_ID", &args.s3_access_key_id), ("S3_SECRET_ACCESS_KEY", &args.s3_secret_access_key)] {
+    let secret = args.s3_secret_access_key.as_ref().map(|s| s.expose().to_owned());
+    for (k, v) in [("S3_ENDPOINT", &args.s3_endpoint), ("S3_ACCESS_KEY_ID", &args.s3_access_key_id), ("S3_SECRET_ACCESS_KEY", &secret)] {
         if let Some(v) = v {
             env.push((k.to_owned(), v.clone()));
         }
@@ -887,7 +888,7 @@ pub fn s3_args(bucket: &str) -> crunch_blob::BlobArgs {
     a.blob_backend = crunch_blob::Backend::S3;
     a.s3_endpoint = Some(std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9400".into()));
     a.s3_access_key_id = Some(std::env::var("TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "crunch-dev".into()));
-    a.s3_secret_access_key = Some(std::env::var("TEST_S3_SECRET_KEY").unwrap_or_else(|_| "crunch-dev-secret".into()));
+    a.s3_secret_access_key = Some(std::env::var("TEST_S3_SECRET_KEY").unwrap_or_else(|_| "crunch-dev-secret".into()).into());
     a.s3_bucket = bucket.into();
     a
 }

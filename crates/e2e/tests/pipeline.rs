@@ -563,7 +563,7 @@ async fn the_admin_api_key_from_the_configuration_is_registered_at_start_up() ->
     let env = TestEnv::start().await?;
     let admin = crunch_gateway::auth::generate_key();
     let mut cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 65536);
-    cfg.admin_api_key = Some(admin.clone());
+    cfg.admin_api_key = Some(admin.clone().into());
     let app = crunch_gateway::Application::build(cfg.clone()).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

@@ -50,7 +50,7 @@ pub struct Config {
     /// An API key registered (as key "admin") at start-up: the deployment's
     /// first key, given as a Docker secret (CRUNCH_ADMIN_API_KEY_FILE).
     #[arg(long, env = "CRUNCH_ADMIN_API_KEY", hide_env_values = true)]
-    pub admin_api_key: Option<String>,
+    pub admin_api_key: Option<crunch_domain::Secret>,
     /// Adminer's address, linked from the dashboard (e.g. http://127.0.0.1:8088
     /// through an SSH tunnel); no link when unset.
     #[arg(long, env = "CRUNCH_ADMINER_URL")]
@@ -92,7 +92,7 @@ impl Application {
     /// or broker that is down is not fatal, the service starts, reports not
     /// ready and keeps retrying (migrations included).
     pub async fn build(cfg: Config) -> anyhow::Result<Self> {
-        if let Some(key) = &cfg.admin_api_key {
+        if let Some(key) = cfg.admin_api_key.as_ref().map(crunch_domain::Secret::expose) {
             anyhow::ensure!(
                 key.starts_with(auth::KEY_PREFIX) && key.len() >= auth::KEY_PREFIX.len() + 32,
                 "CRUNCH_ADMIN_API_KEY must look like {}<at least 32 hex digits>", auth::KEY_PREFIX
@@ -104,7 +104,7 @@ impl Application {
             .context("creating the Kafka producer")?;
         let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
         let (pool, migrated) = cfg.core.pool().await.context("building the database pool")?;
-        let migrated = register_admin_key(pool.clone(), migrated, cfg.admin_api_key.clone()).await;
+        let migrated = register_admin_key(pool.clone(), migrated, cfg.admin_api_key.as_ref().map(|k| k.expose().to_owned())).await;
         // Events arrive a batch at a time (up to 2 x CRUNCH_WORKER_QUICK_BATCH
         // per message pair): room for many batches before a slow WebSocket
         // client lags (it is then told how many it missed).

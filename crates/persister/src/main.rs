@@ -22,6 +22,6 @@ async fn main() -> std::process::ExitCode {
     crunch_service::load_environment();
     let cfg = Cli::parse().config;
     crunch_service::init_tracing("info");
-    tracing::info!(database = %crunch_service::redact_url(&cfg.db.database_url), "starting crunch-persister");
+    tracing::info!(database = %crunch_service::redact_url(cfg.db.database_url.expose()), "starting crunch-persister");
     crunch_service::exit_status(crunch_persister::run(cfg, crunch_service::shutdown_signal()).await)
 }

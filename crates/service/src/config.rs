@@ -40,7 +40,7 @@ pub fn load_environment() {
 pub struct DbArgs {
     /// PostgreSQL URL (or DATABASE_URL_FILE naming a file that holds it).
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/crunch", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: crunch_domain::Secret,
     /// Connections in the pool.
     #[arg(long, env = "CRUNCH_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
@@ -52,7 +52,7 @@ pub struct DbArgs {
 impl DbArgs {
     pub fn pool_config(&self) -> PoolConfig {
         PoolConfig {
-            url: self.database_url.clone(),
+            url: self.database_url.expose().to_owned(),
             max_size: self.db_pool_size,
             connect_timeout: Duration::from_millis(self.db_timeout_ms),
         }
@@ -64,7 +64,7 @@ impl DbArgs {
 pub struct AmqpArgs {
     /// RabbitMQ URL (or AMQP_URL_FILE naming a file that holds it).
     #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", hide_env_values = true)]
-    pub amqp_url: String,
+    pub amqp_url: crunch_domain::Secret,
     /// Prefix of every exchange and queue name.
     #[arg(long, env = "CRUNCH_AMQP_NAMESPACE", default_value = "crunch")]
     pub amqp_namespace: String,
@@ -83,7 +83,7 @@ pub struct AmqpArgs {
 impl AmqpArgs {
     pub fn bus_config(&self) -> BusConfig {
         BusConfig {
-            url: self.amqp_url.clone(),
+            url: self.amqp_url.expose().to_owned(),
             namespace: self.amqp_namespace.clone(),
             delivery_limit: self.delivery_limit,
             confirm_timeout: Duration::from_millis(self.confirm_timeout_ms),
@@ -191,8 +191,8 @@ impl CoreArgs {
     /// Logs the effective settings (passwords redacted).
     pub fn log_start(&self, service: &str) {
         tracing::info!(
-            database = %redact_url(&self.db.database_url),
-            amqp = %redact_url(&self.amqp.amqp_url),
+            database = %redact_url(self.db.database_url.expose()),
+            amqp = %redact_url(self.amqp.amqp_url.expose()),
             namespace = %self.amqp.amqp_namespace,
             limits = ?self.limits.limits(),
             "starting {service}"
