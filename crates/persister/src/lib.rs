@@ -25,7 +25,7 @@ use rdkafka::Message;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address of the health endpoints (`/healthz`, `/readyz`).
+    /// Address of the health endpoints (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "CRUNCH_PERSISTER_HEALTH_ADDR", default_value = "127.0.0.1:8082")]
     pub health_addr: String,
     /// Most messages applied in one transaction.

@@ -30,9 +30,47 @@ use crunch_service::CoreArgs;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-/// Worker settings.
+/// Worker settings, grouped by concern (every flag and variable keeps its name).
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    #[command(flatten)]
+    pub queues: QueueArgs,
+    #[command(flatten)]
+    pub url_check: UrlCheckArgs,
+    #[command(flatten)]
+    pub scrape: ScrapeArgs,
+    #[command(flatten)]
+    pub genes: GenesArgs,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+    #[command(flatten)]
+    pub shards: ShardArgs,
+    #[command(flatten)]
+    pub blob: crunch_blob::BlobArgs,
+    /// Kernel threads (rayon); 0 = one per core.
+    #[arg(long, env = "CRUNCH_WORKER_THREADS", default_value_t = 0)]
+    pub threads: usize,
+    /// Per-job time budget in seconds: past it the job fails with
+    /// `time_budget_exceeded` and reports what it had found.
+    #[arg(long, env = "CRUNCH_JOB_TIME_BUDGET_SECS", default_value_t = 60)]
+    pub time_budget_secs: u64,
+    /// How often a running job checks whether it was cancelled, in ms.
+    #[arg(long, env = "CRUNCH_CANCEL_POLL_MS", default_value_t = 250)]
+    pub cancel_poll_ms: u64,
+    /// Address of the health endpoints (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "CRUNCH_WORKER_HEALTH_ADDR", default_value = "127.0.0.1:8081")]
+    pub health_addr: String,
+    /// On SIGTERM, how long in-flight jobs may take to finish, in seconds
+    /// (unfinished ones are returned to the queue).
+    #[arg(long, env = "CRUNCH_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub core: CoreArgs,
+}
+
+/// How many deliveries of each queue a worker holds and runs at once.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
     /// Unacknowledged jobs held at once (also the number run concurrently).
     #[arg(long, env = "CRUNCH_WORKER_PREFETCH", default_value_t = 4)]
     pub prefetch: u16,
@@ -55,6 +93,11 @@ pub struct Config {
     /// I/O jobs (URL checks, scrapes) held and run at once, apart from CPU jobs.
     #[arg(long, env = "CRUNCH_WORKER_IO_PREFETCH", default_value_t = 16)]
     pub io_prefetch: u16,
+}
+
+/// The guarded HTTP client of URL checks (scrapes share its allow-list and CA).
+#[derive(Debug, Clone, Args)]
+pub struct UrlCheckArgs {
     /// CIDRs that URL checks and scrapes may reach although the SSRF guard
     /// refuses internal addresses (comma-separated; empty by default).
     #[arg(long, env = "CRUNCH_SSRF_ALLOWLIST", value_delimiter = ',', default_value = "")]
@@ -68,6 +111,11 @@ pub struct Config {
     /// A PEM file of extra CA certificates trusted for https checks.
     #[arg(long, env = "CRUNCH_URL_CHECK_EXTRA_CA_FILE")]
     pub url_check_extra_ca_file: Option<std::path::PathBuf>,
+}
+
+/// Hotel scrapes: the site profile, pacing, retries and limits.
+#[derive(Debug, Clone, Args)]
+pub struct ScrapeArgs {
     /// A scrape site profile (JSON) to use instead of the built-in TripAdvisor one.
     #[arg(long, env = "CRUNCH_SCRAPE_PROFILE_FILE")]
     pub scrape_profile_file: Option<std::path::PathBuf>,
@@ -100,6 +148,11 @@ pub struct Config {
     /// Honour the site's robots.txt (`Disallow` rules for every agent).
     #[arg(long, env = "CRUNCH_SCRAPE_ROBOTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub scrape_robots: bool,
+}
+
+/// Gene files: limits, batch size and time budget.
+#[derive(Debug, Clone, Args)]
+pub struct GenesArgs {
     /// Gene files: largest decompressed size (gzip bombs stop here), in bytes.
     #[arg(long, env = "CRUNCH_GENES_MAX_DECOMPRESSED_BYTES", default_value_t = 16 << 30)]
     pub genes_max_decompressed_bytes: u64,
@@ -116,18 +169,11 @@ pub struct Config {
     /// longer than other jobs).
     #[arg(long, env = "CRUNCH_GENES_TIME_BUDGET_SECS", default_value_t = 3600)]
     pub genes_time_budget_secs: u64,
-    #[command(flatten)]
-    pub blob: crunch_blob::BlobArgs,
-    /// Kernel threads (rayon); 0 = one per core.
-    #[arg(long, env = "CRUNCH_WORKER_THREADS", default_value_t = 0)]
-    pub threads: usize,
-    /// Per-job time budget in seconds: past it the job fails with
-    /// `time_budget_exceeded` and reports what it had found.
-    #[arg(long, env = "CRUNCH_JOB_TIME_BUDGET_SECS", default_value_t = 60)]
-    pub time_budget_secs: u64,
-    /// How often a running job checks whether it was cancelled, in ms.
-    #[arg(long, env = "CRUNCH_CANCEL_POLL_MS", default_value_t = 250)]
-    pub cancel_poll_ms: u64,
+}
+
+/// The reconciler: how often it looks, and what it counts as lost.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
     /// How often the reconciler runs, in ms.
     #[arg(long, env = "CRUNCH_RECONCILE_INTERVAL_MS", default_value_t = 1000)]
     pub reconcile_interval_ms: u64,
@@ -137,6 +183,11 @@ pub struct Config {
     /// A queued job untouched for this many seconds is republished (its message may be lost).
     #[arg(long, env = "CRUNCH_STUCK_AFTER_SECS", default_value_t = 900)]
     pub stuck_after_secs: u64,
+}
+
+/// When prime ranges are split into shards, and into how many.
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
     /// A count-mode primes range wider than this is split into shards that
     /// any worker takes (0 = never).
     #[arg(long, env = "CRUNCH_PRIMES_SHARD_WIDTH_COUNT", default_value_t = 50_000_000_000)]
@@ -147,15 +198,6 @@ pub struct Config {
     /// Most shards one primes job is split into.
     #[arg(long, env = "CRUNCH_PRIMES_MAX_SHARDS", default_value_t = 64)]
     pub primes_max_shards: u64,
-    /// Address of the health endpoints (`/healthz`, `/readyz`).
-    #[arg(long, env = "CRUNCH_WORKER_HEALTH_ADDR", default_value = "127.0.0.1:8081")]
-    pub health_addr: String,
-    /// On SIGTERM, how long in-flight jobs may take to finish, in seconds
-    /// (unfinished ones are returned to the queue).
-    #[arg(long, env = "CRUNCH_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
-    pub shutdown_grace_secs: u64,
-    #[command(flatten)]
-    pub core: CoreArgs,
 }
 
 /// What every delivery and the reconciler share.
@@ -230,40 +272,41 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
     }));
     // Settings first (a bad one ends the process at once), then the database.
     let allowlist = cfg
+        .url_check
         .ssrf_allowlist
         .iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().parse::<ipnet::IpNet>().with_context(|| format!("CRUNCH_SSRF_ALLOWLIST: '{s}' is not a CIDR")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let extra_ca = match &cfg.url_check_extra_ca_file {
+    let extra_ca = match &cfg.url_check.url_check_extra_ca_file {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
         None => None,
     };
-    let io = Arc::new(guarded_http::IoConfig::new(allowlist.clone(), cfg.url_check_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
-    let scrape_io = Arc::new(guarded_http::IoConfig::new(allowlist, cfg.scrape_max_body_bytes, cfg.url_check_max_redirects, extra_ca.as_deref())?);
-    let profile_text = match &cfg.scrape_profile_file {
+    let io = Arc::new(guarded_http::IoConfig::new(allowlist.clone(), cfg.url_check.url_check_max_body_bytes, cfg.url_check.url_check_max_redirects, extra_ca.as_deref())?);
+    let scrape_io = Arc::new(guarded_http::IoConfig::new(allowlist, cfg.scrape.scrape_max_body_bytes, cfg.url_check.url_check_max_redirects, extra_ca.as_deref())?);
+    let profile_text = match &cfg.scrape.scrape_profile_file {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         None => kinds::scrape_hotels::BUILT_IN_PROFILE.to_owned(),
     };
     let mut profile: kinds::scrape_hotels::Profile = serde_json::from_str(&profile_text).context("parsing the scrape profile")?;
-    if let Some(base) = &cfg.scrape_base_url {
+    if let Some(base) = &cfg.scrape.scrape_base_url {
         profile.base_url = base.clone();
     }
     let scrape = Arc::new(kinds::scrape_hotels::ScrapeConfig {
         profile,
-        concurrency: cfg.scrape_concurrency,
-        min_interval: Duration::from_millis(cfg.scrape_min_interval_ms),
-        retries: cfg.scrape_retries,
-        timeout: Duration::from_millis(cfg.scrape_timeout_ms),
-        robots: cfg.scrape_robots,
-        max_html_depth: cfg.scrape_max_html_depth,
-        pages_in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.scrape_pages_in_flight.max(1))),
+        concurrency: cfg.scrape.scrape_concurrency,
+        min_interval: Duration::from_millis(cfg.scrape.scrape_min_interval_ms),
+        retries: cfg.scrape.scrape_retries,
+        timeout: Duration::from_millis(cfg.scrape.scrape_timeout_ms),
+        robots: cfg.scrape.scrape_robots,
+        max_html_depth: cfg.scrape.scrape_max_html_depth,
+        pages_in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.scrape.scrape_pages_in_flight.max(1))),
     });
     let genes = Arc::new(kinds::genes::GenesConfig {
-        max_decompressed_bytes: cfg.genes_max_decompressed_bytes,
-        max_record_bytes: cfg.genes_max_record_bytes,
-        batch_records: cfg.genes_batch_records.clamp(1, 100_000),
-        max_problems: cfg.genes_max_problems,
+        max_decompressed_bytes: cfg.genes.genes_max_decompressed_bytes,
+        max_record_bytes: cfg.genes.genes_max_record_bytes,
+        batch_records: cfg.genes.genes_batch_records.clamp(1, 100_000),
+        max_problems: cfg.genes.genes_max_problems,
     });
     let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
     let (pool, mut migrated) = cfg.core.pool().await.context("building the database pool")?;
@@ -295,9 +338,9 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
             }
         };
         let (cpu, io, quick) = tokio::join!(
-            bus.consume_jobs(JobQueue::Cpu, shared.cfg.prefetch.max(1)),
-            bus.consume_jobs(JobQueue::Io, shared.cfg.io_prefetch.max(1)),
-            bus.consume_jobs(JobQueue::Quick, shared.cfg.quick_prefetch.max(1)),
+            bus.consume_jobs(JobQueue::Cpu, shared.cfg.queues.prefetch.max(1)),
+            bus.consume_jobs(JobQueue::Io, shared.cfg.queues.io_prefetch.max(1)),
+            bus.consume_jobs(JobQueue::Quick, shared.cfg.queues.quick_prefetch.max(1)),
         );
         let (cpu, io, quick) = match (cpu, io, quick) {
             (Ok(c), Ok(i), Ok(q)) => (c, i, q),
@@ -307,18 +350,18 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
                 continue;
             }
         };
-        tracing::info!(cpu_prefetch = shared.cfg.prefetch, io_prefetch = shared.cfg.io_prefetch, quick_prefetch = shared.cfg.quick_prefetch, "consuming jobs");
+        tracing::info!(cpu_prefetch = shared.cfg.queues.prefetch, io_prefetch = shared.cfg.queues.io_prefetch, quick_prefetch = shared.cfg.queues.quick_prefetch, "consuming jobs");
         backoff = Duration::from_millis(200);
         let _ = bus_tx.send(Some(bus.clone()));
         // The queues on one connection; each with its own concurrency limit.
         let consuming = async {
             tokio::join!(
-                consume(&shared, &bus, cpu.1, shared.cfg.prefetch.max(1)),
-                consume(&shared, &bus, io.1, shared.cfg.io_prefetch.max(1)),
+                consume(&shared, &bus, cpu.1, shared.cfg.queues.prefetch.max(1)),
+                consume(&shared, &bus, io.1, shared.cfg.queues.io_prefetch.max(1)),
                 quick::consume(&shared, &bus, deliveries(&shared, quick.1), quick::Batching {
-                    size: shared.cfg.quick_batch,
-                    linger: Duration::from_millis(shared.cfg.quick_linger_ms),
-                    in_flight: shared.cfg.quick_pipeline,
+                    size: shared.cfg.queues.quick_batch,
+                    linger: Duration::from_millis(shared.cfg.queues.quick_linger_ms),
+                    in_flight: shared.cfg.queues.quick_pipeline,
                 }),
             )
         };

@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     cfg.core.log_start("crunch-worker");
-    tracing::info!(prefetch = cfg.prefetch, time_budget_secs = cfg.time_budget_secs, "worker settings");
+    tracing::info!(prefetch = cfg.queues.prefetch, time_budget_secs = cfg.time_budget_secs, "worker settings");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let grace = std::time::Duration::from_secs(cfg.shutdown_grace_secs);
     let mut worker = tokio::spawn(crunch_worker::run(cfg, rx));

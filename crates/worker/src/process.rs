@@ -166,10 +166,10 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     }
     if let (JobSpec::Primes(p), None) = (&spec, row.parent_id) {
         let threshold = match p.mode {
-            PrimesMode::Count => shared.cfg.primes_shard_width_count,
-            PrimesMode::List => shared.cfg.primes_shard_width_list,
+            PrimesMode::Count => shared.cfg.shards.primes_shard_width_count,
+            PrimesMode::List => shared.cfg.shards.primes_shard_width_list,
         };
-        if let Some(plan) = kinds::primes::shard_plan(p, threshold, shared.cfg.primes_max_shards) {
+        if let Some(plan) = kinds::primes::shard_plan(p, threshold, shared.cfg.shards.primes_max_shards) {
             return split(shared, bus, &row, p.mode, plan).await;
         }
     }
@@ -180,7 +180,7 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     let ctl = Control::unlimited()
         .with_cancel_flag(Arc::clone(&cancel))
         .with_deadline(Instant::now() + Duration::from_secs(match kind {
-            JobKind::Genes => shared.cfg.genes_time_budget_secs,
+            JobKind::Genes => shared.cfg.genes.genes_time_budget_secs,
             _ => shared.cfg.time_budget_secs,
         }))
         .with_progress(move |p| {

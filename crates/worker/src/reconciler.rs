@@ -16,7 +16,7 @@ use crate::process::{db, relay, settle};
 use crate::Shared;
 
 pub async fn run(shared: Arc<Shared>) {
-    let every = Duration::from_millis(shared.cfg.reconcile_interval_ms.max(50));
+    let every = Duration::from_millis(shared.cfg.reconcile.reconcile_interval_ms.max(50));
     // How far the scan for never-confirmed rows got (by `updated_at`).
     let mut watermark = chrono::DateTime::<Utc>::UNIX_EPOCH;
     loop {
@@ -31,8 +31,8 @@ pub async fn run(shared: Arc<Shared>) {
 
 async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
     let now = Utc::now();
-    let grace = chrono::Duration::seconds(shared.cfg.unpublished_grace_secs as i64);
-    let stuck = chrono::Duration::seconds(shared.cfg.stuck_after_secs as i64);
+    let grace = chrono::Duration::seconds(shared.cfg.reconcile.unpublished_grace_secs as i64);
+    let stuck = chrono::Duration::seconds(shared.cfg.reconcile.stuck_after_secs as i64);
     let found = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, watermark, now - grace, now - stuck, 500)).await;
     let (rows, scanned_to) = found.unwrap_or((Vec::new(), watermark));
     for row in rows {
@@ -61,7 +61,7 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTim
     // No attempt outlives its time budget (gene files have their own);
     // allow two minutes for the rest.
     let cutoff = now - chrono::Duration::seconds(shared.cfg.time_budget_secs as i64 + 120);
-    let genes_cutoff = now - chrono::Duration::seconds(shared.cfg.genes_time_budget_secs as i64 + 120);
+    let genes_cutoff = now - chrono::Duration::seconds(shared.cfg.genes.genes_time_budget_secs as i64 + 120);
     if let Some(rows) = db(shared, "fail abandoned", move |c| crunch_store::jobs::fail_abandoned(c, cutoff, genes_cutoff, 500)).await {
         for row in &rows {
             tracing::warn!(job_id = %row.id, "failed an abandoned job");
