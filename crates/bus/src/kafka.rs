@@ -70,6 +70,74 @@ impl TopicGuard {
     }
 }
 
+/// The gateway's side of the selections topic: publishes selection changes
+/// keyed by owner (so one owner's changes stay in order), and knows whether
+/// the broker and the topic answer ([`SelectionPublisher::spawn_probe`]), so
+/// that an outage is refused at once instead of after the producer's timeout.
+#[derive(Clone)]
+pub struct SelectionPublisher {
+    producer: FutureProducer,
+    topic: String,
+    topics: Arc<TopicGuard>,
+    up: Arc<AtomicBool>,
+}
+
+/// The broker or the selections topic is unavailable: nothing was published.
+#[derive(Debug)]
+pub struct Unavailable;
+
+impl SelectionPublisher {
+    /// `timeout`: how long a message may wait for the brokers' acks.
+    pub fn new(cfg: &KafkaConfig, timeout: Duration) -> Result<Self, KafkaError> {
+        Ok(Self {
+            producer: producer(cfg, timeout)?,
+            topic: cfg.selections_topic.clone(),
+            topics: TopicGuard::new(cfg.clone(), Duration::from_secs(2)),
+            up: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// Publishes one change, acknowledged by the brokers.
+    pub async fn publish(&self, msg: &crunch_domain::SelectionMessage) -> Result<(), Unavailable> {
+        if !self.up.load(Ordering::Relaxed) {
+            return Err(Unavailable);
+        }
+        let payload = serde_json::to_vec(msg).expect("a selection message is plain JSON");
+        let key = msg.owner_id.to_string();
+        let record = rdkafka::producer::FutureRecord::to(&self.topic).key(&key).payload(&payload);
+        self.producer.send(record, Duration::from_millis(0)).await.map(|_| ()).map_err(|(e, _)| {
+            tracing::warn!(error = %e, "producing a selection failed");
+            self.topics.poke();
+            Unavailable
+        })
+    }
+
+    /// Asks the broker for the selections topic every 500 ms, and creates
+    /// the topics whenever they are missing: at start (tansu creates none by
+    /// itself) and after a restart that lost them.
+    pub fn spawn_probe(&self) {
+        use rdkafka::producer::Producer;
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (producer, topic) = (me.producer.clone(), me.topic.clone());
+                let ok = tokio::task::spawn_blocking(move || topic_ready(producer.client(), &topic, Duration::from_millis(1000))).await.unwrap_or(false);
+                if me.up.swap(ok, Ordering::Relaxed) != ok {
+                    if ok {
+                        tracing::info!("the Kafka broker and topic are back");
+                    } else {
+                        tracing::warn!("the Kafka broker or its topic is unavailable");
+                    }
+                }
+                if !ok {
+                    me.topics.poke();
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+}
+
 /// acks=all, one request in flight per broker (per-key order kept across
 /// retries). Not librdkafka's idempotent mode: after a broker restart that
 /// forgets producer ids (tansu's memory storage; a wiped broker) an idempotent

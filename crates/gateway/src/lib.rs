@@ -100,7 +100,7 @@ impl Application {
         }
         let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;
         let kafka_cfg = cfg.kafka.kafka_config();
-        let kafka = crunch_bus::kafka::producer(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
+        let selections = crunch_bus::kafka::SelectionPublisher::new(&kafka_cfg, Duration::from_millis(cfg.kafka.kafka_produce_timeout_ms))
             .context("creating the Kafka producer")?;
         let listener = TcpListener::bind(&cfg.http_addr).with_context(|| format!("binding {}", cfg.http_addr))?;
         let (pool, migrated) = cfg.core.pool().await.context("building the database pool")?;
@@ -137,10 +137,7 @@ impl Application {
             submissions,
             blobs,
             genes_max_upload_bytes: cfg.genes_max_upload_bytes,
-            kafka,
-            kafka_topic: kafka_cfg.selections_topic.clone(),
-            kafka_topics: crunch_bus::kafka::TopicGuard::new(kafka_cfg.clone(), Duration::from_secs(2)),
-            kafka_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            selections,
             pool,
             migrated,
             bus: bus_rx,
@@ -168,7 +165,7 @@ impl Application {
             }
         });
 
-        spawn_kafka_probe(state.clone());
+        state.selections.spawn_probe();
         demo::spawn(state.clone(), cfg.demo.clone());
         let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.genes_max_upload_bytes, cfg.adminer_url.clone(), cfg.demo.info()));
 
@@ -335,34 +332,6 @@ fn spawn_bus_supervisor(cfg: BusConfig, events: broadcast::Sender<crunch_domain:
         }
     });
     rx
-}
-
-/// Asks the Kafka broker for the selections topic every 500 ms, so that a
-/// broker outage is answered with 503 at once rather than after the
-/// producer's timeout, and creates the topics whenever they are missing: at
-/// start (tansu creates none by itself) and after a restart that lost them.
-fn spawn_kafka_probe(state: web::Data<AppState>) {
-    use crunch_bus::kafka::rdkafka::producer::Producer;
-    use std::sync::atomic::Ordering;
-    tokio::spawn(async move {
-        loop {
-            let (producer, topic) = (state.kafka.clone(), state.kafka_topic.clone());
-            let ok = tokio::task::spawn_blocking(move || crunch_bus::kafka::topic_ready(producer.client(), &topic, Duration::from_millis(1000)))
-                .await
-                .unwrap_or(false);
-            if state.kafka_up.swap(ok, Ordering::Relaxed) != ok {
-                if ok {
-                    tracing::info!("the Kafka broker and topic are back");
-                } else {
-                    tracing::warn!("the Kafka broker or its topic is unavailable");
-                }
-            }
-            if !ok {
-                state.kafka_topics.poke();
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
 }
 
 /// Registers the configured admin API key once the migrations are applied,

@@ -18,14 +18,9 @@ pub struct AppState {
     /// Every job event this replica receives, for its WebSocket clients.
     pub events: broadcast::Sender<JobEvent>,
     pub metrics: Metrics,
-    /// The Kafka producer of selection changes, and its topic.
-    pub kafka: crunch_bus::kafka::rdkafka::producer::FutureProducer,
-    pub kafka_topic: String,
-    /// Re-creates the topics when producing fails (a broker restart may have lost them).
-    pub kafka_topics: std::sync::Arc<crunch_bus::kafka::TopicGuard>,
-    /// Whether the broker answered the last metadata probe with the topic
-    /// (checked every 500 ms): while not, selections get 503 at once.
-    pub kafka_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Publishes selection changes to Kafka (503 at once while the broker
+    /// or the topic is unavailable).
+    pub selections: crunch_bus::kafka::SelectionPublisher,
     /// Uploaded gene files and result documents.
     pub blobs: crunch_blob::Blobs,
     pub genes_max_upload_bytes: u64,

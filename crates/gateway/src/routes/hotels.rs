@@ -2,11 +2,9 @@
 //! gateway produces the change (acks=all, one request in flight, keyed by
 //! owner) and answers 202; the persister stores it.
 
-use std::time::Duration;
 
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use crunch_bus::kafka::rdkafka::producer::FutureRecord;
 use crunch_domain::{SelectionMessage, SelectionOp};
 use crunch_store::hotels::{City, Hotel, HotelOrder};
 use serde::{Deserialize, Serialize};
@@ -126,17 +124,7 @@ pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Re
 }
 
 async fn produce(state: &AppState, msg: &SelectionMessage) -> Result<(), ApiError> {
-    if !state.kafka_up.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(ApiError::Unavailable("the Kafka broker"));
-    }
-    let payload = serde_json::to_vec(msg).unwrap_or_default();
-    let key = msg.owner_id.to_string();
-    let record = FutureRecord::to(&state.kafka_topic).key(&key).payload(&payload);
-    state.kafka.send(record, Duration::from_millis(0)).await.map(|_| ()).map_err(|(e, _)| {
-        tracing::warn!(error = %e, "producing a selection failed");
-        state.kafka_topics.poke();
-        ApiError::Unavailable("the Kafka broker")
-    })
+    state.selections.publish(msg).await.map_err(|_| ApiError::Unavailable("the Kafka broker"))
 }
 
 /// Select hotels ("save selected"): stored by the persister through Kafka.
