@@ -110,17 +110,6 @@ impl Application {
         // client lags (it is then told how many it missed).
         let (events_tx, _) = broadcast::channel(65_536);
         let bus_rx = spawn_bus_supervisor(cfg.core.amqp.bus_config(), events_tx.clone());
-        if cfg.blob.blob_backend == crunch_blob::Backend::S3 {
-            let b = blobs.clone();
-            tokio::spawn(async move {
-                let mut delay = Duration::from_millis(500);
-                while let Err(e) = b.ensure_bucket().await {
-                    tracing::warn!(error = %e, "creating the S3 bucket failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            });
-        }
         let published_jobs = crunch_service::spawn_batch_writer("mark jobs published", pool.clone(), 1000, |c, ids: &[uuid::Uuid]| {
             crunch_store::jobs::mark_published_many(c, ids)
         });
@@ -156,17 +145,7 @@ impl Application {
             metrics_refreshed: tokio::sync::Mutex::new(None),
             published_jobs,
         });
-        let limiter = state.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                limiter.rate_limits.shrink();
-                limiter.key_lookup_limits.shrink();
-            }
-        });
-
-        state.selections.spawn_probe();
-        demo::spawn(state.clone(), cfg.demo.clone());
+        spawn_background(&state, &cfg);
         let ui_config = web::Data::new(routes::dashboard::UiConfig::new(&state.limits, cfg.genes_max_upload_bytes, cfg.adminer_url.clone(), cfg.demo.info()));
 
         let port = listener.local_addr()?.port();
@@ -294,13 +273,13 @@ fn spawn_bus_supervisor(cfg: BusConfig, events: broadcast::Sender<crunch_domain:
     let (tx, rx) = watch::channel(None);
     let dedup = Arc::new(Mutex::new(Dedup::new(100_000)));
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = crunch_service::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             match Bus::connect(&cfg, "crunch-gateway").await {
                 Ok(bus) => match bus.subscribe_events().await {
                     Ok(stream) => {
                         tracing::info!("connected to RabbitMQ");
-                        backoff = Duration::from_millis(200);
+                        backoff.reset();
                         let _ = tx.send(Some(bus.clone()));
                         let mut stream = Box::pin(stream);
                         loop {
@@ -325,13 +304,38 @@ fn spawn_bus_supervisor(cfg: BusConfig, events: broadcast::Sender<crunch_domain:
                     }
                     Err(e) => tracing::warn!(error = %e, "subscribing to events failed"),
                 },
-                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "RabbitMQ unreachable"),
+                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff.current(), "RabbitMQ unreachable"),
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff.wait().await;
         }
     });
     rx
+}
+
+/// The gateway's background tasks: the S3 bucket created (retried until the
+/// store answers), the rate limiters' idle keys dropped every minute, the
+/// Kafka probe, and the demo traffic.
+fn spawn_background(state: &web::Data<AppState>, cfg: &Config) {
+    if cfg.blob.blob_backend == crunch_blob::Backend::S3 {
+        let blobs = state.blobs.clone();
+        tokio::spawn(async move {
+            let mut backoff = crunch_service::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+            while let Err(e) = blobs.ensure_bucket().await {
+                tracing::warn!(error = %e, "creating the S3 bucket failed; retrying");
+                backoff.wait().await;
+            }
+        });
+    }
+    let limiter = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            limiter.rate_limits.shrink();
+            limiter.key_lookup_limits.shrink();
+        }
+    });
+    state.selections.spawn_probe();
+    demo::spawn(state.clone(), cfg.demo.clone());
 }
 
 /// Registers the configured admin API key once the migrations are applied,

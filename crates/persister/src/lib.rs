@@ -61,11 +61,10 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     .with_context(|| format!("serving health endpoints on {}", cfg.health_addr))?;
 
     let kcfg = cfg.kafka.kafka_config();
-    let mut delay = Duration::from_millis(500);
+    let mut backoff = crunch_service::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     while let Err(e) = crunch_bus::kafka::ensure_topics(&kcfg).await {
         tracing::warn!(error = %e, "Kafka topics not ready; retrying");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
+        backoff.wait().await;
     }
     let topics = crunch_bus::kafka::TopicGuard::new(kcfg.clone(), Duration::from_secs(2));
     let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
@@ -267,7 +266,7 @@ const REFUSALS: u32 = 3;
 /// unknown hotel ids (their known ids are stored), or why the database
 /// refused them.
 async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, SelectionMessage)]) -> Result<Vec<Reject>, String> {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = crunch_service::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let pool = pool.clone();
         let msgs = msgs.to_vec();
@@ -295,14 +294,13 @@ async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, Selec
         .await;
         match res {
             Ok(Ok(unknown)) => return Ok(unknown),
-            Ok(Err(e)) if e.is_unavailable() => tracing::warn!(error = %e, retry_in = ?delay, "storing selections failed: database unavailable"),
+            Ok(Err(e)) if e.is_unavailable() => tracing::warn!(error = %e, retry_in = ?backoff.current(), "storing selections failed: database unavailable"),
             Ok(Err(e)) => return Err(e.reason()),
             // A panic while storing counts as a refusal: dead-lettered after
             // its retries, never retried for ever.
             Err(e) => return Err(format!("the storing task failed: {e}")),
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 

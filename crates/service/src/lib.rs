@@ -26,4 +26,4 @@ pub use batch::{spawn_batch_writer, GroupCommit};
 pub use config::{load_environment, redact_url, AmqpArgs, CoreArgs, DbArgs, KafkaArgs, LimitArgs};
 pub use health::{database_reachable, spawn_health_server, Readiness};
 pub use runtime::{disable_transparent_huge_pages, exit_status, init_tracing, shutdown_signal};
-pub use startup::{migrate_on_start, retry_until};
+pub use startup::{migrate_on_start, retry_until, Backoff};

@@ -35,10 +35,41 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let mut delay = RETRY_FIRST;
+    let mut backoff = Backoff::new(RETRY_FIRST, Duration::from_secs(5));
     while !attempt().await {
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
+    }
+}
+
+/// Pauses between the attempts of something that may fail for a while (a
+/// connection, a database call): `first`, doubling up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self { first, next: first, max }
+    }
+
+    /// The pause the next [`Backoff::wait`] takes.
+    pub fn current(&self) -> Duration {
+        self.next
+    }
+
+    /// Sleeps for the current pause and doubles the next one.
+    pub async fn wait(&mut self) {
+        let pause = self.next;
+        self.next = (self.next * 2).min(self.max);
+        tokio::time::sleep(pause).await;
+    }
+
+    /// Back to the first pause (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
     }
 }
 
@@ -62,5 +93,23 @@ async fn migrate_once(pool: &crunch_store::PgPool) -> bool {
             tracing::warn!(error = %format!("{e:#}"), "migrations not applied yet (database unreachable?); retrying");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn backoff_doubles_up_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(1), Duration::from_millis(4));
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(b.current().as_millis());
+            b.wait().await;
+        }
+        assert_eq!(seen, [1, 2, 4, 4]);
+        b.reset();
+        assert_eq!(b.current(), Duration::from_millis(1));
     }
 }

@@ -319,7 +319,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));
 
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = crunch_service::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut shutdown = shared.shutdown.clone();
     // No job runs on a schema that is not migrated yet.
     tokio::select! { _ = migrated.wait_for(|m| *m) => {}, _ = shutdown.changed() => {} }
@@ -331,9 +331,8 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         let bus = match connected {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "RabbitMQ unreachable");
-                tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = shutdown.changed() => {} }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tracing::warn!(error = %e, retry_in = ?backoff.current(), "RabbitMQ unreachable");
+                tokio::select! { _ = backoff.wait() => {}, _ = shutdown.changed() => {} }
                 continue;
             }
         };
@@ -351,7 +350,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
             }
         };
         tracing::info!(cpu_prefetch = shared.cfg.queues.prefetch, io_prefetch = shared.cfg.queues.io_prefetch, quick_prefetch = shared.cfg.queues.quick_prefetch, "consuming jobs");
-        backoff = Duration::from_millis(200);
+        backoff.reset();
         let _ = bus_tx.send(Some(bus.clone()));
         // The queues on one connection; each with its own concurrency limit.
         let consuming = async {

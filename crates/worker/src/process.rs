@@ -28,7 +28,7 @@ where
     T: Send + 'static,
     F: Fn(&mut PgConnection) -> Result<T, StoreError> + Send + Sync + Clone + 'static,
 {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crunch_service::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut hard_failures = 0;
     loop {
         let pool = shared.pool.clone();
@@ -40,7 +40,7 @@ where
         .await;
         match res {
             Ok(Ok(v)) => return Some(v),
-            Ok(Err(e)) if e.is_unavailable() => tracing::warn!(error = %e, what, retry_in = ?backoff, "database unavailable"),
+            Ok(Err(e)) if e.is_unavailable() => tracing::warn!(error = %e, what, retry_in = ?backoff.current(), "database unavailable"),
             Ok(Err(e)) => {
                 hard_failures += 1;
                 tracing::error!(error = ?e, what, "database error");
@@ -56,8 +56,7 @@ where
         if shared.shutting_down() {
             return None;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff.wait().await;
     }
 }
 
