@@ -99,20 +99,25 @@ try {
   await shot('03-factorized');
 
   step('inline errors for bad input, without a request');
+  // The server's own check (POST /api/v1/jobs/validate) answers: wait for it.
+  const inlineError = async (selector) => {
+    await page.waitForFunction((sel) => document.querySelector(sel).textContent !== '', selector, { timeout: 10000 });
+    return page.textContent(selector);
+  };
   let posts = 0;
   page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/v1/jobs')) posts += 1; });
   await page.fill('form[data-kind="factorize"] input[name="n"]', '12a');
   await page.click('form[data-kind="factorize"] button[type="submit"]');
-  const nError = await page.textContent('form[data-kind="factorize"] [data-error-for="params.n"]');
+  const nError = await inlineError('form[data-kind="factorize"] [data-error-for="params.n"]');
   expect(nError.includes('digits 0-9 only'), `inline error for n: ${nError}`);
   await page.fill('form[data-kind="primes"] input[name="from"]', '10');
   await page.fill('form[data-kind="primes"] input[name="to"]', '5');
   await page.click('form[data-kind="primes"] button[type="submit"]');
-  const fromError = await page.textContent('form[data-kind="primes"] [data-error-for="params.from"]');
+  const fromError = await inlineError('form[data-kind="primes"] [data-error-for="params.from"]');
   expect(fromError.includes('must not exceed to'), `inline error for from: ${fromError}`);
   await page.fill('form[data-kind="check_url"] input[name="url"]', 'javascript:alert(1)');
   await page.click('form[data-kind="check_url"] button[type="submit"]');
-  const urlError = await page.textContent('form[data-kind="check_url"] [data-error-for="params.url"]');
+  const urlError = await inlineError('form[data-kind="check_url"] [data-error-for="params.url"]');
   expect(urlError.includes('only http and https'), `inline error for url: ${urlError}`);
   expect(posts === 0, `client-side checks sent ${posts} requests`);
   await shot('04-inline-errors');
@@ -138,7 +143,7 @@ try {
   const fasta = Array.from({ length: 13 }, (_, i) => `>gene ${i} synthetic\n${'acgtgc'.repeat(10)}\n${'ggcc'.repeat(5)}\n`).join('');
   await page.setInputFiles('form[data-kind="genes"] input[name="file"]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(fasta) });
   await page.click('form[data-kind="genes"] button[type="submit"]');
-  const formatError = await page.textContent('form[data-kind="genes"] [data-error-for="format"]');
+  const formatError = await inlineError('form[data-kind="genes"] [data-error-for="format"]');
   expect(formatError.includes('could not be inferred'), `inline error for the format: ${formatError}`);
   await page.setInputFiles('form[data-kind="genes"] input[name="file"]', { name: 'demo_file.fasta', mimeType: 'text/plain', buffer: Buffer.from(fasta) });
   await page.click('form[data-kind="genes"] button[type="submit"]');

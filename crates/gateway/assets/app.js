@@ -322,109 +322,28 @@ function connectEvents() {
   };
 }
 
-// --------------------------------------------------- client-side validation
-// The same rules, limits and messages as the API (crates/domain/src/job.rs).
+// ------------------------------------------------------------------- forms
+// The forms send what was typed; the rules, limits and messages are the
+// server's own (POST /api/v1/jobs/validate checks without storing), so the
+// page keeps no copy of them. Only what never reaches the server is checked
+// here: that a file was chosen, and that it is within the upload limit.
 
-const U64_MAX = 18446744073709551615n;
-const PRIME_RULE = 'must be an integer from 0 to 18446744073709551615 (2^64 - 1), as a JSON number or a decimal string';
+/** A whole number as a number (what the API expects), anything else as typed. */
+const intOrText = (t) => (/^[0-9]{1,15}$/.test(t) ? Number(t) : t === '' ? undefined : t);
 
-function checkBound(field, text, errors) {
-  if (text === '') { errors[`params.${field}`] = `params.${field} is required: it ${PRIME_RULE}`; return null; }
-  if (!/^[0-9]+$/.test(text) || text.length > 64) {
-    errors[`params.${field}`] = `params.${field} ${text.startsWith('-') ? 'is negative' : 'is not a decimal integer'}: it ${PRIME_RULE}`;
-    return null;
-  }
-  const v = BigInt(text);
-  if (v > U64_MAX) { errors[`params.${field}`] = `params.${field} is above 2^64 - 1: it ${PRIME_RULE}`; return null; }
-  return v;
-}
-
-function intIn(text, lo, hi) {
-  if (!/^[0-9]+$/.test(text)) return null;
-  const v = Number(text);
-  return v >= lo && v <= hi ? v : null;
-}
-
-function hasScheme(raw) {
-  if (raw.includes('://')) return true;
-  const i = raw.indexOf(':');
-  if (i < 0) return false;
-  const scheme = raw.slice(0, i);
-  const rest = raw.slice(i + 1);
-  const port = rest.split(/[/?#]/)[0];
-  return /^[A-Za-z][A-Za-z0-9+-]*$/.test(scheme) && !(port !== '' && /^[0-9]+$/.test(port));
-}
-
-const validators = {
-  factorize(form, limits) {
-    const errors = {};
-    const n = form.n.value.trim();
-    const max = limits.factorize_max_digits;
-    if (n === '') errors['params.n'] = 'params.n is required (a positive decimal integer as a string)';
-    else if (n.replace(/^0+/, '').length > max) errors['params.n'] = `params.n has more than ${max} digits (the limit is ${max} digits)`;
-    else if (!/^[0-9]+$/.test(n)) errors['params.n'] = 'params.n must be a positive decimal integer (digits 0-9 only, no sign, spaces or exponent)';
-    else if (/^0+$/.test(n)) errors['params.n'] = 'params.n must be at least 1 (0 has no factorization)';
-    return { errors, params: { n } };
-  },
-  primes(form, limits) {
-    const errors = {};
-    const from = checkBound('from', form.from.value.trim(), errors);
-    const to = checkBound('to', form.to.value.trim(), errors);
-    const mode = form.mode.value;
-    if (mode !== 'list' && mode !== 'count') errors['params.mode'] = 'params.mode must be "list" or "count"';
-    if (from !== null && to !== null && !errors['params.mode']) {
-      const max = BigInt(mode === 'list' ? limits.primes_list_max_width : limits.primes_count_max_width);
-      if (from > to) errors['params.from'] = `params.from must not exceed to (from = ${from}, to = ${to})`;
-      else if (to - from > max) errors['params.to'] = `params.to makes the range too wide for ${mode} mode: to - from = ${to - from} exceeds the limit of ${max}`;
-    }
-    return { errors, params: { from: form.from.value.trim(), to: form.to.value.trim(), mode } };
-  },
-  check_url(form, limits) {
-    const errors = {};
-    const raw = form.url.value.trim();
-    if (raw === '') errors['params.url'] = 'params.url is required: an http or https URL as a string';
-    else if (raw.length > limits.url_max_length) errors['params.url'] = `params.url is longer than ${limits.url_max_length} characters`;
-    else {
-      let url = null;
-      try { url = new URL(hasScheme(raw) ? raw : `http://${raw}`); } catch (e) { errors['params.url'] = 'params.url is not a valid URL'; }
-      if (url && url.protocol !== 'http:' && url.protocol !== 'https:') {
-        errors['params.url'] = `params.url has the scheme '${url.protocol.replace(/:$/, '')}': only http and https are allowed`;
-      } else if (url && !url.hostname) errors['params.url'] = 'params.url has no host';
-    }
-    const retries = intIn(form.retries.value.trim(), 0, limits.url_check_max_retries);
-    if (retries === null) errors['params.retries'] = `params.retries must be an integer from 0 to ${limits.url_check_max_retries}`;
-    const lo = limits.url_check_timeout_ms_min;
-    const hi = limits.url_check_timeout_ms_max;
-    const timeout = intIn(form.timeout_ms.value.trim(), lo, hi);
-    if (timeout === null) errors['params.timeout_ms'] = `params.timeout_ms must be an integer from ${lo} to ${hi}`;
-    return { errors, params: { url: raw, method: form.method.value, retries, timeout_ms: timeout } };
-  },
-  genes(form, limits) {
-    const errors = {};
-    const file = form.file.files[0];
-    const format = form.format.value;
-    if (!file) errors.file_name = 'choose a FASTA, FASTQ or CSV file (optionally .gz)';
-    else if (file.name.length > 255) errors.file_name = 'file_name must be 1 to 255 characters, without control characters or slashes';
-    else if (file.size === 0) errors.file_name = 'the file is empty';
-    else if (file.size > limits.genes_max_upload_bytes) errors.file_name = `the file is larger than the upload limit of ${limits.genes_max_upload_bytes} bytes`;
-    else if (!format && !inferFormat(file.name)) errors.format = 'format could not be inferred from file_name (.fasta, .fa, .fna, .fas, .fastq, .fq, .csv, optionally .gz): give format';
-    return { errors, params: { file, format: format || undefined, on_invalid: form.on_invalid.value } };
-  },
-  scrape_hotels(form, limits) {
-    const errors = {};
-    const city = form.city.value;
-    if (!city) errors['params.city'] = 'params.city or start_url is required, not both';
-    const max = limits.scrape_max_pages;
-    const pages = intIn(form.pages.value.trim(), 1, max);
-    if (pages === null) errors['params.pages'] = `params.pages must be an integer from 1 to ${max}`;
-    return { errors, params: { city, pages, details: form.details.checked } };
-  },
+const formParams = {
+  factorize: (form) => ({ n: form.n.value.trim() }),
+  primes: (form) => ({ from: form.from.value.trim(), to: form.to.value.trim(), mode: form.mode.value }),
+  check_url: (form) => ({ url: form.url.value.trim(), method: form.method.value, retries: intOrText(form.retries.value.trim()), timeout_ms: intOrText(form.timeout_ms.value.trim()) }),
+  scrape_hotels: (form) => ({ city: form.city.value || undefined, pages: intOrText(form.pages.value.trim()), details: form.details.checked }),
 };
 
-function inferFormat(name) {
-  const base = name.toLowerCase().replace(/\.gz$/, '');
-  const ext = base.includes('.') ? base.slice(base.lastIndexOf('.') + 1) : '';
-  return { fasta: 'fasta', fa: 'fasta', fna: 'fasta', fas: 'fasta', fastq: 'fastq', fq: 'fastq', csv: 'csv' }[ext] || null;
+function geneFileChoice(form, limits) {
+  const file = form.file.files[0];
+  if (!file) return { field: 'file_name', message: 'choose a FASTA, FASTQ or CSV file (optionally .gz)' };
+  if (file.size === 0) return { field: 'file_name', message: 'the file is empty' };
+  if (file.size > limits.genes_max_upload_bytes) return { field: 'file_name', message: `the file is larger than the upload limit of ${limits.genes_max_upload_bytes} bytes` };
+  return { params: { file, format: form.format.value || undefined, on_invalid: form.on_invalid.value } };
 }
 
 /** Creates a gene file, uploads its bytes (streamed by the browser) and returns its job. */
@@ -455,27 +374,30 @@ async function submitForm(form) {
   clearErrors(form);
   const kind = form.dataset.kind;
   if (!state.config) return;
-  const { errors, params } = validators[kind](form, state.config.limits);
-  const fields = Object.keys(errors);
-  if (fields.length) {
-    for (const f of fields) showFieldError(form, f, errors[f]);
-    const first = $(`[data-field="${CSS.escape(fields[0])}"]`, form);
-    if (first) first.focus();
-    return;
-  }
   if (!state.key) { showAuthProblem('Enter an API key above to submit jobs.'); return; }
+  const fail = (field, message) => {
+    showFieldError(form, field, message);
+    const input = field ? $(`[data-field="${CSS.escape(field)}"]`, form) : null;
+    if (input) input.focus();
+  };
   const button = $('button[type="submit"]', form);
   button.disabled = true;
   try {
-    const job = kind === 'genes'
-      ? await uploadGeneFile(params)
-      : await api('/api/v1/jobs', { method: 'POST', body: { kind, params, fresh: true } });
+    let job;
+    if (kind === 'genes') {
+      const choice = geneFileChoice(form, state.config.limits);
+      if (!choice.params) { fail(choice.field, choice.message); return; }
+      job = await uploadGeneFile(choice.params);
+    } else {
+      const valid = await api('/api/v1/jobs/validate', { method: 'POST', body: { kind, params: formParams[kind](form) } });
+      job = await api('/api/v1/jobs', { method: 'POST', body: { kind, params: valid.params, fresh: true } });
+    }
     clearAuthProblem();
     upsertJob(job);
   } catch (e) {
     if (e.status === 401) showFieldError(form, null, 'not submitted: the API key was rejected');
     else if (e.status === 503) showFieldError(form, null, `${e.message} (service unavailable; nothing was stored, try again shortly)`);
-    else showFieldError(form, e.field, e.message);
+    else fail(e.field, e.message);
   } finally {
     button.disabled = false;
   }

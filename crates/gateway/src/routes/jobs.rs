@@ -84,6 +84,15 @@ pub async fn submit(
     body: web::Json<SubmitRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
+    let spec = submittable(&state, &req)?;
+    let (job, created) = submit_spec(&state, caller.key_id, spec, req.fresh).await?;
+    let location = (header::LOCATION, location(job.id));
+    Ok(if created { HttpResponse::Accepted() } else { HttpResponse::Ok() }.insert_header(location).json(job))
+}
+
+/// The spec of a submission through this route, by the rules every
+/// submission meets.
+fn submittable(state: &AppState, req: &SubmitRequest) -> Result<JobSpec, ApiError> {
     let spec = JobSpec::parse(&req.kind, &req.params, &state.limits)?;
     if spec.kind() == JobKind::Genes {
         return Err(ApiError::BadRequest {
@@ -93,9 +102,37 @@ pub async fn submit(
             details: None,
         });
     }
-    let (job, created) = submit_spec(&state, caller.key_id, spec, req.fresh).await?;
-    let location = (header::LOCATION, location(job.id));
-    Ok(if created { HttpResponse::Accepted() } else { HttpResponse::Ok() }.insert_header(location).json(job))
+    Ok(spec)
+}
+
+/// A submission that passed every rule, as it would be stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidJob {
+    pub kind: JobKind,
+    /// The parameters in canonical form.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+}
+
+/// Check a job without submitting it.
+///
+/// The same rules, limits and messages as `POST /api/v1/jobs`, and nothing
+/// is stored: the dashboard checks its forms with it, so that it never keeps
+/// a copy of the rules.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/validate", tag = "jobs", request_body = SubmitRequest,
+    responses(
+        (status = 200, description = "Valid: the kind and its parameters in canonical form", body = ValidJob),
+        (status = 400, description = "Invalid kind, parameters or JSON", body = crunch_domain::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 413, description = "Body larger than the limit", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/jobs/validate")]
+pub async fn validate(state: web::Data<AppState>, _caller: Caller, body: web::Json<SubmitRequest>) -> Result<HttpResponse, ApiError> {
+    let spec = submittable(&state, &body)?;
+    Ok(HttpResponse::Ok().json(ValidJob { kind: spec.kind(), params: spec.canonical_params() }))
 }
 
 /// Stores a validated job and publishes it (with a publisher confirm), or
@@ -252,5 +289,5 @@ pub async fn cancel_job(state: web::Data<AppState>, caller: Caller, id: web::Pat
 
 /// Registers this module's routes with their OpenAPI operations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(submit).service(list_jobs).service(get_job).service(cancel_job);
+    cfg.service(submit).service(validate).service(list_jobs).service(get_job).service(cancel_job);
 }
