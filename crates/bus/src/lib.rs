@@ -32,6 +32,30 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 
 pub use lapin;
 
+/// A job message as delivered by RabbitMQ (its bytes in `data`), and the
+/// stream of them a consumer yields. The services settle deliveries through
+/// [`ack`], [`ack_up_to`] and [`requeue`], not through the client library.
+pub use lapin::message::Delivery;
+pub use lapin::Consumer as Deliveries;
+
+/// Acknowledges one delivery: it is done.
+pub async fn ack(d: &Delivery) -> Result<()> {
+    d.acker.ack(lapin::options::BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+/// Acknowledges `d` and every earlier delivery of its channel at once.
+pub async fn ack_up_to(d: &Delivery) -> Result<()> {
+    d.acker.ack(lapin::options::BasicAckOptions { multiple: true }).await?;
+    Ok(())
+}
+
+/// Gives a delivery back to its queue, to be delivered again.
+pub async fn requeue(d: &Delivery) -> Result<()> {
+    d.acker.nack(lapin::options::BasicNackOptions { requeue: true, ..Default::default() }).await?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("message broker unavailable: {0}")]

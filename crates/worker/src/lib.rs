@@ -231,7 +231,7 @@ impl Shared {
 
 /// A consumer's deliveries until the connection drops or the worker shuts
 /// down (then no more are taken; in-flight ones finish).
-fn deliveries(shared: &Shared, consumer: crunch_bus::lapin::Consumer) -> impl futures::Stream<Item = crunch_bus::lapin::message::Delivery> {
+fn deliveries(shared: &Shared, consumer: crunch_bus::Deliveries) -> impl futures::Stream<Item = crunch_bus::Delivery> {
     let mut stop = shared.shutdown.clone();
     let stop_taking = async move {
         while !*stop.borrow() {
@@ -247,7 +247,7 @@ fn deliveries(shared: &Shared, consumer: crunch_bus::lapin::Consumer) -> impl fu
 }
 
 /// Runs deliveries of one queue, at most `limit` at a time.
-async fn consume(shared: &Arc<Shared>, bus: &Bus, consumer: crunch_bus::lapin::Consumer, limit: u16) {
+async fn consume(shared: &Arc<Shared>, bus: &Bus, consumer: crunch_bus::Deliveries, limit: u16) {
     deliveries(shared, consumer)
         .for_each_concurrent(limit as usize, |delivery| {
             let shared = Arc::clone(shared);

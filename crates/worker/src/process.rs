@@ -4,8 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crunch_bus::lapin::message::Delivery;
-use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
+use crunch_bus::Delivery;
 use crunch_bus::Bus;
 use crunch_compute::Control;
 use crunch_domain::{DecodeError, EventType, JobError, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
@@ -95,8 +94,8 @@ pub async fn handle(shared: &Shared, bus: &Bus, delivery: Delivery) {
     let disposition = process(shared, bus, &delivery).await;
     disposition.count(shared);
     let res = match disposition {
-        Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-        Disposition::Requeue => delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await,
+        Disposition::Ack => crunch_bus::ack(&delivery).await,
+        Disposition::Requeue => crunch_bus::requeue(&delivery).await,
     };
     if let Err(e) = res {
         // The channel is gone; the broker redelivers the message, which is harmless.

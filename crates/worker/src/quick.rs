@@ -20,8 +20,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crunch_bus::lapin::message::Delivery;
-use crunch_bus::lapin::options::{BasicAckOptions, BasicNackOptions};
+use crunch_bus::Delivery;
 use crunch_bus::Bus;
 use crunch_compute::Control;
 use crunch_domain::{JobMessage, JobSpec, JobStatus};
@@ -181,7 +180,7 @@ async fn settle_acks(settled: Vec<(Delivery, Disposition)>) {
     for (d, disposition) in settled {
         match disposition {
             Disposition::Requeue => {
-                if let Err(e) = d.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await {
+                if let Err(e) = crunch_bus::requeue(&d).await {
                     tracing::warn!(error = %e, "nack failed");
                 }
             }
@@ -193,7 +192,7 @@ async fn settle_acks(settled: Vec<(Delivery, Disposition)>) {
         }
     }
     if let Some(d) = last_ack {
-        if let Err(e) = d.acker.ack(BasicAckOptions { multiple: true }).await {
+        if let Err(e) = crunch_bus::ack_up_to(&d).await {
             // The channel is gone; the broker redelivers, which is harmless.
             tracing::warn!(error = %e, "ack failed");
         }
