@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 type R = anyhow::Result<()>;
 
-/// The 002 seed's demo_file.fasta, generated: 13 records, lowercase
+/// A demo_file.fasta in the shape users upload: 13 records, lowercase
 /// 60-column lines, long descriptive headers.
 fn demo_fasta() -> (Vec<u8>, Vec<(String, String)>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
@@ -33,7 +33,7 @@ fn demo_fasta() -> (Vec<u8>, Vec<(String, String)>) {
     (out, records)
 }
 
-/// The seed's demo_file.csv: CRLF, a header and 10 rows; row 3's sequence has
+/// A demo_file.csv: CRLF, a header and 10 rows; row 3's sequence has
 /// spaces, row 6's is lowercase.
 fn demo_csv() -> Vec<u8> {
     let mut s = String::from("gene name,sequence\r\n");
@@ -91,7 +91,7 @@ async fn fasta_and_csv_are_parsed_stored_and_served() -> R {
     assert_eq!((r["records"].as_u64(), r["stored"].as_u64(), r["invalid"].as_u64(), r["duplicates"].as_u64()), (Some(13), Some(13), Some(0), Some(0)), "{r}");
     assert_eq!(r["bytes"].as_u64(), Some(fasta.len() as u64));
 
-    // The result document: the seed's shape plus length and GC, in file order.
+    // The result document: one object per sequence with its length and GC, in file order.
     let (status, doc) = get_json(&env, &format!("/api/v1/gene-files/{id}/result")).await?;
     assert_eq!(status, 200);
     let items = doc.as_array().cloned().unwrap_or_default();

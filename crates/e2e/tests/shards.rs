@@ -100,7 +100,6 @@ fn a_shard_failing_every_attempt_fails_the_parent_and_cancels_the_rest() -> anyh
 /// The reconciler fails a job as abandoned after its kind's time budget: a
 /// gene file (budget of its own, an hour by default) running for 10 minutes
 /// is not abandoned when the other kinds' cutoff (budget + 2 min) has passed.
-/// Found by a 10^7-record upload that was failed at 3 minutes while parsing.
 #[test]
 fn abandoned_means_past_the_kinds_own_time_budget() -> anyhow::Result<()> {
     let (mut conn, _, _) = setup(1)?;
