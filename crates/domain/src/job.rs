@@ -581,7 +581,8 @@ pub struct Job {
     pub status: JobStatus,
     /// 0..1
     pub progress: f64,
-    /// Null until the job has succeeded.
+    /// Null until the job has succeeded; its shape is the kind's (a
+    /// `factorize` job's is a `FactorizeResult`).
     #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Null unless the job failed.

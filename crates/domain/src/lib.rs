@@ -21,6 +21,7 @@ pub mod genes;
 pub mod job;
 pub mod limits;
 pub mod message;
+pub mod results;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{EventType, JobEvent};
@@ -30,6 +31,7 @@ pub use job::{
 };
 pub use limits::Limits;
 pub use message::{DecodeError, JobMessage, SelectionMessage, SelectionOp};
+pub use results::{FactorizePartial, FactorizeResult, PrimeFactor};
 
 /// A setting that must never be printed (a password, a key, a URL with a
 /// password): `Debug` shows `Secret(***)`, and the value is reached only

@@ -12,7 +12,7 @@ use crate::routes::{dashboard, genes, health, hotels, jobs, results, url_checks}
 #[openapi(
     info(title = "Crunch API", description = "Submit CPU- and I/O-heavy jobs, follow them live, read their results. Every error is `{\"error\": {\"code\", \"message\"}}`."),
     components(schemas(crunch_domain::Job, crunch_domain::JobError, crunch_domain::JobKind, crunch_domain::JobStatus,
-        crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::ErrorBody, crunch_domain::ErrorDetail,
+        crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, crunch_domain::PrimeFactor, crunch_domain::ErrorBody, crunch_domain::ErrorDetail,
         jobs::SubmitRequest, jobs::JobPage, results::PrimePage, url_checks::UrlCheck, url_checks::UrlCheckPage, hotels::CityPage, hotels::HotelPage, hotels::Selection, hotels::SelectionPage, hotels::SelectRequest, health::Readiness,
         dashboard::UiConfig, genes::CreateGeneFile, genes::UploadTarget, genes::GeneFile, genes::GeneFilePage, genes::Sequence, genes::SequencePage, dashboard::UiLimits, crate::demo::DemoInfo)),
     modifiers(&BearerAuth),

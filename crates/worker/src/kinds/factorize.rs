@@ -1,19 +1,20 @@
-//! `factorize`: `{"n": "<decimal>"}` -> sorted primes with exponents.
+//! `factorize`: `{"n": "<decimal>"}` -> sorted primes with exponents
+//! ([`FactorizeResult`]).
 
 use std::time::Instant;
 
 use crunch_compute::factor::{factorize, Factorization};
 use crunch_compute::Control;
-use crunch_domain::FactorizeParams;
-use serde_json::json;
+use crunch_domain::{FactorizeParams, FactorizePartial, FactorizeResult, PrimeFactor};
 
 use super::Outcome;
 
-fn factors_json(f: &Factorization) -> serde_json::Value {
-    f.factors
-        .iter()
-        .map(|pf| json!({"p": pf.p.to_str_radix(10), "e": pf.e, "method": pf.method.as_str()}))
-        .collect()
+fn factors(f: &Factorization) -> Vec<PrimeFactor> {
+    f.factors.iter().map(|pf| PrimeFactor { p: pf.p.to_str_radix(10), e: pf.e, method: pf.method.as_str().to_owned() }).collect()
+}
+
+fn json(v: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("a result is plain JSON")
 }
 
 pub fn run(params: &FactorizeParams, ctl: &Control) -> Outcome {
@@ -21,19 +22,11 @@ pub fn run(params: &FactorizeParams, ctl: &Control) -> Outcome {
     let f = factorize(&params.n, ctl);
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match f.stopped {
-        None => Outcome::Succeeded(json!({
-            "factors": factors_json(&f),
-            "method": f.method().as_str(),
-            "elapsed_ms": elapsed_ms,
-        })),
+        None => Outcome::Succeeded(json(FactorizeResult { factors: factors(&f), method: f.method().as_str().to_owned(), elapsed_ms })),
         Some(stop) => super::stopped(
             stop,
             elapsed_ms,
-            json!({
-                "factors": factors_json(&f),
-                "unfactored": f.unfactored.iter().map(|c| c.to_str_radix(10)).collect::<Vec<_>>(),
-                "elapsed_ms": elapsed_ms,
-            }),
+            json(FactorizePartial { factors: factors(&f), unfactored: f.unfactored.iter().map(|c| c.to_str_radix(10)).collect(), elapsed_ms }),
         ),
     }
 }
