@@ -3,18 +3,15 @@
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-
 use utoipa_actix_web::AppExt;
 
-use crate::routes::{dashboard, genes, health, hotels, jobs, results, url_checks};
+use crate::routes::results;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Crunch API", description = "Submit CPU- and I/O-heavy jobs, follow them live, read their results. Every error is `{\"error\": {\"code\", \"message\"}}`."),
-    components(schemas(crunch_domain::Job, crunch_domain::JobError, crunch_domain::JobKind, crunch_domain::JobStatus,
-        crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, crunch_domain::PrimeFactor, crunch_domain::ErrorBody, crunch_domain::ErrorDetail,
-        jobs::SubmitRequest, jobs::JobPage, results::PrimePage, url_checks::UrlCheck, url_checks::UrlCheckPage, hotels::CityPage, hotels::HotelPage, hotels::Selection, hotels::SelectionPage, hotels::SelectRequest, health::Readiness,
-        dashboard::UiConfig, genes::CreateGeneFile, genes::UploadTarget, genes::GeneFile, genes::GeneFilePage, genes::Sequence, genes::SequencePage, dashboard::UiLimits, crate::demo::DemoInfo)),
+    // Only what no route's operation names: the rest is collected from the routes.
+    components(schemas(crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, results::PrimePage)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
          (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
