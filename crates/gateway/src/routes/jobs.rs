@@ -226,19 +226,15 @@ pub async fn list_jobs(state: web::Data<AppState>, caller: Caller, q: web::Query
     let mut q = q.into_inner();
     (q.kind, q.status, q.before) = (super::non_empty(q.kind), super::non_empty(q.status), super::non_empty(q.before));
     let limit = super::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    if let Some(kind) = &q.kind {
-        kind.parse::<JobKind>()?;
-    }
-    if let Some(status) = &q.status {
-        status.parse::<JobStatus>().map_err(|m| ApiError::bad_request("invalid_query", m))?;
-    }
+    let kind = q.kind.as_deref().map(str::parse::<JobKind>).transpose()?;
+    let status = q.status.as_deref().map(str::parse::<JobStatus>).transpose().map_err(|m| ApiError::bad_request("invalid_query", m))?;
     let before = match &q.before {
         Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
             ApiError::bad_request("invalid_query", "before must be a cursor returned as `next` by a previous page")
         })?),
         None => None,
     };
-    let filter = ListFilter { kind: q.kind, status: q.status, before, limit };
+    let filter = ListFilter { kind, status, before, limit };
     let pool = state.pool.clone();
     let mut rows = web::block(move || {
         let mut conn = pool.get()?;
