@@ -338,7 +338,19 @@ impl Bus {
         }))
     }
 
-    /// Messages waiting in a queue (for `/metrics`).
+    /// Messages waiting in each of `queues` (for `/metrics`); a queue whose
+    /// depth is not known within a second is left out.
+    pub async fn queue_depths(&self, queues: impl IntoIterator<Item = String>) -> Vec<(String, u32)> {
+        let mut depths = Vec::new();
+        for queue in queues {
+            if let Ok(Ok(depth)) = tokio::time::timeout(Duration::from_secs(1), self.queue_depth(&queue)).await {
+                depths.push((queue, depth));
+            }
+        }
+        depths
+    }
+
+    /// Messages waiting in a queue.
     pub async fn queue_depth(&self, queue: &str) -> Result<u32> {
         let ch = self.conn.create_channel().await?;
         let q = ch

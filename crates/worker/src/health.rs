@@ -33,10 +33,8 @@ async fn watch_lag(shared: Arc<Shared>) {
     while !shared.shutting_down() {
         tick.tick().await;
         let Some(bus) = shared.bus() else { continue };
-        for queue in bus.config().queues() {
-            if let Ok(Ok(depth)) = tokio::time::timeout(Duration::from_secs(1), bus.queue_depth(&queue)).await {
-                shared.metrics.lag.with_label_values(&[&queue]).set(i64::from(depth));
-            }
+        for (queue, depth) in bus.queue_depths(bus.config().queues()).await {
+            shared.metrics.lag.with_label_values(&[&queue]).set(i64::from(depth));
         }
     }
 }

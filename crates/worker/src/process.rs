@@ -349,24 +349,37 @@ async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, mode: PrimesMode, pl
     Disposition::Ack
 }
 
-/// Publishes a queued job's message; a job whose stored spec is invalid
-/// against this worker's limits is failed instead (as its message would be
-/// dead-lettered).
-pub(crate) async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) {
+/// What [`publish_row`] did with a queued job.
+pub(crate) enum Published {
+    /// The broker took its message; the row is marked published.
+    Sent,
+    /// Its stored spec is invalid against this worker's limits: the job was
+    /// failed instead (as its message would be dead-lettered).
+    Failed,
+    /// The broker did not take it: left unpublished, for the reconciler.
+    Unsent,
+}
+
+/// Publishes a queued job's message and marks the row published.
+pub(crate) async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) -> Published {
     let msg = match row.message(&shared.limits) {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(job_id = %row.id, error = %e.message(), "a stored job cannot run here; failing it");
-            return fail_unrunnable(shared, bus, row.id, JobError::new(e.code(), e.message())).await;
+            fail_unrunnable(shared, bus, row.id, JobError::new(e.code(), e.message())).await;
+            return Published::Failed;
         }
     };
     match bus.publish_job(&msg).await {
         Ok(()) => {
             let id = row.id;
             let _ = db(shared, "mark published", move |c| crunch_store::jobs::mark_published(c, id)).await;
+            Published::Sent
         }
-        // Left unpublished: the reconciler publishes it.
-        Err(e) => tracing::warn!(job_id = %row.id, error = %e, "publishing failed"),
+        Err(e) => {
+            tracing::warn!(job_id = %row.id, error = %e, "publishing failed");
+            Published::Unsent
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::process::{db, relay, settle};
+use crate::process::{db, relay, settle, Published};
 use crate::Shared;
 
 pub async fn run(shared: Arc<Shared>) {
@@ -36,26 +36,11 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTim
     let found = db(shared, "reconcile", move |c| crunch_store::jobs::reconcile_candidates(c, watermark, now - grace, now - stuck, 500)).await;
     let (rows, scanned_to) = found.unwrap_or((Vec::new(), watermark));
     for row in rows {
-        let msg = match row.message(&shared.limits) {
-            Ok(m) => m,
-            // Its message would be dead-lettered: the job fails now instead.
-            Err(e) => {
-                tracing::warn!(job_id = %row.id, error = %e.message(), "a stored job cannot run here; failing it");
-                crate::process::fail_unrunnable(shared, bus, row.id, crunch_domain::JobError::new(e.code(), e.message())).await;
-                continue;
-            }
-        };
-        match bus.publish_job(&msg).await {
-            Ok(()) => {
-                tracing::info!(job_id = %row.id, "republished a queued job");
-                let id = row.id;
-                let _ = db(shared, "mark published", move |c| crunch_store::jobs::mark_published(c, id)).await;
-            }
-            Err(e) => {
-                // Still unpublished: the next pass scans these rows again.
-                tracing::warn!(error = %e, "republishing failed");
-                return watermark;
-            }
+        match crate::process::publish_row(shared, bus, &row).await {
+            Published::Sent => tracing::info!(job_id = %row.id, "republished a queued job"),
+            Published::Failed => {}
+            // Still unpublished: the next pass scans these rows again.
+            Published::Unsent => return watermark,
         }
     }
     // No attempt outlives its time budget (gene files have their own);

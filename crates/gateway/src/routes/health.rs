@@ -85,10 +85,8 @@ async fn refresh(state: &AppState) {
         }
     }
     if let Some(bus) = state.bus() {
-        for queue in [bus.config().cpu_queue(), bus.config().io_queue(), bus.config().quick_queue()] {
-            if let Ok(Ok(depth)) = tokio::time::timeout(std::time::Duration::from_secs(1), bus.queue_depth(&queue)).await {
-                state.metrics.queue_depth.with_label_values(&[&queue]).set(depth as i64);
-            }
+        for (queue, depth) in bus.queue_depths([bus.config().cpu_queue(), bus.config().io_queue(), bus.config().quick_queue()]).await {
+            state.metrics.queue_depth.with_label_values(&[&queue]).set(i64::from(depth));
         }
     }
 }
