@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Message};
 
-pub use rdkafka;
+pub use rdkafka::error::KafkaError;
 
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -175,7 +176,99 @@ impl ClientContext for OutageContext {
 
 impl ConsumerContext for OutageContext {}
 
-pub type WatchedConsumer = StreamConsumer<OutageContext>;
+type WatchedConsumer = StreamConsumer<OutageContext>;
+
+/// A message read from a topic, copied out of the consumer's buffer.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub payload: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The persister's member of the consumer group on the selections topic: it
+/// commits offsets itself, after its database transaction ([`consumer`]), and
+/// knows whether a broker connection failed ([`OutageContext`]).
+pub struct SelectionConsumer {
+    consumer: WatchedConsumer,
+    outage: Arc<AtomicBool>,
+    topic: String,
+}
+
+impl SelectionConsumer {
+    /// Joins the group and subscribes to the selections topic, with an outage
+    /// flag of its own (a dropped consumer's last callbacks must not condemn
+    /// the next one).
+    pub fn subscribe(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
+        let outage = Arc::new(AtomicBool::new(false));
+        let consumer = consumer(cfg, Arc::clone(&outage))?;
+        consumer.subscribe(&[&cfg.selections_topic])?;
+        Ok(Self { consumer, outage, topic: cfg.selections_topic.clone() })
+    }
+
+    /// Set once a broker connection of this consumer failed.
+    pub fn outage(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.outage)
+    }
+
+    /// The topic's messages as they arrive (cancel-safe between items).
+    pub fn messages(&self) -> impl Stream<Item = Result<Received, KafkaError>> + '_ {
+        self.consumer.stream().map(|m| {
+            m.map(|m| Received {
+                payload: m.payload().map(<[u8]>::to_vec),
+                key: m.key().map(<[u8]>::to_vec),
+                topic: m.topic().to_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+            })
+        })
+    }
+
+    /// Commits the offsets after `batch` (synchronously): a restart resumes
+    /// after it.
+    pub fn commit(&self, batch: &[Received]) -> Result<(), KafkaError> {
+        for m in batch {
+            self.consumer.store_offset(&m.topic, m.partition, m.offset)?;
+        }
+        self.consumer.commit_consumer_state(CommitMode::Sync)
+    }
+
+    /// Whether the selections topic's metadata is visible (blocking, at most
+    /// `timeout`): see [`topic_ready`].
+    pub fn topic_ready(&self, timeout: Duration) -> bool {
+        topic_ready(self.consumer.client(), &self.topic, timeout)
+    }
+
+    /// The lag of each assigned partition (blocking): see [`consumer_lag`].
+    pub fn lag(&self, timeout: Duration) -> Result<Vec<(String, i32, i64)>, KafkaError> {
+        consumer_lag(&self.consumer, timeout)
+    }
+}
+
+/// The dead-letter topic: a message that can never be stored goes there with
+/// its reason in the header `x-crunch-reason`, its key and payload unchanged.
+pub struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+    timeout: Duration,
+}
+
+impl DeadLetters {
+    pub fn new(cfg: &KafkaConfig, timeout: Duration) -> Result<Self, KafkaError> {
+        Ok(Self { producer: producer(cfg, timeout)?, topic: cfg.dead_letter_topic.clone(), timeout })
+    }
+
+    pub async fn send(&self, m: &Received, reason: &str) -> Result<(), KafkaError> {
+        let headers = OwnedHeaders::new().insert(Header { key: "x-crunch-reason", value: Some(reason.as_bytes()) });
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(m.payload.as_deref().unwrap_or_default()).headers(headers);
+        if let Some(k) = &m.key {
+            record = record.key(k);
+        }
+        self.producer.send(record, self.timeout).await.map(|_| ()).map_err(|(e, _)| e)
+    }
+}
 
 /// A consumer-group member that commits offsets itself, after its database
 /// transaction, and starts at the earliest offset when the group has none;
@@ -186,7 +279,7 @@ pub type WatchedConsumer = StreamConsumer<OutageContext>;
 /// a broker restart the group may wait for members that are gone. With
 /// librdkafka's 300 s default the persister stayed idle in 1 restart of 5
 /// (`kafka_outage.rs`); with a short one it resumed in 4 s in every run.
-pub fn consumer(cfg: &KafkaConfig, outage: Arc<AtomicBool>) -> Result<WatchedConsumer, KafkaError> {
+fn consumer(cfg: &KafkaConfig, outage: Arc<AtomicBool>) -> Result<WatchedConsumer, KafkaError> {
     base(cfg)
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::job::SpecError;
 
@@ -136,11 +135,43 @@ pub struct GeneFileSpec {
 impl GeneFileSpec {
     pub const MAX_NAME_LEN: usize = 255;
 
+    /// The JSON Schema of a gene file's creation (`file_name`, `format`,
+    /// `compression`, `on_invalid`): the rules of [`GeneFileSpec::parse`].
+    pub fn schema() -> serde_json::Value {
+        let any_case = |words: &[&str]| {
+            let alts: Vec<String> = words.iter().map(|w| w.chars().map(|c| format!("[{}{}]", c, c.to_ascii_uppercase())).collect()).collect();
+            alts.join("|")
+        };
+        let extensions = any_case(&["fasta", "fa", "fna", "fas", "fastq", "fq", "csv"]);
+        let end = crate::kinds::END;
+        serde_json::json!({
+            "type": "object",
+            "required": ["file_name"],
+            "additionalProperties": false,
+            "properties": {
+                "file_name": {
+                    "type": "string",
+                    "maxLength": Self::MAX_NAME_LEN,
+                    "pattern": format!("^[^\\u0000-\\u001f\\u007f-\\u009f/\\\\]*[^\\s\\u0000-\\u001f\\u007f-\\u009f/\\\\][^\\u0000-\\u001f\\u007f-\\u009f/\\\\]*{end}"),
+                    "description": "The file's name, e.g. `genes.fasta` or `reads.fq.gz`: no control characters or slashes",
+                    "example": "demo_file.fasta",
+                },
+                "format": {"type": ["string", "null"], "pattern": format!("^({}){end}", any_case(&["fasta", "csv", "fastq"])), "description": "`fasta`, `csv` or `fastq` in any case; inferred from the name when absent"},
+                "compression": {"type": ["string", "null"], "pattern": format!("^({}){end}", any_case(&["gzip", "none"])), "description": "`gzip` or `none` in any case; gzip when absent and the name ends in `.gz`"},
+                "on_invalid": {"type": ["string", "null"], "enum": ["skip", "fail", null], "description": "What an invalid record does: `skip` (reported, the default) or `fail` (the whole file)"},
+            },
+            "anyOf": [
+                {"required": ["format"], "properties": {"format": {"type": "string"}}},
+                {"properties": {"file_name": {"pattern": format!("\\.({extensions})(\\.[gG][zZ])?\\s*{end}")}}},
+            ],
+        })
+    }
+
     /// `format` absent: inferred from the name; `compression` absent: gzip
     /// when the name ends in `.gz`.
     pub fn parse(file_name: &str, format: Option<&str>, compression: Option<&str>) -> Result<Self, SpecError> {
         let name = file_name.trim();
-        if name.is_empty() || name.len() > Self::MAX_NAME_LEN || name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        if name.is_empty() || file_name.chars().count() > Self::MAX_NAME_LEN || file_name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
             return Err(SpecError::Field {
                 field: "file_name",
                 message: format!("file_name must be 1 to {} characters, without control characters or slashes", Self::MAX_NAME_LEN),
@@ -169,28 +200,6 @@ impl GeneFileSpec {
             None => None,
         };
         Ok(Self { file_name: name.to_owned(), format, compression })
-    }
-}
-
-/// Parameters of a `genes` job: the gene file to parse (jobs of this kind are
-/// created by `POST /api/v1/gene-files/{id}/uploaded`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenesParams {
-    pub file_id: Uuid,
-}
-
-impl GenesParams {
-    pub fn parse(params: &serde_json::Value) -> Result<Self, SpecError> {
-        let id = params
-            .get("file_id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| SpecError::param("file_id", "must be the id of a gene file (a UUID)"))?;
-        Ok(Self { file_id: id })
-    }
-
-    pub fn canonical(&self) -> serde_json::Value {
-        serde_json::json!({ "file_id": self.file_id })
     }
 }
 

@@ -3,15 +3,17 @@
 //! life and the error body every service answers with.
 //!
 //! # Layout
-//! - [`job`]: [`JobId`], [`JobKind`], [`JobStatus`], [`JobSpec`] and the parsed
-//!   parameters of each kind, plus the canonical form used to recognise identical
-//!   submissions.
+//! - [`kinds`]: [`JobKind`], [`JobSpec`] and one file per kind: its parsed
+//!   parameters ([`Params`]: parse, canonical form, quick or not) and its
+//!   typed result.
+//! - [`job`]: [`JobId`], [`JobStatus`], [`SpecError`], [`JobError`] and [`Job`],
+//!   the API's view of a job.
 //! - [`event`]: [`JobEvent`], the message that travels on the events exchange and
 //!   over the WebSocket.
 //! - [`message`]: [`JobMessage`], the envelope of a job on the jobs queue.
 //! - [`error`]: [`ErrorBody`], the one JSON error shape of the API.
 //! - [`limits`]: the configurable input limits every kind is checked against.
-//! - [`genes`]: gene-file formats and the `genes` kind's parameters.
+//! - [`genes`]: gene files: formats, compression, the upload's rules.
 //!
 //! This crate performs no I/O and depends on no web, database or broker crate.
 
@@ -19,19 +21,22 @@ pub mod error;
 pub mod event;
 pub mod genes;
 pub mod job;
+pub mod kinds;
 pub mod limits;
 pub mod message;
-pub mod results;
 
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{EventType, JobEvent};
-pub use genes::{Compression, GeneFileSpec, GeneFormat, GenesParams, OnInvalid};
-pub use job::{
-    CheckMethod, CheckUrlParams, FactorizeParams, Job, JobError, JobId, JobKind, JobSpec, JobStatus, PrimesMode, PrimesParams, ScrapeHotelsParams, SpecError,
-};
+pub use genes::{Compression, GeneFileSpec, GeneFormat, OnInvalid};
+pub use job::{Job, JobError, JobId, JobStatus, SpecError};
+pub use kinds::check_url::{CheckAnswer, CheckFailure, CheckMethod, CheckNoAnswer, CheckTimings, CheckTotal, CheckUrlParams, CheckUrlResult, Redirect};
+pub use kinds::factorize::{FactorizeParams, FactorizePartial, FactorizeResult, PrimeFactor};
+pub use kinds::genes::{GeneProblem, GenesParams, GenesResult};
+pub use kinds::primes::{PrimesMode, PrimesParams, PrimesResult};
+pub use kinds::scrape_hotels::{PageFailure, ScrapeHotelsParams, ScrapeHotelsResult};
+pub use kinds::{JobKind, JobSpec, Params};
 pub use limits::Limits;
 pub use message::{DecodeError, JobMessage, SelectionMessage, SelectionOp};
-pub use results::{FactorizePartial, FactorizeResult, PrimeFactor};
 
 /// A setting that must never be printed (a password, a key, a URL with a
 /// password): `Debug` shows `Secret(***)`, and the value is reached only

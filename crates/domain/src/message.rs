@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::job::{JobId, JobSpec, PrimesMode, SpecError};
+use crate::job::{JobId, JobSpec, SpecError};
 use crate::limits::Limits;
 
 /// What the gateway (or the reconciler) publishes for a worker to run. The
@@ -39,11 +39,6 @@ pub enum DecodeError {
     Invalid { job_id: JobId, error: SpecError },
 }
 
-/// Factorizations of numbers of at most this many bits (below 2^64) are quick jobs.
-pub const QUICK_FACTORIZE_MAX_BITS: u64 = 64;
-/// Prime counts over ranges at most this wide are quick jobs.
-pub const QUICK_PRIMES_COUNT_MAX_WIDTH: u64 = 1_000_000;
-
 impl JobMessage {
     pub fn new(job_id: JobId, owner_id: Uuid, spec: JobSpec) -> Self {
         Self { job_id, owner_id, spec }
@@ -65,18 +60,9 @@ impl JobMessage {
         Ok(Self { job_id: wire.job_id, owner_id: wire.owner_id, spec })
     }
 
-    /// A job that takes at most about a millisecond of CPU: a factorization
-    /// of a number below 2^64 or a prime count over a range of at most 10^6.
-    /// Quick jobs have their own queue, taken by workers in batches (one
-    /// database round trip and one ack for many jobs), so that a stream of
-    /// small jobs is not paced by per-job overheads and never waits behind
-    /// long ones.
+    /// Whether the job goes to the quick queue ([`crate::Params::is_quick`]).
     pub fn is_quick(&self) -> bool {
-        match &self.spec {
-            JobSpec::Factorize(p) => p.n.bits() <= QUICK_FACTORIZE_MAX_BITS,
-            JobSpec::Primes(p) => p.mode == PrimesMode::Count && p.to - p.from <= QUICK_PRIMES_COUNT_MAX_WIDTH,
-            _ => false,
-        }
+        self.spec.is_quick()
     }
 }
 

@@ -85,9 +85,10 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     let searched = selections(&env, "?q=00003&order=name").await?;
     assert_eq!(searched["total"], 1);
 
-    // An unknown hotel id is refused by the API, and nothing is sent.
+    // An unknown hotel id is refused by the API (404: it names no hotel),
+    // and nothing is sent.
     let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [987654321, ids[3]]})).send().await?;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 404);
     let body: Value = r.json().await?;
     assert_eq!(body["error"]["details"]["unknown_hotel_ids"], json!([987654321]), "{body}");
 

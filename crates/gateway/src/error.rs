@@ -13,6 +13,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Ids in a request body that name nothing: 404, the ids in `details`.
+    #[error("{message}")]
+    UnknownIds { message: String, field: &'static str, details: serde_json::Value },
     /// The path exists, the method does not: the methods it takes.
     #[error("method not allowed here; this path takes {}", .0.join(", "))]
     MethodNotAllowed(Vec<String>),
@@ -42,7 +45,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::UnknownIds { .. } => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -87,7 +90,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownIds { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -104,6 +107,10 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { field, details, .. } => {
                 body.error.field = field.clone();
                 body.error.details = details.clone();
+            }
+            ApiError::UnknownIds { field, details, .. } => {
+                body.error.field = Some((*field).to_owned());
+                body.error.details = Some(details.clone());
             }
             ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
             _ => {}

@@ -152,6 +152,7 @@ impl Application {
         let limit = cfg.max_body_bytes;
         let openapi = openapi::document();
         let routes = web::Data::new(RouteTable::from_openapi(&openapi));
+        let served = web::Bytes::from(serde_json::to_vec(&openapi::served(&state.limits))?);
         let protect = cfg.protect.clone();
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
@@ -189,7 +190,14 @@ impl Application {
                         .log_target("crunch::http"),
                 )
                 .configure(|c| routes::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(c)))
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()))
+                .route("/api-docs/openapi.json", web::get().to({
+                    let served = served.clone();
+                    move || {
+                        let body = served.clone();
+                        async move { HttpResponse::Ok().content_type("application/json").body(body) }
+                    }
+                }))
+                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json")))
                 .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header(("Location", "/docs/")).finish() }))
                 .default_service(web::to(not_found))
         })

@@ -5,13 +5,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
+use crunch_domain::{JobKind, JobStatus, Limits};
+
 use crate::routes::results;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Crunch API", description = "Submit CPU- and I/O-heavy jobs, follow them live, read their results. Every error is `{\"error\": {\"code\", \"message\"}}`."),
     // Only what no route's operation names: the rest is collected from the routes.
-    components(schemas(crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, results::PrimePage)),
+    components(schemas(crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, crunch_domain::PrimesResult, crunch_domain::CheckUrlResult, crunch_domain::ScrapeHotelsResult, crunch_domain::GenesResult, results::PrimePage)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
          (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
@@ -25,6 +27,68 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::routes::configure).split_for_parts();
     ProtectionResponses.modify(&mut doc);
     doc
+}
+
+/// The document as served (`/api-docs/openapi.json`): [`document`] with a
+/// job submission's schema stated kind by kind under this gateway's
+/// limits: `{kind, params, fresh}` as a `oneOf` with each kind's parameters
+/// ([`crunch_domain::Params::schema`]). JSON Schema cannot compare two
+/// fields (`from` <= `to`) nor say what a URL parser accepts: those rules are
+/// in the descriptions.
+pub fn served(limits: &Limits) -> serde_json::Value {
+    let mut doc = serde_json::to_value(document()).expect("the document is plain JSON");
+    let kinds: Vec<serde_json::Value> = JobKind::ALL
+        .iter()
+        .filter(|k| crate::routes::jobs::submittable_kind(**k))
+        .map(|kind| {
+            serde_json::json!({
+                "title": kind.as_str(),
+                "type": "object",
+                "required": ["kind", "params"],
+                "additionalProperties": false,
+                "properties": {
+                    "kind": {"type": "string", "enum": [kind.as_str()]},
+                    "params": kind.params_schema(limits),
+                    "fresh": {"type": "boolean", "description": "Run again even if an identical job exists (default false)"},
+                },
+            })
+        })
+        .collect();
+    doc["components"]["schemas"]["SubmitRequest"] = serde_json::json!({
+        "description": "A job submission: a kind and its parameters",
+        "oneOf": kinds,
+        "example": {"kind": "factorize", "params": {"n": "1000"}},
+    });
+    doc["components"]["schemas"]["CreateGeneFile"] = crunch_domain::GeneFileSpec::schema();
+    let ids = &mut doc["components"]["schemas"]["SelectRequest"]["properties"]["hotel_ids"];
+    ids["minItems"] = 1.into();
+    ids["maxItems"] = crate::routes::hotels::MAX_SELECTION.into();
+    ids["items"]["minimum"] = 1.into();
+    ids["items"]["maximum"] = crunch_domain::kinds::MAX_JSON_INT.into();
+    // `crate::protect` refuses a NUL (%00) anywhere in a query string.
+    for op in doc["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()).filter_map(|item| item.get_mut("get")) {
+        for param in op.get_mut("parameters").and_then(|p| p.as_array_mut()).into_iter().flatten().filter(|p| p["in"] == "query") {
+            let schema = &mut param["schema"];
+            if schema["type"] == "string" && schema.get("pattern").is_none() && schema.get("enum").is_none() {
+                schema["pattern"] = "^[^\\u0000]*$".into();
+            }
+        }
+    }
+    // The job listing's filters: empty means no filter.
+    let names = |all: Vec<&'static str>| std::iter::once("").chain(all).collect::<Vec<&'static str>>();
+    set_query_schema(&mut doc, "/api/v1/jobs", "kind", serde_json::json!({"type": "string", "enum": names(JobKind::names())}));
+    set_query_schema(&mut doc, "/api/v1/jobs", "status", serde_json::json!({"type": "string", "enum": names(JobStatus::ALL.iter().map(|s| s.as_str()).collect())}));
+    // Any u64 (utoipa writes int64, whose range ends at 2^63 - 1).
+    set_query_schema(&mut doc, "/api/v1/jobs/{id}/result", "offset", serde_json::json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}));
+    set_query_schema(&mut doc, "/api/v1/jobs", "before", serde_json::json!({"type": "string", "maxLength": 64, "pattern": crunch_domain::kinds::decimal_pattern(i64::MAX as u64)}));
+    doc
+}
+
+/// Replaces the schema of a GET operation's query parameter.
+fn set_query_schema(doc: &mut serde_json::Value, path: &str, name: &str, schema: serde_json::Value) {
+    let params = doc["paths"][path]["get"]["parameters"].as_array_mut().expect("the operation has parameters");
+    let param = params.iter_mut().find(|p| p["name"] == name).expect("the parameter exists");
+    param["schema"] = schema;
 }
 
 struct BearerAuth;
@@ -86,5 +150,21 @@ mod tests {
             }
         }
         assert!(doc.paths.paths["/api/v1/jobs/{id}"].delete.is_some() && doc.paths.paths["/api/v1/jobs/{id}"].get.is_some());
+    }
+
+    #[test]
+    fn the_served_document_states_each_kinds_parameters_under_the_limits() {
+        let limits = crunch_domain::Limits { factorize_max_digits: 40, scrape_max_pages: 3, ..Default::default() };
+        let doc = super::served(&limits);
+        let kinds = doc["components"]["schemas"]["SubmitRequest"]["oneOf"].as_array().expect("a oneOf of kinds");
+        let names: Vec<&str> = kinds.iter().filter_map(|k| k["properties"]["kind"]["enum"][0].as_str()).collect();
+        assert_eq!(names, ["factorize", "primes", "check_url", "scrape_hotels"]);
+        let n = &kinds[0]["properties"]["params"]["properties"]["n"]["oneOf"][0];
+        assert_eq!((n["pattern"].as_str(), n["maxLength"].as_u64()), (Some("^0*[1-9][0-9]{0,39}(?!\\n)$"), Some(104)));
+        assert_eq!(kinds[3]["properties"]["params"]["properties"]["pages"]["maximum"], 3);
+        assert!(kinds.iter().all(|k| k["additionalProperties"] == false && k["properties"]["params"]["additionalProperties"] == false));
+        let status = doc["paths"]["/api/v1/jobs"]["get"]["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "status")).expect("status");
+        assert_eq!(status["schema"]["enum"][0], "");
+        assert_eq!(doc["components"]["schemas"]["SelectRequest"]["properties"]["hotel_ids"]["items"]["minimum"], 1);
     }
 }

@@ -17,12 +17,8 @@ use crunch_domain::{SelectionMessage, SelectionOp};
 use crunch_service::metrics::ConsumerMetrics;
 use crunch_service::{DbArgs, KafkaArgs};
 use crunch_store::hotels::SelectionChange;
+use crunch_bus::kafka::{DeadLetters, Received, SelectionConsumer};
 use futures::StreamExt;
-use crunch_bus::kafka::WatchedConsumer;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -68,7 +64,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
         backoff.wait().await;
     }
     let topics = crunch_bus::kafka::TopicGuard::new(kcfg.clone(), Duration::from_secs(2));
-    let dead = crunch_bus::kafka::producer(&kcfg, Duration::from_secs(10))?;
+    let dead = DeadLetters::new(&kcfg, Duration::from_secs(10))?;
     tokio::pin!(shutdown);
     tokio::select! {
         _ = &mut shutdown => {
@@ -86,15 +82,12 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
     // messages are replayed, which changes nothing; a rejoin after a
     // connection failure of a broker that kept its data costs one rebalance.
     'consumers: loop {
-        // Its own flag: a dropped consumer's last callbacks must not condemn
-        // the next one.
-        let outage = Arc::new(AtomicBool::new(false));
-        let consumer = Arc::new(crunch_bus::kafka::consumer(&kcfg, Arc::clone(&outage))?);
-        consumer.subscribe(&[&kcfg.selections_topic])?;
+        let consumer = Arc::new(SelectionConsumer::subscribe(&kcfg)?);
+        let outage = consumer.outage();
         kafka_ok.store(true, Ordering::Relaxed);
         tracing::info!(topic = %kcfg.selections_topic, group = %kcfg.group_id, "consuming selections");
         let _lag = AbortOnDrop(tokio::spawn(watch_lag(Arc::downgrade(&consumer), Arc::clone(&outage), metrics.clone())));
-        let mut stream = consumer.stream();
+        let mut stream = std::pin::pin!(consumer.messages());
         let mut watch = tokio::time::interval(Duration::from_millis(500));
         loop {
             let first = tokio::select! {
@@ -112,7 +105,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
                 }
             };
             let Some(first) = first else { break 'consumers };
-            let mut batch: Vec<BorrowedMessage<'_>> = Vec::new();
+            let mut batch: Vec<Received> = Vec::new();
             match first {
                 Ok(m) => batch.push(m),
                 Err(e) => {
@@ -131,7 +124,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
                     _ => break,
                 }
             }
-            apply_batch(&pool, &consumer, &dead, &kcfg.dead_letter_topic, &metrics, &batch).await;
+            apply_batch(&pool, &consumer, &dead, &metrics, &batch).await;
         }
     }
     tracing::info!("shutting down");
@@ -145,18 +138,11 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()>) -
 /// decided by error kind), the messages are stored one at a time, and one the
 /// database refuses [`REFUSALS`] times in a row is dead-lettered with its
 /// reason: one bad message never stops the topic.
-async fn apply_batch(
-    pool: &crunch_store::PgPool,
-    consumer: &WatchedConsumer,
-    dead: &FutureProducer,
-    dead_topic: &str,
-    metrics: &ConsumerMetrics,
-    batch: &[BorrowedMessage<'_>],
-) {
+async fn apply_batch(pool: &crunch_store::PgPool, consumer: &SelectionConsumer, dead: &DeadLetters, metrics: &ConsumerMetrics, batch: &[Received]) {
     let mut parsed: Vec<(usize, SelectionMessage)> = Vec::new();
     let mut rejects: Vec<Reject> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
-        match m.payload().map(serde_json::from_slice::<SelectionMessage>) {
+        match m.payload.as_deref().map(serde_json::from_slice::<SelectionMessage>) {
             Some(Ok(msg)) if !msg.hotel_ids.is_empty() => parsed.push((i, msg)),
             Some(Ok(_)) => rejects.push((i, "no_hotel_ids", "the message names no hotel".into())),
             Some(Err(e)) => rejects.push((i, "malformed", e.to_string())),
@@ -189,25 +175,15 @@ async fn apply_batch(
     for (i, code, detail) in &rejects {
         let m = &batch[*i];
         let reason = format!("{code}: {detail}");
-        tracing::warn!(%reason, offset = m.offset(), "dead-lettering a selection message");
+        tracing::warn!(%reason, offset = m.offset, "dead-lettering a selection message");
         metrics.dead_letter(code);
-        let headers = OwnedHeaders::new().insert(Header { key: "x-crunch-reason", value: Some(reason.as_bytes()) });
-        let mut record = FutureRecord::<[u8], [u8]>::to(dead_topic).payload(m.payload().unwrap_or_default()).headers(headers);
-        if let Some(k) = m.key() {
-            record = record.key(k);
-        }
-        if let Err((e, _)) = dead.send(record, Duration::from_secs(10)).await {
+        if let Err(e) = dead.send(m, &reason).await {
             tracing::error!(error = %e, "dead-lettering failed; the message is dropped from the topic's flow");
         }
     }
     metrics.messages.with_label_values(&["stored"]).inc_by((batch.len() - rejects.len()) as u64);
     metrics.messages.with_label_values(&["dead_lettered"]).inc_by(rejects.len() as u64);
-    for m in batch {
-        if let Err(e) = consumer.store_offset_from_message(m) {
-            tracing::warn!(error = %e, "storing an offset failed");
-        }
-    }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+    if let Err(e) = consumer.commit(batch) {
         tracing::warn!(error = %e, "committing offsets failed; the batch may be replayed (harmless)");
     }
 }
@@ -228,7 +204,7 @@ const LAG_TIMEOUT: Duration = Duration::from_millis(500);
 /// during a reading (of at most [`LAG_TIMEOUT`] per request) and skips
 /// readings after a broker connection failed, so a consumer being replaced
 /// is dropped, and leaves the group, without waiting for it.
-async fn watch_lag(consumer: std::sync::Weak<WatchedConsumer>, outage: Arc<AtomicBool>, metrics: ConsumerMetrics) {
+async fn watch_lag(consumer: std::sync::Weak<SelectionConsumer>, outage: Arc<AtomicBool>, metrics: ConsumerMetrics) {
     let mut tick = tokio::time::interval(LAG_EVERY);
     loop {
         tick.tick().await;
@@ -236,7 +212,7 @@ async fn watch_lag(consumer: std::sync::Weak<WatchedConsumer>, outage: Arc<Atomi
             continue;
         }
         let Some(c) = consumer.upgrade() else { return };
-        match tokio::task::spawn_blocking(move || crunch_bus::kafka::consumer_lag(&*c, LAG_TIMEOUT)).await {
+        match tokio::task::spawn_blocking(move || c.lag(LAG_TIMEOUT)).await {
             Ok(Ok(lags)) => {
                 metrics.lag.reset();
                 for (topic, partition, lag) in lags {
@@ -308,14 +284,14 @@ async fn store_until_answered(pool: &crunch_store::PgPool, msgs: &[(usize, Selec
 /// Whether the brokers answer again after a connection failure: the topics
 /// can be (re)created, or the selections topic's metadata is visible to the
 /// old consumer (someone else, the gateway, created it again).
-async fn brokers_back(consumer: &WatchedConsumer, kcfg: &crunch_bus::kafka::KafkaConfig) -> bool {
+async fn brokers_back(consumer: &SelectionConsumer, kcfg: &crunch_bus::kafka::KafkaConfig) -> bool {
     match tokio::time::timeout(Duration::from_secs(2), crunch_bus::kafka::ensure_topics(kcfg)).await {
         Ok(Ok(())) => return true,
         Ok(Err(e)) => tracing::debug!(error = %e, "Kafka topics not creatable yet"),
         Err(_) => tracing::debug!("creating the Kafka topics timed out"),
     }
     // A blocking call of at most 500 ms (told to the runtime where it can be).
-    let ready = || crunch_bus::kafka::topic_ready(consumer.client(), &kcfg.selections_topic, Duration::from_millis(500));
+    let ready = || consumer.topic_ready(Duration::from_millis(500));
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(ready),
         _ => ready(),

@@ -12,12 +12,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crunch_domain::CheckMethod;
+use crunch_domain::{CheckMethod, CheckTimings, Redirect};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
-use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
@@ -142,8 +141,8 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 pub struct Fetched {
     pub final_url: url::Url,
     pub status: u16,
-    pub hops: Vec<Value>,
-    pub timings: Value,
+    pub hops: Vec<Redirect>,
+    pub timings: CheckTimings,
     pub content_type: Option<String>,
     pub content_length: u64,
     pub cert_expiry: Option<i64>,
@@ -156,7 +155,7 @@ pub struct Fetched {
 pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_body: bool) -> Result<Fetched, CheckError> {
     let started = Instant::now();
     let mut url = start.clone();
-    let mut hops: Vec<Value> = Vec::new();
+    let mut hops: Vec<Redirect> = Vec::new();
     let mut first = None;
     loop {
         let t_dns = Instant::now();
@@ -218,7 +217,7 @@ pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_b
         if status.is_redirection() {
             if let Some(loc) = resp.headers().get(hyper::header::LOCATION).and_then(|l| l.to_str().ok()) {
                 let next = url.join(loc).map_err(|e| CheckError::new("http", format!("bad redirect location '{loc}': {e}")))?;
-                hops.push(json!({"url": url.as_str(), "status": status.as_u16(), "location": next.as_str()}));
+                hops.push(Redirect { url: url.as_str().to_owned(), status: status.as_u16(), location: next.as_str().to_owned() });
                 if !matches!(next.scheme(), "http" | "https") {
                     return Err(CheckError::new("blocked", format!("redirect to the scheme '{}' refused", next.scheme())));
                 }
@@ -254,13 +253,7 @@ pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_b
             final_url: url,
             status: status.as_u16(),
             hops,
-            timings: json!({
-                "dns": ms(dns),
-                "connect": ms(connect),
-                "tls": tls,
-                "first_byte": ms(first_byte),
-                "total": ms(started.elapsed()),
-            }),
+            timings: CheckTimings { dns: ms(dns), connect: ms(connect), tls, first_byte: ms(first_byte), total: ms(started.elapsed()) },
             content_type,
             content_length: declared.unwrap_or(read),
             cert_expiry,

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use crunch_bus::Delivery;
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{DecodeError, EventType, JobError, JobEvent, JobKind, JobMessage, JobSpec, JobStatus, PrimesMode};
+use crunch_domain::{DecodeError, EventType, JobError, JobEvent, JobMessage, JobSpec, JobStatus};
 use crunch_store::events::Outboxed;
 use crunch_store::jobs::{ParentUpdate, Started};
 use crunch_store::models::{JobRow, NewShard};
 use crunch_store::{PgConnection, StoreError};
-use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -161,26 +160,18 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     let kind = spec.kind();
     if !is_shard {
         let _ = bus.publish_event(&crunch_store::jobs::started_event(&row)).await;
-    }
-    if let (JobSpec::Primes(p), None) = (&spec, row.parent_id) {
-        let threshold = match p.mode {
-            PrimesMode::Count => shared.cfg.shards.primes_shard_width_count,
-            PrimesMode::List => shared.cfg.shards.primes_shard_width_list,
-        };
-        if let Some(plan) = kinds::primes::shard_plan(p, threshold, shared.cfg.shards.primes_max_shards) {
-            return split(shared, bus, &row, p.mode, plan).await;
+        if let Some(shards) = kinds::split(&spec, &shared.cfg.shards) {
+            return split(shared, bus, &row, shards).await;
         }
     }
 
-    // The kernel runs on rayon; this task watches for cancellation and relays progress.
+    // The kernel runs on rayon or as a task of its own; this task watches for
+    // cancellation and relays progress.
     let cancel = Arc::new(AtomicBool::new(false));
     let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
     let ctl = Control::unlimited()
         .with_cancel_flag(Arc::clone(&cancel))
-        .with_deadline(Instant::now() + Duration::from_secs(match kind {
-            JobKind::Genes => shared.cfg.genes.genes_time_budget_secs,
-            _ => shared.cfg.time_budget_secs,
-        }))
+        .with_deadline(Instant::now() + kinds::budget(&spec, &shared.cfg))
         .with_progress(move |p| {
             let _ = progress_tx.send(p);
         });
@@ -323,18 +314,17 @@ pub(crate) async fn publish_outbox_events(shared: &Shared, bus: &Bus, evs: &[Out
     }
 }
 
-/// Splits a wide primes job into shard jobs, publishes them and leaves the
-/// parent running: the shards settle it as they end. Safe to repeat (a
-/// redelivered parent finds its shards and republishes the unconfirmed ones).
-async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, mode: PrimesMode, plan: Vec<(u64, u64)>) -> Disposition {
+/// Stores a wide job's shards as jobs, publishes them and leaves the parent
+/// running: the shards settle it as they end. Safe to repeat (a redelivered
+/// parent finds its shards and republishes the unconfirmed ones).
+async fn split(shared: &Shared, bus: &Bus, parent: &JobRow, plan: Vec<JobSpec>) -> Disposition {
     let shards: Vec<NewShard> = plan
         .iter()
         .enumerate()
-        .map(|(i, &(from, to))| {
-            let params = json!({"from": from.to_string(), "to": to.to_string(), "mode": mode});
+        .map(|(i, spec)| {
             let mut key = Uuid::new_v4().as_bytes().to_vec();
             key.extend_from_slice(Uuid::new_v4().as_bytes());
-            NewShard { id: Uuid::new_v4(), owner_id: parent.owner_id, kind: crunch_domain::JobKind::Primes, params, dedup_key: key, parent_id: parent.id, shard_index: i as i32 }
+            NewShard { id: Uuid::new_v4(), owner_id: parent.owner_id, kind: spec.kind(), params: spec.canonical_params(), dedup_key: key, parent_id: parent.id, shard_index: i as i32 }
         })
         .collect();
     let parent_id = parent.id;
@@ -386,7 +376,7 @@ pub(crate) async fn publish_row(shared: &Shared, bus: &Bus, row: &JobRow) -> Pub
 /// After a shard ended: update, retry the shard, or finish its parent.
 pub async fn settle(shared: &Shared, bus: &Bus, shard: &JobRow) {
     let Some(parent) = shard.parent_id else { return };
-    let update = db(shared, "settle parent", move |c| crunch_store::jobs::settle_parent(c, parent, kinds::primes::aggregate)).await;
+    let update = db(shared, "settle parent", move |c| crunch_store::jobs::settle_parent(c, parent, kinds::aggregate)).await;
     match update {
         Some(ParentUpdate::Progress(p)) => {
             let ev = JobEvent::new(EventType::Progress, p.id, p.kind, p.owner_id, p.progress);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crunch_bus::Delivery;
 use crunch_bus::Bus;
 use crunch_compute::Control;
-use crunch_domain::{JobMessage, JobSpec, JobStatus};
+use crunch_domain::{JobMessage, JobStatus};
 use crunch_store::jobs::{self, Outcome, QuickEnd, Started};
 use futures::StreamExt;
 use rayon::prelude::*;
@@ -33,18 +33,21 @@ use crate::kinds;
 use crate::process::{self, db, Disposition};
 use crate::Shared;
 
-/// A delivery this batch runs: its job and parsed spec.
+/// A delivery this batch runs: its job and kernel.
 struct Job {
     delivery: Delivery,
     id: Uuid,
-    spec: JobSpec,
+    kernel: kinds::Inline,
 }
 
-/// Decodes a delivery as a quick job (its id and spec), or `None` for the
-/// per-delivery path.
-fn decode(shared: &Shared, d: &Delivery) -> Option<(Uuid, JobSpec)> {
+/// Decodes a delivery as a quick job (its id and CPU kernel), or `None` for
+/// the per-delivery path.
+fn decode(shared: &Shared, d: &Delivery) -> Option<(Uuid, kinds::Inline)> {
     let msg = JobMessage::decode(&d.data, &shared.limits).ok()?;
-    msg.is_quick().then_some((msg.job_id, msg.spec))
+    if !msg.is_quick() {
+        return None;
+    }
+    kinds::inline(msg.spec).ok().map(|kernel| (msg.job_id, kernel))
 }
 
 /// Runs one batch of deliveries; answers what to do with each.
@@ -58,7 +61,7 @@ async fn run_batch(shared: Arc<Shared>, bus: Bus, deliveries: Vec<Delivery>) -> 
             // A worker died holding it (maybe because of it): it runs alone,
             // so that a job that kills workers only counts its own attempts.
             Some(_) if d.redelivered => redelivered.push(d),
-            Some((id, spec)) => jobs.push(Job { delivery: d, id, spec }),
+            Some((id, kernel)) => jobs.push(Job { delivery: d, id, kernel }),
             None => others.push(d),
         }
     }
@@ -87,16 +90,16 @@ async fn run_jobs(shared: &Shared, bus: &Bus, jobs: Vec<Job>, settled: &mut Vec<
     }
     // Every kernel of the batch in one rayon task, in parallel.
     let budget = Duration::from_secs(shared.cfg.time_budget_secs);
-    let (waiting, work): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| ((j.delivery, j.id), (j.id, j.spec))).unzip();
+    let (waiting, work): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| ((j.delivery, j.id), (j.id, j.kernel))).unzip();
     let pool = shared.pool.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
         let outcomes: Vec<Option<kinds::Outcome>> = work
             .par_iter()
-            .map(|(id, spec)| {
+            .map(|(id, kernel)| {
                 let ctl = Control::unlimited().with_deadline(Instant::now() + budget);
                 let ctx = kinds::JobContext { job_id: *id, pool: pool.clone() };
-                std::panic::catch_unwind(AssertUnwindSafe(|| kinds::run(spec, &ctl, &ctx))).ok()
+                std::panic::catch_unwind(AssertUnwindSafe(|| kernel(&ctl, &ctx))).ok()
             })
             .collect();
         let _ = tx.send(outcomes);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crunch_compute::Control;
-use crunch_domain::{Limits, ScrapeHotelsParams};
+use crunch_domain::{Limits, Params, ScrapeHotelsParams};
 use crunch_worker::guarded_http::IoConfig;
 use crunch_worker::kinds::scrape_hotels::{run, Profile, ScrapeConfig, BUILT_IN_PROFILE};
 use crunch_worker::kinds::Outcome;

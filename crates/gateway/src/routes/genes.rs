@@ -312,7 +312,7 @@ async fn start_job(state: &AppState, row: GeneFileRow, job: Option<JobRow>, owne
         crunch_store::genes::reset_run(&mut conn, id)
     })
     .await??;
-    let (job, _) = crate::routes::jobs::submit_spec(state, owner, JobSpec::Genes(GenesParams { file_id: id }), true).await?;
+    let (job, _) = crate::routes::jobs::submit_spec(state, owner, JobSpec::Genes(GenesParams::new(id)), true).await?;
     let pool = state.pool.clone();
     let job_id = job.id;
     let (row, job_row) = web::block(move || {

@@ -42,8 +42,25 @@ pub struct HotelQuery {
     pub city: Option<i32>,
     /// Part of the hotel's name.
     pub q: Option<String>,
-    /// `name`, `rating`, `reviews`, `rank` (`-` first for descending; default `name`);
-    /// selections also `selected_at`.
+    /// `name`, `rating`, `reviews` or `rank`, `-` first for descending
+    /// (default `name`).
+    #[param(pattern = "^(-?(name|rating|reviews|rank))?(?!\\n)$")]
+    pub order: Option<String>,
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+    /// 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SelectionQuery {
+    /// Part of the hotel's name.
+    pub q: Option<String>,
+    /// `name`, `rating`, `reviews`, `rank` or `selected_at`, `-` first for
+    /// descending (default `-selected_at`).
+    #[param(pattern = "^(-?(name|rating|reviews|rank|selected_at))?(?!\\n)$")]
     pub order: Option<String>,
     #[param(minimum = 0)]
     pub offset: Option<i64>,
@@ -77,11 +94,12 @@ pub struct SelectionPage {
 #[serde(deny_unknown_fields)]
 pub struct SelectRequest {
     /// Hotel ids as `/api/v1/hotels` returns them (1..=1000 of them).
-    pub hotel_ids: Vec<i64>,
+    #[schema(value_type = Vec<i64>)]
+    pub hotel_ids: Vec<serde_json::Value>,
 }
 
 fn order(order: Option<&str>, of_selections: bool) -> Result<HotelOrder, ApiError> {
-    match order {
+    match order.filter(|o| !o.is_empty()) {
         None => Ok(if of_selections { HotelOrder::SelectedAt(true) } else { HotelOrder::Name(false) }),
         Some(o) => HotelOrder::parse(o, of_selections).ok_or_else(|| {
             let extra = if of_selections { ", selected_at" } else { "" };
@@ -113,7 +131,7 @@ pub async fn cities(state: web::Data<AppState>, q: web::Query<CityQuery>) -> Res
 pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
-    let order = order(super::non_empty(q.order.clone()).as_deref(), false)?;
+    let order = order(q.order.as_deref(), false)?;
     let pool = state.pool.clone();
     let (items, total) = web::block(move || {
         let mut conn = pool.get()?;
@@ -131,14 +149,17 @@ async fn produce(state: &AppState, msg: &SelectionMessage) -> Result<(), ApiErro
 #[utoipa::path(post, path = "/api/v1/selections", tag = "hotels", request_body = SelectRequest,
     responses(
         (status = 202, description = "Accepted: the persister stores it"),
-        (status = 400, description = "No ids, too many, not positive, or not hotels (`details.unknown_hotel_ids`)", body = crunch_domain::ErrorBody),
+        (status = 400, description = "No ids, too many or not positive", body = crunch_domain::ErrorBody),
+        (status = 404, description = "Some ids are not hotels (`details.unknown_hotel_ids`); nothing was selected", body = crunch_domain::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
         (status = 503, description = "Kafka or the database unavailable", body = crunch_domain::ErrorBody),
     ), security(("bearer" = [])))]
 #[post("/api/v1/selections")]
 pub async fn select(state: web::Data<AppState>, caller: Caller, body: web::Json<SelectRequest>) -> Result<HttpResponse, ApiError> {
-    let mut ids = body.into_inner().hotel_ids;
-    if ids.is_empty() || ids.len() > MAX_SELECTION || ids.iter().any(|&i| i <= 0) {
+    // Whole JSON numbers (`5` or `5.0`) from 1 to 2^53.
+    let given = body.into_inner().hotel_ids;
+    let mut ids: Vec<i64> = given.iter().filter_map(|v| crunch_domain::kinds::json_uint(v).filter(|&i| i > 0)).map(|i| i as i64).collect();
+    if ids.is_empty() || ids.len() != given.len() || ids.len() > MAX_SELECTION {
         return Err(ApiError::BadRequest {
             code: "invalid_params",
             message: format!("hotel_ids must hold 1 to {MAX_SELECTION} positive hotel ids"),
@@ -160,11 +181,10 @@ pub async fn select(state: web::Data<AppState>, caller: Caller, body: web::Json<
     known.sort_unstable();
     let unknown: Vec<i64> = ids.iter().copied().filter(|i| known.binary_search(i).is_err()).collect();
     if !unknown.is_empty() {
-        return Err(ApiError::BadRequest {
-            code: "invalid_params",
+        return Err(ApiError::UnknownIds {
             message: format!("hotel_ids: {} of the ids are not hotels", unknown.len()),
-            field: Some("hotel_ids".into()),
-            details: Some(serde_json::json!({"unknown_hotel_ids": unknown})),
+            field: "hotel_ids",
+            details: serde_json::json!({"unknown_hotel_ids": unknown}),
         });
     }
     let msg = SelectionMessage { owner_id: caller.key_id, op: SelectionOp::Add, hotel_ids: ids, at: Utc::now() };
@@ -190,17 +210,17 @@ pub async fn unselect(state: web::Data<AppState>, caller: Caller, id: web::Path<
 }
 
 /// The caller's selected hotels.
-#[utoipa::path(get, path = "/api/v1/selections", tag = "hotels", params(HotelQuery),
+#[utoipa::path(get, path = "/api/v1/selections", tag = "hotels", params(SelectionQuery),
     responses(
         (status = 200, description = "A page of selections with their hotels", body = SelectionPage),
         (status = 400, description = "Invalid order or page", body = crunch_domain::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
     ), security(("bearer" = [])))]
 #[get("/api/v1/selections")]
-pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Query<HotelQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Query<SelectionQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
-    let order = order(super::non_empty(q.order.clone()).as_deref(), true)?;
+    let order = order(q.order.as_deref(), true)?;
     let pool = state.pool.clone();
     let (rows, total) = web::block(move || {
         let mut conn = pool.get()?;

@@ -41,9 +41,9 @@ pub struct JobPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only jobs of this kind.
+    /// Only jobs of this kind (empty: all).
     pub kind: Option<String>,
-    /// Only jobs in this status.
+    /// Only jobs in this status (empty: all).
     pub status: Option<String>,
     /// Page size, 1..=100 (default 10).
     #[param(minimum = 1, maximum = 100)]
@@ -94,7 +94,7 @@ pub async fn submit(
 /// submission meets.
 fn submittable(state: &AppState, req: &SubmitRequest) -> Result<JobSpec, ApiError> {
     let spec = JobSpec::parse(&req.kind, &req.params, &state.limits)?;
-    if spec.kind() == JobKind::Genes {
+    if !submittable_kind(spec.kind()) {
         return Err(ApiError::BadRequest {
             code: "invalid_params",
             message: "genes jobs are started through the gene-files API: POST /api/v1/gene-files, upload, then POST /api/v1/gene-files/{id}/uploaded".into(),
@@ -103,6 +103,12 @@ fn submittable(state: &AppState, req: &SubmitRequest) -> Result<JobSpec, ApiErro
         });
     }
     Ok(spec)
+}
+
+/// Whether jobs of `kind` are submitted through this route (gene files have
+/// their own).
+pub fn submittable_kind(kind: JobKind) -> bool {
+    kind != JobKind::Genes
 }
 
 /// A submission that passed every rule, as it would be stored.
@@ -224,12 +230,13 @@ pub async fn get_job(state: web::Data<AppState>, caller: Caller, id: web::Path<S
 #[get("/api/v1/jobs")]
 pub async fn list_jobs(state: web::Data<AppState>, caller: Caller, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let mut q = q.into_inner();
-    (q.kind, q.status, q.before) = (super::non_empty(q.kind), super::non_empty(q.status), super::non_empty(q.before));
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    (q.kind, q.status) = (given(q.kind), given(q.status));
     let limit = super::limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let kind = q.kind.as_deref().map(str::parse::<JobKind>).transpose()?;
     let status = q.status.as_deref().map(str::parse::<JobStatus>).transpose().map_err(|m| ApiError::bad_request("invalid_query", m))?;
     let before = match &q.before {
-        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        Some(c) => Some(c.parse::<i64>().ok().filter(|_| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
             ApiError::bad_request("invalid_query", "before must be a cursor returned as `next` by a previous page")
         })?),
         None => None,
@@ -285,5 +292,12 @@ pub async fn cancel_job(state: web::Data<AppState>, caller: Caller, id: web::Pat
 
 /// Registers this module's routes with their OpenAPI operations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(submit).service(validate).service(list_jobs).service(get_job).service(cancel_job);
+    cfg.service(submit).service(validate).service(list_jobs);
+    // Other methods on `/jobs/validate` are 405, not a job named "validate".
+    cfg.map(|c| {
+        c.service(web::resource("/api/v1/jobs/validate").guard(actix_web::guard::Not(actix_web::guard::Post())).to(|| async {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed(vec!["POST".into()]))
+        }))
+    });
+    cfg.service(get_job).service(cancel_job);
 }

@@ -25,7 +25,8 @@ const CHUNKS_PER_FETCH: i64 = 4;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResultQuery {
-    /// Index of the first prime (0-based; default 0).
+    /// Index of the first prime (0-based; default 0); past the end, an
+    /// empty page.
     pub offset: Option<u64>,
     /// Primes per page (1..=100000, default 1000); for streams, the most to send (default: all).
     #[param(minimum = 1, maximum = 100000)]
@@ -138,6 +139,10 @@ pub async fn job_result(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("job"))?;
+    // A page (JSON) holds 1 to MAX_PAGE primes; a stream any number.
+    if q.limit == Some(0) || (matches!(format_of(&req), Format::Json) && q.limit.is_some_and(|l| l > MAX_PAGE)) {
+        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_PAGE}")));
+    }
     let pool = state.pool.clone();
     let (row, parts) = web::block(move || -> Result<_, crunch_store::StoreError> {
         let mut conn = pool.get()?;
@@ -158,9 +163,6 @@ pub async fn job_result(
     match format_of(&req) {
         Format::Json => {
             let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-            if !(1..=MAX_PAGE).contains(&limit) {
-                return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_PAGE}")));
-            }
             let pool = state.pool.clone();
             let items = web::block(move || -> Result<Vec<u64>, ApiError> {
                 let mut conn = pool.get().map_err(crunch_store::StoreError::from)?;

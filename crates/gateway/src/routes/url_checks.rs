@@ -63,7 +63,7 @@ pub async fn list_url_checks(state: web::Data<AppState>, caller: Caller, q: web:
     let q = q.into_inner();
     let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
     let url = match super::non_empty(q.url) {
-        Some(u) => Some(CheckUrlParams::parse(&serde_json::json!({"url": u}))?.url.to_string()),
+        Some(u) => Some(CheckUrlParams::parse_url(&u, "url")?.to_string()),
         None => None,
     };
     let pool = state.pool.clone();

@@ -11,14 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crunch_compute::Control;
-use crunch_domain::CheckUrlParams;
-use serde_json::{json, Value};
+use crunch_domain::{CheckAnswer, CheckFailure, CheckNoAnswer, CheckTotal, CheckUrlParams, CheckUrlResult};
+use serde_json::json;
 
-use super::Outcome;
+use super::{succeeded, Kernel, Kind, Outcome};
 use crate::guarded_http::{fetch, ms, CheckError, IoConfig};
 
+impl Kind for CheckUrlParams {
+    const KERNEL: Kernel<Self> = Kernel::Io { run: |p, ctl, shared| Box::pin(run(p, ctl, Arc::clone(&shared.io))), abortable: true };
+}
+
 /// Runs the check with retries (exponential backoff from 200 ms).
-pub async fn run(p: CheckUrlParams, ctl: Control, cfg: Arc<IoConfig>) -> Outcome {
+async fn run(p: CheckUrlParams, ctl: Control, cfg: Arc<IoConfig>) -> Outcome {
     let started = Instant::now();
     let mut attempt = 0;
     loop {
@@ -26,46 +30,41 @@ pub async fn run(p: CheckUrlParams, ctl: Control, cfg: Arc<IoConfig>) -> Outcome
         if let Err(stop) = ctl.check() {
             return super::stopped(stop, started.elapsed().as_millis() as u64, json!({"attempts": attempt - 1}));
         }
-        let timeout = Duration::from_millis(p.timeout_ms);
-        let outcome = match tokio::time::timeout(timeout, check_once(&p, &cfg)).await {
+        let timeout = Duration::from_millis(p.timeout_ms());
+        let outcome = match tokio::time::timeout(timeout, fetch(p.url(), p.method(), &cfg, false)).await {
             Ok(r) => r,
-            Err(_) => Err(CheckError::new("timeout", format!("no complete answer within {} ms", p.timeout_ms))),
+            Err(_) => Err(CheckError::new("timeout", format!("no complete answer within {} ms", p.timeout_ms()))),
         };
         match outcome {
-            Ok(mut report) => {
-                report["attempts"] = json!(attempt);
-                return Outcome::Succeeded(report);
+            Ok(f) => {
+                return succeeded(CheckUrlResult::Answered(CheckAnswer {
+                    url: p.url().as_str().to_owned(),
+                    final_url: f.final_url.as_str().to_owned(),
+                    ok: (200..300).contains(&f.status),
+                    status: f.status,
+                    redirects: f.hops,
+                    timings_ms: f.timings,
+                    content_type: f.content_type,
+                    content_length: f.content_length,
+                    tls_cert_expires_at: f.cert_expiry.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339()),
+                    error: None,
+                    attempts: attempt,
+                }));
             }
-            Err(e) if e.retryable() && attempt <= p.retries => {
-                ctl.progress(attempt as f64 / (p.retries as f64 + 1.0));
+            Err(e) if e.retryable() && attempt <= p.retries() => {
+                ctl.progress(attempt as f64 / (p.retries() as f64 + 1.0));
                 tokio::time::sleep(Duration::from_millis(200 << (attempt - 1).min(5))).await;
             }
             Err(e) => {
                 // The check itself worked: its finding is the classified error.
-                return Outcome::Succeeded(json!({
-                    "url": p.url.as_str(),
-                    "ok": false,
-                    "error": {"kind": e.kind, "message": e.message},
-                    "attempts": attempt,
-                    "timings_ms": {"total": ms(started.elapsed())},
+                return succeeded(CheckUrlResult::NoAnswer(CheckNoAnswer {
+                    url: p.url().as_str().to_owned(),
+                    ok: false,
+                    error: CheckFailure { kind: e.kind.to_owned(), message: e.message },
+                    attempts: attempt,
+                    timings_ms: CheckTotal { total: ms(started.elapsed()) },
                 }));
             }
         }
     }
-}
-
-async fn check_once(p: &CheckUrlParams, cfg: &IoConfig) -> Result<Value, CheckError> {
-    let f = fetch(&p.url, p.method, cfg, false).await?;
-    Ok(json!({
-        "url": p.url.as_str(),
-        "final_url": f.final_url.as_str(),
-        "ok": (200..300).contains(&f.status),
-        "status": f.status,
-        "redirects": f.hops,
-        "timings_ms": f.timings,
-        "content_type": f.content_type,
-        "content_length": f.content_length,
-        "tls_cert_expires_at": f.cert_expiry.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| t.to_rfc3339()),
-        "error": null,
-    }))
 }

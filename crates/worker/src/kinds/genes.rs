@@ -17,13 +17,13 @@ use std::time::Instant;
 use crunch_blob::Blobs;
 use crunch_compute::genes::{parse_stream, Format, Item, ParseError, ParseOptions, Problem, Stats};
 use crunch_compute::{Control, Stop};
-use crunch_domain::{Compression, GeneFormat, GenesParams, JobError, OnInvalid};
+use crunch_domain::{Compression, GeneFormat, GeneProblem, GenesParams, GenesResult, JobError, OnInvalid};
 use crunch_store::genes::{GeneFileRow, GeneSequenceRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::Outcome;
+use super::{Kernel, Kind, Outcome};
 
 /// Settings of gene-file jobs.
 #[derive(Debug, Clone)]
@@ -46,24 +46,14 @@ struct Progress {
     stats: Stats,
     stored: u64,
     duplicates: u64,
-    problems: Vec<ProblemView>,
+    problems: Vec<GeneProblem>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ProblemView {
-    record: u64,
-    line: u64,
-    column: u64,
-    name: String,
-    reason: String,
-}
-
-impl From<&Problem> for ProblemView {
-    fn from(p: &Problem) -> Self {
-        // PostgreSQL's text and jsonb cannot hold NUL: shown as U+FFFD.
-        let name = p.name.chars().take(200).map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect();
-        Self { record: p.index, line: p.line, column: p.column, name, reason: p.reason.clone() }
-    }
+/// A problem as the result shows it. PostgreSQL's text and jsonb cannot
+/// hold NUL: shown as U+FFFD.
+fn problem_view(p: &Problem) -> GeneProblem {
+    let name = p.name.chars().take(200).map(|c| if c == '\0' { '\u{FFFD}' } else { c }).collect();
+    GeneProblem { record: p.index, line: p.line, column: p.column, name, reason: p.reason.clone() }
 }
 
 /// Counts the bytes read from the upload (progress is bytes done / total).
@@ -112,9 +102,23 @@ fn failed(code: &str, message: impl Into<String>) -> Outcome {
     Outcome::Failed(JobError::new(code, message))
 }
 
+impl Kind for GenesParams {
+    /// Not aborted on cancel: the parse stops at its next batch (the
+    /// control's cancel flag) so that the writer ends cleanly.
+    const KERNEL: Kernel<Self> = Kernel::Io {
+        run: |p, ctl, shared| Box::pin(run(p, ctl, Arc::clone(&shared.genes), shared.blobs.clone(), shared.pool.clone())),
+        abortable: false,
+    };
+
+    /// Large files take longer than other jobs: `CRUNCH_GENES_TIME_BUDGET_SECS`.
+    fn budget(&self, cfg: &crate::Config) -> std::time::Duration {
+        std::time::Duration::from_secs(cfg.genes.genes_time_budget_secs)
+    }
+}
+
 /// Runs the job: async wrapper (blob access) around the blocking parse.
-pub async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blobs, pool: crunch_store::PgPool) -> Outcome {
-    let file_id = p.file_id;
+async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blobs, pool: crunch_store::PgPool) -> Outcome {
+    let file_id = p.file_id();
     let p2 = pool.clone();
     let file = match tokio::task::spawn_blocking(move || -> anyhow::Result<Option<GeneFileRow>> {
         let mut c = p2.get()?;
@@ -274,7 +278,7 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
     let mut rows: Vec<GeneSequenceRow> = Vec::with_capacity(cfg.batch_records);
     let mut rows_bytes = 0usize;
     let mut records_done = resume_from;
-    let mut invalid_problem: Option<ProblemView> = None;
+    let mut invalid_problem: Option<GeneProblem> = None;
     let mut opts = ParseOptions::new(format_of(&file));
     opts.max_record_bytes = cfg.max_record_bytes;
     let parsed = parse_stream(input, &opts, ctl, |items, _| {
@@ -306,7 +310,7 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
                     });
                 }
                 Item::Problem(p) => {
-                    let view = ProblemView::from(&p);
+                    let view = problem_view(&p);
                     if fail_on_invalid {
                         invalid_problem = Some(view);
                         return Err("an invalid record".into());
@@ -348,7 +352,7 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
             )
         }
         Err(ParseError::Sink(_)) if invalid_problem.is_some() => {
-            let p = invalid_problem.unwrap_or_else(|| ProblemView { record: 0, line: 0, column: 0, name: String::new(), reason: String::new() });
+            let p = invalid_problem.unwrap_or_else(|| GeneProblem { record: 0, line: 0, column: 0, name: String::new(), reason: String::new() });
             return Outcome::Failed(
                 JobError::new("invalid_record", format!("record {} (line {}, column {}) is invalid: {}; the file's policy is to fail", p.record, p.line, p.column, p.reason))
                     .with_details(json!({"problem": p})),
@@ -371,25 +375,26 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
         );
     }
     let gc = if progress.stats.bases > 0 { progress.stats.gc_bases as f64 / progress.stats.bases as f64 } else { 0.0 };
-    Outcome::Succeeded(json!({
-        "file_id": file.id,
-        "format": file.format,
-        "compression": file.compression,
-        "records": progress.stats.valid + progress.stats.invalid,
-        "stored": stored,
-        "invalid": progress.stats.invalid,
-        "duplicates": duplicates,
-        "whitespace_stripped": progress.stats.whitespace_stripped,
-        "bases": progress.stats.bases,
-        "gc": (gc * 1e6).round() / 1e6,
-        "min_length": progress.stats.min_length,
-        "max_length": progress.stats.max_length,
-        "mean_length": if progress.stats.valid > 0 { (progress.stats.bases as f64 / progress.stats.valid as f64 * 10.0).round() / 10.0 } else { 0.0 },
-        "bytes": size,
-        "decompressed_bytes": stats.bytes,
-        "lines": stats.lines,
-        "problems": progress.problems,
-        "resumed_from": resume_from,
-        "elapsed_ms": started.elapsed().as_millis() as u64,
-    }))
+    super::succeeded(GenesResult {
+        file_id: file.id,
+        format: file.format,
+        compression: file.compression,
+        records: progress.stats.valid + progress.stats.invalid,
+        stored,
+        invalid: progress.stats.invalid,
+        duplicates,
+        whitespace_stripped: progress.stats.whitespace_stripped,
+        bases: progress.stats.bases,
+        gc: (gc * 1e6).round() / 1e6,
+        min_length: progress.stats.min_length,
+        max_length: progress.stats.max_length,
+        mean_length: if progress.stats.valid > 0 { (progress.stats.bases as f64 / progress.stats.valid as f64 * 10.0).round() / 10.0 } else { 0.0 },
+        bytes: size,
+        decompressed_bytes: stats.bytes,
+        lines: stats.lines,
+        problems: progress.problems,
+        resumed_from: resume_from,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        result_key: None,
+    })
 }

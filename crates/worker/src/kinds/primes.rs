@@ -9,17 +9,52 @@ use std::time::Instant;
 
 use crunch_compute::primes::{codec, count_parallel, for_each_prime};
 use crunch_compute::Control;
-use crunch_domain::{PrimesMode, PrimesParams};
-use crunch_store::models::PrimeChunk;
+use crunch_domain::{PrimesMode, PrimesParams, PrimesResult};
+use crunch_store::models::{JobRow, PrimeChunk};
 use serde_json::json;
 
-use super::{stopped, JobContext, Outcome};
+use super::{stopped, succeeded, JobContext, Kernel, Kind, Outcome};
+use crate::ShardArgs;
 
 /// How many of the first primes a list result shows inline.
 const PREVIEW: usize = 10;
 
-pub fn run(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
-    match p.mode {
+impl Kind for PrimesParams {
+    const KERNEL: Kernel<Self> = Kernel::Cpu(run);
+
+    /// `[from, to]` in shard ranges when it is wider than its mode's
+    /// threshold (at most `CRUNCH_PRIMES_MAX_SHARDS`, each at least the
+    /// threshold wide but the last).
+    fn split(&self, cfg: &ShardArgs) -> Option<Vec<Self>> {
+        let threshold = match self.mode() {
+            PrimesMode::Count => cfg.primes_shard_width_count,
+            PrimesMode::List => cfg.primes_shard_width_list,
+        };
+        let width = self.to() - self.from();
+        if threshold == 0 || width < threshold {
+            return None;
+        }
+        let span = width as u128 + 1;
+        let n = span.div_ceil(threshold as u128).min(cfg.primes_max_shards.max(2) as u128);
+        let piece = span.div_ceil(n);
+        let mut out = Vec::new();
+        let mut a = self.from() as u128;
+        while a <= self.to() as u128 {
+            let b = (a + piece - 1).min(self.to() as u128);
+            out.push(self.shard(a as u64, b as u64));
+            a = b + 1;
+        }
+        Some(out)
+    }
+
+    /// The counts add up; a list's preview is the first shards' first primes.
+    fn aggregate(parent: &JobRow, shards: &[JobRow]) -> serde_json::Value {
+        aggregate(parent, shards)
+    }
+}
+
+fn run(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
+    match p.mode() {
         PrimesMode::Count => count(p, ctl),
         PrimesMode::List => list(p, ctl, ctx),
     }
@@ -29,15 +64,9 @@ fn count(p: &PrimesParams, ctl: &Control) -> Outcome {
     let started = Instant::now();
     // Enough pieces for balance and steady progress, few enough that each
     // piece's set-up (sieving primes) stays negligible.
-    let pieces = (rayon::current_num_threads() * 4).max(((p.to - p.from) / 2_000_000_000) as usize).min(4096);
-    match count_parallel(p.from, p.to, pieces, ctl) {
-        Ok(n) => Outcome::Succeeded(json!({
-            "mode": "count",
-            "from": p.from.to_string(),
-            "to": p.to.to_string(),
-            "count": n,
-            "elapsed_ms": started.elapsed().as_millis() as u64,
-        })),
+    let pieces = (rayon::current_num_threads() * 4).max(((p.to() - p.from()) / 2_000_000_000) as usize).min(4096);
+    match count_parallel(p.from(), p.to(), pieces, ctl) {
+        Ok(n) => succeeded(PrimesResult { count: n, ..result(p, started) }),
         Err(stop) => stopped(stop, started.elapsed().as_millis() as u64, json!({})),
     }
 }
@@ -56,7 +85,7 @@ fn list(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
     let mut chunks = 0u64;
     let mut preview: Vec<u64> = Vec::with_capacity(PREVIEW);
     let mut failure: Option<String> = None;
-    let width = (p.to - p.from) as f64 + 1.0;
+    let width = (p.to() - p.from()) as f64 + 1.0;
     let mut flush = |buf: &mut Vec<u64>, conn: &mut crunch_store::PgConnection, failure: &mut Option<String>| {
         if buf.is_empty() || failure.is_some() {
             buf.clear();
@@ -79,7 +108,7 @@ fn list(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
         }
         buf.clear();
     };
-    let run = for_each_prime(p.from, p.to, ctl, |ps| {
+    let run = for_each_prime(p.from(), p.to(), ctl, |ps| {
         if failure.is_some() {
             return;
         }
@@ -93,7 +122,7 @@ fn list(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
             }
         }
         if let Some(&last) = ps.last() {
-            ctl.progress((last - p.from) as f64 / width);
+            ctl.progress((last - p.from()) as f64 / width);
         }
     });
     flush(&mut buf, &mut conn, &mut failure);
@@ -102,86 +131,76 @@ fn list(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
     }
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match run {
-        Ok(()) => Outcome::Succeeded(json!({
-            "mode": "list",
-            "from": p.from.to_string(),
-            "to": p.to.to_string(),
-            "count": stored,
-            "first_primes": preview,
-            "chunks": chunks,
-            "elapsed_ms": elapsed_ms,
-        })),
+        Ok(()) => succeeded(PrimesResult { count: stored as u64, first_primes: Some(preview), chunks: Some(chunks), ..result(p, started) }),
         Err(stop) => stopped(stop, elapsed_ms, json!({"listed": stored})),
     }
 }
 
-/// Splits `[from, to]` into shard ranges when it is wider than `threshold`
-/// (at most `max_shards`, each at least `threshold` wide but the last).
-pub fn shard_plan(p: &PrimesParams, threshold: u64, max_shards: u64) -> Option<Vec<(u64, u64)>> {
-    let width = p.to - p.from;
-    if threshold == 0 || width < threshold {
-        return None;
+/// A result of `p` with nothing found yet.
+fn result(p: &PrimesParams, started: Instant) -> PrimesResult {
+    PrimesResult {
+        mode: p.mode(),
+        from: p.from().to_string(),
+        to: p.to().to_string(),
+        count: 0,
+        first_primes: None,
+        chunks: None,
+        shards: None,
+        shard_counts: None,
+        elapsed_ms: started.elapsed().as_millis() as u64,
     }
-    let span = width as u128 + 1;
-    let n = span.div_ceil(threshold as u128).min(max_shards.max(2) as u128);
-    let piece = span.div_ceil(n);
-    let mut out = Vec::new();
-    let mut a = p.from as u128;
-    while a <= p.to as u128 {
-        let b = (a + piece - 1).min(p.to as u128);
-        out.push((a as u64, b as u64));
-        a = b + 1;
-    }
-    Some(out)
 }
 
 /// The parent's result from its shards' results (all succeeded, in order).
-pub fn aggregate(parent: &crunch_store::models::JobRow, shards: &[crunch_store::models::JobRow]) -> serde_json::Value {
-    let results: Vec<&serde_json::Value> = shards.iter().filter_map(|s| s.result.as_ref()).collect();
-    let counts: Vec<u64> = results.iter().map(|r| r["count"].as_u64().unwrap_or(0)).collect();
-    let total: u64 = counts.iter().sum();
-    let elapsed_ms = parent.started_at.map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0)).unwrap_or(0);
-    let mode = parent.params["mode"].clone();
-    let mut out = json!({
-        "mode": mode,
-        "from": parent.params["from"],
-        "to": parent.params["to"],
-        "count": total,
-        "shards": shards.len(),
-        "elapsed_ms": elapsed_ms,
-    });
-    if mode == "list" {
-        let preview: Vec<u64> = results
-            .iter()
-            .flat_map(|r| r["first_primes"].as_array().cloned().unwrap_or_default())
-            .filter_map(|v| v.as_u64())
-            .take(PREVIEW)
-            .collect();
-        out["first_primes"] = json!(preview);
-        out["chunks"] = json!(results.iter().map(|r| r["chunks"].as_u64().unwrap_or(0)).sum::<u64>());
-        out["shard_counts"] = json!(counts);
-    }
-    out
+fn aggregate(parent: &JobRow, shards: &[JobRow]) -> serde_json::Value {
+    let results: Vec<PrimesResult> = shards.iter().filter_map(|s| serde_json::from_value(s.result.clone()?).ok()).collect();
+    let counts: Vec<u64> = results.iter().map(|r| r.count).collect();
+    let elapsed_ms = parent.started_at.map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as u64).unwrap_or(0);
+    let mode: PrimesMode = serde_json::from_value(parent.params["mode"].clone()).unwrap_or(PrimesMode::Count);
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let list = mode == PrimesMode::List;
+    let out = PrimesResult {
+        mode,
+        from: text(&parent.params["from"]),
+        to: text(&parent.params["to"]),
+        count: counts.iter().sum(),
+        first_primes: list.then(|| results.iter().flat_map(|r| r.first_primes.iter().flatten().copied()).take(PREVIEW).collect()),
+        chunks: list.then(|| results.iter().filter_map(|r| r.chunks).sum()),
+        shards: Some(shards.len() as u64),
+        shard_counts: list.then_some(counts),
+        elapsed_ms,
+    };
+    serde_json::to_value(out).expect("a result is plain JSON")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crunch_domain::Params;
+
+    fn params(from: u64, to: u64) -> PrimesParams {
+        PrimesParams::parse(&serde_json::json!({"from": from.to_string(), "to": to.to_string(), "mode": "count"}), &crunch_domain::Limits { primes_count_max_width: u64::MAX, ..Default::default() }).expect("valid")
+    }
+
+    fn plan(p: &PrimesParams, threshold: u64, max_shards: u64) -> Option<Vec<(u64, u64)>> {
+        let cfg = crate::ShardArgs { primes_shard_width_count: threshold, primes_shard_width_list: threshold, primes_max_shards: max_shards };
+        p.split(&cfg).map(|shards| shards.iter().map(|s| (s.from(), s.to())).collect())
+    }
+
     #[test]
-    fn shard_plan_covers_the_range_exactly_once() {
-        let p = PrimesParams { from: 10, to: 1_000_009, mode: PrimesMode::Count };
-        let plan = shard_plan(&p, 100_000, 64).expect("sharded");
-        assert_eq!(plan.len(), 10);
-        assert_eq!(plan.first().map(|s| s.0), Some(10));
-        assert_eq!(plan.last().map(|s| s.1), Some(1_000_009));
-        for w in plan.windows(2) {
+    fn shards_cover_the_range_exactly_once() {
+        let p = params(10, 1_000_009);
+        let shards = plan(&p, 100_000, 64).expect("sharded");
+        assert_eq!(shards.len(), 10);
+        assert_eq!(shards.first().map(|s| s.0), Some(10));
+        assert_eq!(shards.last().map(|s| s.1), Some(1_000_009));
+        for w in shards.windows(2) {
             assert_eq!(w[0].1 + 1, w[1].0);
         }
-        assert!(shard_plan(&p, 10_000_000, 64).is_none());
-        let full = PrimesParams { from: 0, to: u64::MAX, mode: PrimesMode::Count };
-        let plan = shard_plan(&full, 1 << 40, 64).expect("sharded");
-        assert_eq!(plan.len(), 64);
-        assert_eq!(plan.last().map(|s| s.1), Some(u64::MAX));
+        assert!(plan(&p, 10_000_000, 64).is_none());
+        let shards = plan(&params(0, u64::MAX), 1 << 40, 64).expect("sharded");
+        assert_eq!(shards.len(), 64);
+        assert_eq!(shards.last().map(|s| s.1), Some(u64::MAX));
     }
 }

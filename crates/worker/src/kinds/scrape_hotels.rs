@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crunch_compute::Control;
-use crunch_domain::{CheckMethod, JobError, ScrapeHotelsParams};
+use crunch_domain::{CheckMethod, JobError, PageFailure, ScrapeHotelsParams, ScrapeHotelsResult};
 use crunch_store::hotels::NewHotel;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::guarded_http::{fetch, IoConfig};
-use super::Outcome;
+use super::{Kernel, Kind, Outcome};
 
 pub const BUILT_IN_PROFILE: &str = include_str!("../../profiles/tripadvisor.json");
 
@@ -403,13 +403,20 @@ fn site_source(list: &url::Url, profile_base: &url::Url, profile_name: &str) -> 
     }
 }
 
+impl Kind for ScrapeHotelsParams {
+    const KERNEL: Kernel<Self> = Kernel::Io {
+        run: |p, ctl, shared| Box::pin(run(p, ctl, Arc::clone(&shared.scrape_io), Arc::clone(&shared.scrape), shared.pool.clone())),
+        abortable: true,
+    };
+}
+
 pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc<ScrapeConfig>, pool: crunch_store::PgPool) -> Outcome {
     let started = Instant::now();
     let base = match url::Url::parse(&sc.profile.base_url) {
         Ok(b) => b,
         Err(e) => return Outcome::Failed(JobError::new("bad_profile", format!("profile base URL: {e}"))),
     };
-    let list = match (&p.start_url, &p.city) {
+    let list = match (p.start_url(), p.city()) {
         (Some(u), _) => u.clone(),
         (None, Some(city)) => {
             let path = sc.profile.cities.iter().find(|(k, _)| k.eq_ignore_ascii_case(city)).map(|(_, v)| v.clone());
@@ -433,13 +440,13 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         }
     }
     let allowed = |u: &url::Url| !disallowed.iter().any(|d| u.path().starts_with(d.as_str()));
-    let total_steps = p.pages as f64 + if p.details { p.pages as f64 * sc.profile.hotels_per_page as f64 } else { 0.0 };
+    let total_steps = p.pages() as f64 + if p.details() { p.pages() as f64 * sc.profile.hotels_per_page as f64 } else { 0.0 };
     let mut done_steps = 0.0;
     let mut listed: Vec<Listed> = Vec::new();
     let mut failures = Vec::new();
     let mut skipped = 0;
     // List pages concurrently (bounded), kept in page order.
-    let page_urls: Vec<url::Url> = (1..=p.pages).map(|n| page_url(&list, n, sc.profile.hotels_per_page)).collect();
+    let page_urls: Vec<url::Url> = (1..=p.pages()).map(|n| page_url(&list, n, sc.profile.hotels_per_page)).collect();
     let (page_urls, blocked): (Vec<_>, Vec<_>) = page_urls.into_iter().partition(|u| allowed(u));
     skipped += blocked.len();
     let pages: Vec<(url::Url, Result<String, String>)> = futures::stream::iter(page_urls)
@@ -466,7 +473,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
                 let sc = Arc::clone(&sc);
                 listed.extend(on_rayon(move || parse_list(&html, &sc.profile)).await.unwrap_or_default());
             }
-            Err(e) => failures.push(json!({"url": u.as_str(), "error": e})),
+            Err(error) => failures.push(PageFailure { url: u.as_str().to_owned(), error }),
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -475,7 +482,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
     let invalid_listings = found - listed.len();
     listed.retain(|h| seen.insert(h.source_id.clone()));
     let mut details: HashMap<String, Details> = HashMap::new();
-    if p.details {
+    if p.details() {
         let jobs: Vec<(String, url::Url)> = listed
             .iter()
             .filter_map(|h| Some((h.source_id.clone(), on_site(&list, &h.url)?)))
@@ -522,11 +529,11 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
                 Ok(d) => {
                     details.insert(id, d);
                 }
-                Err(e) => failures.push(json!({"url": u, "error": e})),
+                Err(error) => failures.push(PageFailure { url: u, error }),
             }
         }
     }
-    let city = p.city.clone();
+    let city = p.city().map(str::to_owned);
     let source = site_source(&list, &base, &sc.profile.name);
     let base_for_urls = list.clone();
     let rows: Vec<NewHotel> = listed
@@ -567,18 +574,18 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         Ok(Err(e)) => return Outcome::Retry(format!("storing hotels failed: {e}")),
         Err(e) => return Outcome::Retry(format!("storing hotels failed: {e}")),
     };
-    Outcome::Succeeded(json!({
-        "source": source,
-        "list_url": list.as_str(),
-        "pages": p.pages,
-        "hotels": ids.len(),
-        "hotel_ids": ids,
-        "details_fetched": details.len(),
-        "invalid_listings": invalid_listings,
-        "failures": failures,
-        "skipped_by_robots": skipped,
-        "elapsed_ms": started.elapsed().as_millis() as u64,
-    }))
+    super::succeeded(ScrapeHotelsResult {
+        source,
+        list_url: list.as_str().to_owned(),
+        pages: p.pages(),
+        hotels: ids.len(),
+        hotel_ids: ids,
+        details_fetched: details.len(),
+        invalid_listings,
+        failures,
+        skipped_by_robots: skipped,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
 }
 
 #[cfg(test)]
