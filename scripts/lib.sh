@@ -184,7 +184,22 @@ ensure_docker_cli() {
   command -v docker >/dev/null || ensure_apt docker.io
 }
 
+# Every build of changed sources leaves its old test binaries and incremental
+# caches in the target directory; on a long-lived machine it filled the disk
+# (71 GB). Past CRUNCH_TARGET_MAX_GB (default 30) the debug outputs are
+# removed before building: one full rebuild instead of a full disk.
+prune_target() {
+  local max="${CRUNCH_TARGET_MAX_GB:-30}" size
+  [ -d "$CARGO_TARGET_DIR/debug" ] || return 0
+  size="$(du -s --block-size=1G "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)"
+  if [ "${size:-0}" -gt "$max" ]; then
+    log "the target directory holds $size GB (more than $max): removing its debug outputs"
+    rm -rf "$CARGO_TARGET_DIR/debug"
+  fi
+}
+
 build_bins() {
+  prune_target
   log "building (cargo build --workspace --bins; target dir $CARGO_TARGET_DIR)"
   cargo build --workspace --bins ${CRUNCH_BUILD_FLAGS:-}
 }

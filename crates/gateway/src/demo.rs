@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use clap::Args;
-use crunch_domain::JobSpec;
+use crunch_domain::{FactorizeParams, JobSpec, Params};
 use rand::Rng;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -137,7 +137,7 @@ pub fn spawn(state: web::Data<AppState>, args: DemoArgs) {
             };
             warned = false;
             let params = serde_json::json!({ "n": demo_number(args.demo_max_digits) });
-            let spec = match JobSpec::parse("factorize", &params, &state.limits) {
+            let spec = match FactorizeParams::parse(&params, &state.limits).map(JobSpec::Factorize) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "demo generator: number refused by the limits");

@@ -761,7 +761,7 @@ pub fn settle_parent(
 pub fn page_of_kind(
     conn: &mut PgConnection,
     owner: Uuid,
-    kind: &str,
+    kind: JobKind,
     param_eq: Option<(&str, &str)>,
     offset: i64,
     limit: i64,
@@ -769,7 +769,7 @@ pub fn page_of_kind(
     let filtered = || {
         let mut q = jobs::table
             .filter(jobs::owner_id.eq(owner))
-            .filter(jobs::kind.eq(kind.to_owned()))
+            .filter(jobs::kind.eq(kind))
             .filter(jobs::parent_id.is_null())
             .into_boxed();
         if let Some((key, value)) = param_eq {

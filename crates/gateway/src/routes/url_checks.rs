@@ -69,7 +69,7 @@ pub async fn list_url_checks(state: web::Data<AppState>, caller: Caller, q: web:
     let pool = state.pool.clone();
     let (rows, total) = web::block(move || {
         let mut conn = pool.get()?;
-        crunch_store::jobs::page_of_kind(&mut conn, caller.key_id, "check_url", url.as_deref().map(|u| ("url", u)), offset, limit)
+        crunch_store::jobs::page_of_kind(&mut conn, caller.key_id, crunch_domain::JobKind::CheckUrl, url.as_deref().map(|u| ("url", u)), offset, limit)
     })
     .await??;
     let items = rows
