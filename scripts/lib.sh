@@ -149,13 +149,25 @@ s3s_bin() {
   echo "$bin"
 }
 
+# Its data lives beside the tools, not in a checkout: the server outlives the
+# checkout that started it, and one serving a directory that was removed
+# answers every request with a 500. Such a server is replaced.
 ensure_s3() {
+  local data="$CRUNCH_TOOLS/s3-data" pid dir i
+  for pid in $(pgrep -f "s3s-fs .*--port $S3_PORT" || true); do
+    dir="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | tail -n 1)"
+    if [ -n "$dir" ] && [ ! -d "$dir" ]; then
+      log "s3s-fs (pid $pid) serves $dir, which no longer exists: replacing it"
+      kill "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do port_open "$S3_PORT" || break; sleep 0.1; done
+    fi
+  done
   if port_open "$S3_PORT"; then return 0; fi
   local bin; bin="$(s3s_bin)"
-  mkdir -p "$DEV_DIR/s3"
-  log "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $DEV_DIR/s3)"
+  mkdir -p "$data"
+  log "starting s3s-fs on 127.0.0.1:$S3_PORT (data in $data)"
   nohup "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_DEV_ACCESS_KEY" --secret-key "$S3_DEV_SECRET_KEY" \
-    "$DEV_DIR/s3" >"$DEV_DIR/logs/s3s.log" 2>&1 &
+    "$data" >"$DEV_DIR/logs/s3s.log" 2>&1 &
   echo $! >"$DEV_DIR/pids/s3s"
   wait_port "$S3_PORT" 10 s3s-fs
 }
