@@ -71,10 +71,23 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     assert_eq!(hotels["total"], 5);
     assert_eq!(hotels["items"][0]["rating"], 4.5);
     assert_eq!(env.http.get(env.url("/api/v1/hotels?order=price")).send().await?.status(), 400);
+    // One hotel; ids that name none are 404.
+    let one: Value = env.http.get(env.url(&format!("/api/v1/hotels/{}", ids[2]))).send().await?.json().await?;
+    assert_eq!((one["id"].as_i64(), one["name"].as_str()), (Some(ids[2]), Some("Hotel 00003")), "{one}");
+    for missing in ["987654321".to_owned(), "0".into(), "-3".into(), "abc".into()] {
+        let r = env.http.get(env.url(&format!("/api/v1/hotels/{missing}"))).send().await?;
+        assert_eq!(r.status(), 404, "{missing}");
+    }
 
     let r = env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[0], ids[1], ids[2]]})).send().await?;
     assert_eq!(r.status(), 202);
     wait_total(&env, 3, Duration::from_secs(30)).await?;
+    // One selection, with when it was selected; a hotel not selected is 404.
+    let picked: Value = env.http.get(env.url(&format!("/api/v1/selections/{}", ids[0]))).bearer_auth(&env.key).send().await?.json().await?;
+    assert_eq!((picked["id"].as_i64(), picked["selected_at"].is_string()), (Some(ids[0]), true), "{picked}");
+    let r = env.http.get(env.url(&format!("/api/v1/selections/{}", ids[4]))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 404);
+    assert_eq!(env.http.get(env.url(&format!("/api/v1/selections/{}", ids[0]))).send().await?.status(), 401);
     // The same selection again, and a removal.
     env.http.post(env.url("/api/v1/selections")).bearer_auth(&env.key).json(&json!({"hotel_ids": [ids[0]]})).send().await?;
     let r = env.http.delete(env.url(&format!("/api/v1/selections/{}", ids[1]))).bearer_auth(&env.key).send().await?;

@@ -143,7 +143,7 @@ mod tests {
             .iter()
             .flat_map(|(path, item)| [&item.get, &item.post, &item.put, &item.delete].into_iter().flatten().map(move |op| (path, op)))
             .collect();
-        assert_eq!(ops.len(), 24, "{:?}", ops.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 26, "{:?}", ops.iter().map(|(p, _)| p).collect::<Vec<_>>());
         for (path, op) in &ops {
             if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 assert!(op.responses.responses.contains_key("429"), "{path}");

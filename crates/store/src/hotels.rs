@@ -143,6 +143,22 @@ pub fn hotels(conn: &mut PgConnection, city: Option<i32>, q: Option<&str>, order
     Ok((rows, total))
 }
 
+/// One hotel, if `id` is one.
+pub fn hotel(conn: &mut PgConnection, id: i64) -> Result<Option<Hotel>> {
+    Ok(hotels::table.find(id).select(Hotel::as_select()).first(conn).optional()?)
+}
+
+/// One of the key's selected hotels with when it was selected, if it is one.
+pub fn selection(conn: &mut PgConnection, owner: Uuid, hotel_id: i64) -> Result<Option<(Hotel, DateTime<Utc>)>> {
+    Ok(selections::table
+        .inner_join(hotels::table)
+        .filter(selections::owner_id.eq(owner))
+        .filter(selections::hotel_id.eq(hotel_id))
+        .select((Hotel::as_select(), selections::selected_at))
+        .first(conn)
+        .optional()?)
+}
+
 /// Of `ids`, those that are hotels.
 pub fn existing_hotel_ids(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<i64>> {
     Ok(hotels::table.filter(hotels::id.eq_any(ids)).select(hotels::id).load(conn)?)

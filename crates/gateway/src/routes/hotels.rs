@@ -141,6 +141,49 @@ pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Re
     Ok(HttpResponse::Ok().json(HotelPage { items, total }))
 }
 
+/// A hotel id in a path: a positive integer, else no hotel (404).
+fn hotel_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().ok().filter(|i| *i > 0).ok_or(ApiError::NotFound("hotel"))
+}
+
+/// One hotel, with every field a scrape found (description, address,
+/// amenities and the rest of its detail page).
+#[utoipa::path(get, path = "/api/v1/hotels/{id}", tag = "hotels",
+    params(("id" = i64, Path, description = "A hotel id as `/api/v1/hotels` returns it")),
+    responses((status = 200, description = "The hotel", body = Object), (status = 404, description = "Not a hotel id", body = crunch_domain::ErrorBody)))]
+#[get("/api/v1/hotels/{id}")]
+pub async fn get_hotel(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = hotel_id(&id)?;
+    let pool = state.pool.clone();
+    let found = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::hotels::hotel(&mut conn, id)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(found.ok_or(ApiError::NotFound("hotel"))?))
+}
+
+/// One of the caller's selected hotels, with when it was selected.
+#[utoipa::path(get, path = "/api/v1/selections/{hotel_id}", tag = "hotels",
+    params(("hotel_id" = i64, Path, description = "A hotel id")),
+    responses(
+        (status = 200, description = "The selected hotel and `selected_at`", body = Selection),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 404, description = "Not a hotel this key has selected", body = crunch_domain::ErrorBody),
+    ), security(("bearer" = [])))]
+#[get("/api/v1/selections/{hotel_id}")]
+pub async fn get_selection(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = hotel_id(&id)?;
+    let pool = state.pool.clone();
+    let found = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::hotels::selection(&mut conn, caller.key_id, id)
+    })
+    .await??;
+    let (hotel, selected_at) = found.ok_or(ApiError::NotFound("selection"))?;
+    Ok(HttpResponse::Ok().json(Selection { hotel, selected_at }))
+}
+
 async fn produce(state: &AppState, msg: &SelectionMessage) -> Result<(), ApiError> {
     state.selections.publish(msg).await.map_err(|_| ApiError::Unavailable("the Kafka broker"))
 }
@@ -203,7 +246,7 @@ pub async fn select(state: web::Data<AppState>, caller: Caller, body: web::Json<
     ), security(("bearer" = [])))]
 #[delete("/api/v1/selections/{hotel_id}")]
 pub async fn unselect(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id: i64 = id.parse().ok().filter(|i| *i > 0).ok_or(ApiError::NotFound("hotel"))?;
+    let id = hotel_id(&id)?;
     let msg = SelectionMessage { owner_id: caller.key_id, op: SelectionOp::Remove, hotel_ids: vec![id], at: Utc::now() };
     produce(&state, &msg).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"accepted": 1})))
@@ -233,5 +276,5 @@ pub async fn selections(state: web::Data<AppState>, caller: Caller, q: web::Quer
 
 /// Registers this module's routes with their OpenAPI operations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(cities).service(hotels).service(select).service(unselect).service(selections);
+    cfg.service(cities).service(hotels).service(get_hotel).service(select).service(unselect).service(selections).service(get_selection);
 }
