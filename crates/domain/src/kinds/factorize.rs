@@ -36,10 +36,11 @@ impl Params for FactorizeParams {
                 return Err(SpecError::param("n", "is required (a positive decimal integer as a string)"))
             }
             Some(serde_json::Value::String(s)) => s.clone(),
-            Some(v @ serde_json::Value::Number(_)) if super::json_uint(v).is_some_and(|n| n > 0) => super::json_uint(v).unwrap_or_default().to_string(),
-            Some(_) => {
-                return Err(SpecError::param("n", "must be a positive decimal integer written as a string, e.g. \"360\""))
-            }
+            // Anything else is a whole JSON number from 1 to 2^53, or refused.
+            Some(v) => match super::json_uint(v).filter(|&n| n > 0) {
+                Some(n) => n.to_string(),
+                None => return Err(SpecError::param("n", "must be a positive decimal integer written as a string, e.g. \"360\"")),
+            },
         };
         let max = limits.factorize_max_digits;
         if text.len() > max + 64 || text.trim_start_matches('0').len() > max {
