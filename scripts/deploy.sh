@@ -112,5 +112,5 @@ Crunch is deployed (stack $STACK, version $CRUNCH_VERSION).
   Metrics      http://<this host>:$PORT/metrics   (with an API key)
   Admin key    .deploy/admin-api-key (if this run created it)
   Services     docker stack services $STACK
-  Adminer      not published; see docs/deploy.md ("Adminer")
+  Adminer      not published; scripts/adminer.sh opens it while it runs (docs/deploy.md, "Adminer")
 MSG

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Stops what scripts/dev-up.sh started (gateway, worker, persister, and tansu
-# if dev-up started it) and nothing else. PostgreSQL and RabbitMQ keep running.
+# Stops what scripts/dev-up.sh started (gateway, worker, persister, Adminer,
+# and tansu if dev-up started it) and nothing else. PostgreSQL and RabbitMQ keep running.
 source "$(dirname "$0")/lib.sh"
-for name in gateway worker persister tansu; do
+for name in gateway worker persister adminer tansu; do
   pidf="$DEV_DIR/pids/$name"
   [ -f "$pidf" ] || continue
   pid="$(cat "$pidf")"

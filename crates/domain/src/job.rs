@@ -174,6 +174,11 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The monitor this job is a check of (`/api/v1/monitors`); absent for
+    /// jobs submitted through `/api/v1/jobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub monitor_id: Option<Uuid>,
 }
 
 /// `JobKind`, `JobStatus`, `GeneFormat`, `Compression` and `OnInvalid` in PostgreSQL text

@@ -63,6 +63,9 @@ try {
   expect((await page.textContent('#ready-status')).includes('ready'), 'readiness shown');
   expect(await page.locator('a[href="/docs/"]').count() === 1, 'Swagger UI link');
   expect(await page.locator('a[href="/metrics"]').count() === 1, 'metrics link');
+  // The gateway is started with CRUNCH_ADMINER_URL (dashboard.rs).
+  await page.locator('#adminer-link').waitFor({ state: 'visible' });
+  expect(await page.getAttribute('#adminer-link', 'href') === 'http://127.0.0.1:8088/', 'Adminer link');
   await shot('01-no-key');
 
   step('a wrong key is refused with a clear 401 message');
@@ -166,7 +169,9 @@ try {
   await shot('06-url-check-xss');
 
   step('hotels: pick a city, scrape, see the hotels');
-  await page.selectOption('#city-select', 'Dubai');
+  await page.fill('#city-input', 'Dub');
+  await page.waitForFunction(() => [...document.querySelectorAll('#city-options option')].some((o) => o.value === 'Dubai'));
+  await page.fill('#city-input', 'Dubai');
   await page.click('form[data-kind="scrape_hotels"] button[type="submit"]');
   await page.locator('tbody[data-jobs="scrape_hotels"] tr', { hasText: '30 hotels' }).waitFor({ timeout: 30000 });
   await page.waitForFunction(() => document.querySelectorAll('#hotels-body input.pick').length === 30, null, { timeout: 10000 });
@@ -205,7 +210,7 @@ try {
   await shot('08-selected-paged');
 
   step('hostile hotel names and descriptions stay text');
-  await page.selectOption('#city-select', 'Paris');
+  await page.fill('#city-input', 'Paris');
   await page.click('form[data-kind="scrape_hotels"] button[type="submit"]');
   await page.locator('tbody[data-jobs="scrape_hotels"] tr', { hasText: '3 hotels' }).waitFor({ timeout: 30000 });
   await page.waitForFunction(() => document.querySelectorAll('#hotels-body input.pick').length === 3, null, { timeout: 10000 });
@@ -222,6 +227,34 @@ try {
   expect(await page.locator('#selected-body img').count() === 0, 'no element injected in the selected table');
   await noXss('hotels');
   await shot('09-hostile-hotels');
+
+  step("any city: looked up through the site's search, or said to be unknown");
+  await page.fill('#city-input', 'Reyk');
+  await page.waitForFunction(() => document.querySelector('#city-hint').textContent.includes('not in the catalogue yet'));
+  await page.click('form[data-kind="scrape_hotels"] button[type="submit"]');
+  await page.locator('tbody[data-jobs="scrape_hotels"] tr', { hasText: "in Reykjavik, Iceland (found through the site's search)" }).waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('#city-input').value === 'Reykjavik'
+    && document.querySelectorAll('#hotels-body input.pick').length === 10, null, { timeout: 10000 });
+  expect(await page.textContent('#city-hint') === '', 'Reykjavik is in the catalogue now');
+  await page.fill('#city-input', 'Atlantis');
+  await page.click('form[data-kind="scrape_hotels"] button[type="submit"]');
+  await page.locator('tbody[data-jobs="scrape_hotels"] tr', { hasText: "found no city for 'Atlantis'" }).waitFor({ timeout: 30000 });
+  await shot('10-city-search');
+
+  step("the charts draw the last hour from the server's numbers, live");
+  await page.waitForFunction(() => document.querySelector('#chart-rate path.series[data-kind="factorize"]')
+    && document.querySelector('#chart-latency path.series[data-kind="scrape_hotels"]'), null, { timeout: 10000 });
+  const legend = await page.textContent('#charts-legend');
+  for (const k of ['factorize', 'primes', 'genes', 'scrape_hotels']) expect(legend.includes(k), `the legend lists ${k}: ${legend}`);
+  const ended = async () => Number(((await page.textContent('#charts-info')).match(/\((\d+) jobs? ended\)/) || [])[1]);
+  const stats = (await api('/api/v1/stats/jobs?minutes=60')).body;
+  const before = stats.series.reduce((n, x) => n + x.points.reduce((m, p) => m + p.succeeded + p.failed, 0), 0);
+  expect(await ended() <= before && before > 0, `the page counts what the API does: ${await ended()} of ${before}`);
+  const one = await api('/api/v1/jobs', { method: 'POST', body: JSON.stringify({ kind: 'factorize', params: { n: '1000003' }, fresh: true }) });
+  expect(one.status === 202, `submitted: ${one.status}`);
+  await page.waitForFunction((n) => Number((document.querySelector('#charts-info').textContent.match(/\((\d+) jobs? ended\)/) || [])[1]) > n,
+    before, { timeout: 15000 });
+  await shot('11-charts');
 
   step('reload: the key is remembered and the lists come back');
   await page.reload();

@@ -73,6 +73,8 @@ pub struct Options {
     pub protect: crunch_gateway::protect::ProtectArgs,
     /// A Kafka-protocol broker of the test's own (default: `KAFKA_BROKERS`).
     pub kafka_brokers: Option<String>,
+    /// Adminer's address, for the dashboard's link.
+    pub adminer_url: Option<String>,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             genes_max_upload_bytes: 2 << 30,
             protect: Default::default(),
             kafka_brokers: None,
+            adminer_url: None,
         }
     }
 }
@@ -207,6 +210,7 @@ impl TestEnv {
             cfg.blob = s3_args(&namespace);
         }
         cfg.genes_max_upload_bytes = opts.genes_max_upload_bytes;
+        cfg.adminer_url = opts.adminer_url.clone();
         cfg.protect = opts.protect;
         if let Some(b) = &opts.kafka_brokers {
             cfg.kafka.kafka_brokers = b.clone();
@@ -540,6 +544,30 @@ async fn read_request_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option
     Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// A request's head and its body (as long as its Content-Length, up to 1 MiB).
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let raw = read_request_head(s).await?;
+    let (head, rest) = raw.split_once("\r\n\r\n")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.trim().parse().ok()))
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut body = rest.as_bytes().to_vec();
+    let mut chunk = [0u8; 8192];
+    while body.len() < length {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some((head.to_owned(), body))
+}
+
+/// Requests `/flaky/<n>/<token>` has had, by token.
+static FLAKY: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u32>>> = std::sync::OnceLock::new();
+
 async fn serve_fixture<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, port: u16) {
     use tokio::io::AsyncWriteExt;
     let Some(head) = read_request_head(&mut s).await else { return };
@@ -557,6 +585,21 @@ async fn serve_fixture<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             ("200 OK", String::new(), b"late".to_vec())
         }
         "/status/503" => ("503 Service Unavailable", String::new(), b"down".to_vec()),
+        p if p.starts_with("/flaky/") => {
+            // /flaky/<n>/<token>: 503 for the token's first n requests, then 200.
+            let (n, token) = p["/flaky/".len()..].split_once('/').unwrap_or(("1", ""));
+            let seen = {
+                let mut seen = FLAKY.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+                let count = seen.entry(token.to_owned()).or_insert(0);
+                *count += 1;
+                *count
+            };
+            if seen <= n.parse().unwrap_or(1) {
+                ("503 Service Unavailable", String::new(), b"down".to_vec())
+            } else {
+                ("200 OK", "Content-Type: text/plain\r\n".into(), b"up".to_vec())
+            }
+        }
         _ => ("404 Not Found", String::new(), b"nope".to_vec()),
     };
     let mut out = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
@@ -637,7 +680,6 @@ pub struct HotelSite {
 fn hotel_site_page(path: &str) -> (u16, String) {
     let detail = |id: u32| format!("/Hotel_Review-g1-d{id}-Reviews-H{id:05}.html");
     match path {
-        "/robots.txt" => (200, "User-agent: *\nDisallow: /Hotel_Review-g1-d1003-\n".into()),
         "/Hotels-g1-Testville-Hotels.html" => {
             let hotels: Vec<serde_json::Value> = (1000..1030)
                 .map(|id| serde_json::json!({"id": id.to_string(), "name": format!("H{id:05}"), "detailUrl": detail(id), "bubbleRating": {"rating": 3.5}, "numReviews": id}))
@@ -674,6 +716,16 @@ fn hotel_site_page(path: &str) -> (u16, String) {
             let hotel = serde_json::json!({"hotels": [{"id": "1000", "name": "Deep", "detailUrl": detail(1000), "bubbleRating": {"rating": 1.0}, "numReviews": 1}]});
             (200, format!("<html><body>{}<div data-hotels-data='{hotel}'></div>", tag.repeat(1_000_000)))
         }
+        p if ["/Hotels-g7-", "/Hotels-g8-", "/Hotels-g9-"].iter().any(|g| p.starts_with(g)) => {
+            // The cities the typeahead finds: 10 hotels each, 1700.., 1800.., 1900..
+            let n: u32 = p[9..10].parse().unwrap_or(7);
+            let name = p.split('-').nth(2).unwrap_or("City").to_owned();
+            let first = 1000 + n * 100;
+            let hotels: Vec<serde_json::Value> = (first..first + 10)
+                .map(|id| serde_json::json!({"id": id.to_string(), "name": format!("{name} Stay {id}"), "detailUrl": detail(id), "bubbleRating": {"rating": 4.0}, "numReviews": id}))
+                .collect();
+            (200, format!("<html><body><div data-hotels-data='{}'></div></body></html>", serde_json::json!({"hotels": hotels})))
+        }
         p if p.starts_with("/Hotels-g1-oa") => {
             // pages 3.. : JSON like page 1, 30 hotels from the page's offset
             let offset: u32 = p["/Hotels-g1-oa".len()..].split('-').next().and_then(|d| d.parse().ok()).unwrap_or(0);
@@ -702,25 +754,64 @@ fn hotel_site_page(path: &str) -> (u16, String) {
     }
 }
 
+/// The places the fixture site's typeahead knows: name, region, list page.
+const HOTEL_SITE_PLACES: &[(&str, &str, &str)] = &[
+    ("Lisbon", "Lisbon District, Portugal", "/Hotels-g8-Lisbon-Hotels.html"),
+    ("Lisburn", "Northern Ireland, United Kingdom", "/Hotels-g9-Lisburn-Hotels.html"),
+    ("Reykjavik", "Capital Region, Iceland", "/Hotels-g7-Reykjavik-Hotels.html"),
+];
+
+/// The site's typeahead answer (POST /data/graphql/ids) in TripAdvisor's
+/// shape: a query suggestion first (no hotel list page), then the places
+/// whose name starts with the query, any case.
+fn hotel_site_typeahead(body: &[u8]) -> (u16, String) {
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(body) else { return (400, "bad request".into()) };
+    let Some(query) = req.pointer("/0/variables/request/query").and_then(|q| q.as_str()) else { return (400, "no query".into()) };
+    let q = query.trim().to_lowercase();
+    let mut results = vec![serde_json::json!({"__typename": "Typeahead_QuerySuggestionItem", "text": format!("{query} hotels")})];
+    for (i, (name, region, path)) in HOTEL_SITE_PLACES.iter().enumerate() {
+        if !q.is_empty() && name.to_lowercase().starts_with(&q) {
+            results.push(serde_json::json!({
+                "__typename": "Typeahead_LocationItem", "documentId": format!("loc;{i};g{i}"), "locationId": i,
+                "details": {"localizedName": name, "localizedAdditionalNames": {"longOnlyHierarchy": region}, "placeType": "CITY", "HOTELS_URL": path},
+            }));
+        }
+    }
+    (200, serde_json::json!([{"data": {"Typeahead_autocomplete": {"results": results}}}]).to_string())
+}
+
+/// The fixture site's robots.txt: every page but hotel 1003's allowed.
+pub const HOTEL_SITE_ROBOTS: &str = "User-agent: *\nDisallow: /Hotel_Review-g1-d1003-\n";
+
 impl HotelSite {
     pub async fn start(latency: Duration) -> anyhow::Result<Self> {
         Self::start_with_slow_page(latency, None).await
     }
 
     pub async fn start_with_slow_page(latency: Duration, slow: Option<u32>) -> anyhow::Result<Self> {
+        Self::start_with_robots(latency, slow, (200, HOTEL_SITE_ROBOTS.to_owned())).await
+    }
+
+    /// The site answering `/robots.txt` with this status and body.
+    pub async fn start_with_robots(latency: Duration, slow: Option<u32>, robots: (u16, String)) -> anyhow::Result<Self> {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
+                let robots = robots.clone();
                 tokio::spawn(async move {
-                    let Some(head) = read_request_head(&mut s).await else { return };
+                    let Some((head, body)) = read_request(&mut s).await else { return };
                     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                     tokio::time::sleep(latency).await;
                     if slow.is_some_and(|id| path.starts_with(&format!("/Hotel_Review-g1-d{id}-"))) {
                         tokio::time::sleep(Duration::from_secs(3)).await;
                     }
-                    let (status, body) = hotel_site_page(&path);
+                    let (status, body) = match path.as_str() {
+                        "/robots.txt" => robots.clone(),
+                        "/data/graphql/ids" if head.starts_with("POST ") => hotel_site_typeahead(&body),
+                        _ => hotel_site_page(&path),
+                    };
                     let out = format!("HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                     let _ = s.write_all(out.as_bytes()).await;
                     let _ = s.shutdown().await;

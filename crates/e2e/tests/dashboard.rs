@@ -43,6 +43,7 @@ async fn dashboard_works_in_headless_chromium() -> R {
             ("CRUNCH_SCRAPE_MIN_INTERVAL_MS".into(), "0".into()),
             ("CRUNCH_SCRAPE_CONCURRENCY".into(), "16".into()),
         ],
+        adminer_url: Some("http://127.0.0.1:8088/".into()),
         ..Default::default()
     })
     .await?;

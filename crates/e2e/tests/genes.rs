@@ -3,6 +3,8 @@
 //! a worker killed mid-file, and the S3 backend.
 
 use std::io::Write;
+
+use anyhow::Context;
 use std::time::{Duration, Instant};
 
 use crunch_e2e::{Options, TestEnv};
@@ -70,7 +72,7 @@ async fn parse_file(env: &TestEnv, create_body: Value, bytes: Vec<u8>) -> anyhow
     anyhow::ensure!(status == 201, "create: {status} {file}");
     let id = file["id"].as_str().unwrap_or_default().to_owned();
     let (status, file) = put(env, &id, bytes).await?;
-    anyhow::ensure!(status == 202, "upload: {status} {file}");
+    anyhow::ensure!(status == 202 && file["job"]["id"].is_string(), "upload: {status} {file}");
     let job_id = file["job"]["id"].as_str().unwrap_or_default().to_owned();
     let job = env.wait_for(&job_id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed" | "cancelled")).await?;
     Ok((id, job))
@@ -354,4 +356,98 @@ async fn concurrent_uploads_of_one_file_start_one_job() -> R {
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+/// Files under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_gene_files_and_expired_jobs_are_swept_in_batches() -> R {
+    let env = TestEnv::start_with(Options {
+        worker_env: vec![
+            ("CRUNCH_RETENTION_DEFAULT".into(), "forever".into()),
+            ("CRUNCH_RETENTION".into(), "factorize=3s,genes=3s".into()),
+            ("CRUNCH_RETENTION_INTERVAL_MS".into(), "300".into()),
+            ("CRUNCH_RETENTION_BATCH".into(), "2".into()),
+            ("CRUNCH_RETENTION_PAUSE_MS".into(), "0".into()),
+        ],
+        ..Default::default()
+    })
+    .await?;
+    let mut conn = env.db()?;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut count = |sql: String| -> anyhow::Result<i64> { Ok(diesel::sql_query(sql).get_result::<Count>(&mut conn)?.n) };
+    let (expiring, job) = parse_file(&env, json!({"file_name": "expiring.fasta"}), demo_fasta().0).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (doomed, job) = parse_file(&env, json!({"file_name": "doomed.csv"}), demo_csv()).await?;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (status, never) = create(&env, json!({"file_name": "never.fasta"})).await?;
+    assert_eq!(status, 201);
+    let factorized = vec![env.submit_n("91").await?, env.submit_n("92").await?, env.submit_n("93").await?];
+    let r = env.submit(json!({"kind": "primes", "params": {"from": "0", "to": "1000", "mode": "count"}})).await?;
+    let body = r.json::<Value>().await?;
+    let primes = body["id"].as_str().with_context(|| format!("{body}"))?.to_owned();
+    for id in factorized.iter().chain([&primes]) {
+        env.wait_finished(id).await?;
+    }
+    let blobs = crunch_e2e::blob_dir(&env.namespace);
+    assert_eq!(files_under(&blobs), 2, "two uploads");
+    let stored = count("SELECT count(*) AS n FROM gene_sequences".into())?;
+
+    // Deleting: gone from the API at once; 404 for what names no file of
+    // this key; 401 without one.
+    for id in [&doomed, never["id"].as_str().unwrap_or_default()] {
+        let r = env.http.delete(env.url(&format!("/api/v1/gene-files/{id}"))).bearer_auth(&env.key).send().await?;
+        assert_eq!(r.status(), 202, "{id}");
+        assert_eq!(r.json::<Value>().await?, json!({"id": id, "deleted": true}));
+        assert_eq!(get_json(&env, &format!("/api/v1/gene-files/{id}")).await?.0, 404);
+        assert_eq!(get_json(&env, &format!("/api/v1/gene-files/{id}/sequences")).await?.0, 404);
+    }
+    for id in [doomed.as_str(), "6b1f4c1e-2f4e-4c3b-9a55-0c1f7e2d9b10", "not-a-uuid"] {
+        let r = env.http.delete(env.url(&format!("/api/v1/gene-files/{id}"))).bearer_auth(&env.key).send().await?;
+        assert_eq!(r.status(), 404, "{id}");
+    }
+    assert_eq!(env.http.delete(env.url(&format!("/api/v1/gene-files/{expiring}"))).send().await?.status(), 401);
+    let (_, listed) = get_json(&env, "/api/v1/gene-files").await?;
+    assert_eq!(listed["total"], 1, "{listed}");
+
+    // The sweeper removes the deleted file's sequences two at a time, then
+    // its blob and row; after 3 s the factorizations and the gene-file jobs
+    // expire (the other file with its job), the prime range stays.
+    let t = Instant::now();
+    loop {
+        let files = count("SELECT count(*) AS n FROM gene_files".into())?;
+        let sequences = count("SELECT count(*) AS n FROM gene_sequences".into())?;
+        let jobs = count("SELECT count(*) AS n FROM jobs".into())?;
+        if files == 0 && sequences == 0 && jobs == 1 && files_under(&blobs) == 0 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(40), "files {files}, sequences {sequences}, jobs {jobs}, blobs {} left", files_under(&blobs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in &factorized {
+        assert_eq!(env.http.get(env.url(&format!("/api/v1/jobs/{id}"))).bearer_auth(&env.key).send().await?.status(), 404);
+    }
+    assert_eq!(env.wait_finished(&primes).await?["status"], "succeeded");
+    assert_eq!(get_json(&env, &format!("/api/v1/gene-files/{expiring}")).await?.0, 404);
+    // Counted on the worker's health listener.
+    let health = &env.worker_health[0];
+    for (what, n) in [("jobs", 5.0), ("sequences", stored as f64), ("gene_files", 3.0), ("blobs", 2.0)] {
+        let label = format!("what=\"{what}\"");
+        env.wait_metric(health, "crunch_worker_retention_removed_total", &label, |v| v == n, Duration::from_secs(10)).await?;
+    }
+    Ok(())
 }

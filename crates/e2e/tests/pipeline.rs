@@ -91,6 +91,25 @@ async fn listing_is_newest_first_with_cursor_pagination_and_filters() -> R {
         let body: Value = r.json().await?;
         assert!(body["error"]["code"].is_string(), "{bad}: {body}");
     }
+
+    // The charts' numbers: the five jobs ended in the last hour, per minute,
+    // with their durations from submission to the end.
+    let stats: Value = env.http.get(env.url("/api/v1/stats/jobs")).bearer_auth(&env.key).send().await?.json().await?;
+    let series = stats["series"].as_array().expect("series");
+    assert_eq!((series.len(), series[0]["kind"].as_str()), (1, Some("factorize")), "{stats}");
+    let points = series[0]["points"].as_array().expect("points");
+    let ended: i64 = points.iter().map(|p| p["succeeded"].as_i64().unwrap_or(0) + p["failed"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(ended, 5, "{stats}");
+    for p in points {
+        let (p50, p99) = (p["p50_ms"].as_f64().unwrap_or(-1.0), p["p99_ms"].as_f64().unwrap_or(-1.0));
+        assert!(0.0 <= p50 && p50 <= p99 && p99 < 60_000.0, "{p}");
+        assert!((p["per_s"].as_f64().unwrap_or(0.0) * 60.0 - (p["succeeded"].as_i64().unwrap_or(0) + p["failed"].as_i64().unwrap_or(0)) as f64).abs() < 1e-9, "{p}");
+    }
+    for bad in ["minutes=0", "minutes=1441", "minutes=x"] {
+        let r = env.http.get(env.url(&format!("/api/v1/stats/jobs?{bad}"))).bearer_auth(&env.key).send().await?;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    assert_eq!(env.http.get(env.url("/api/v1/stats/jobs")).send().await?.status(), 401);
     Ok(())
 }
 

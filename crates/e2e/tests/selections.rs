@@ -22,7 +22,7 @@ fn hotel(i: i64, city: Option<i32>) -> NewHotel {
         city_id: city,
         name: format!("Hotel {i:05}"),
         url: Some(format!("/Hotel_Review-{i}")),
-        description: None,
+        description: Some(format!("Quiet rooms by the {} market", if i % 2 == 0 { "Spice" } else { "Gold" })),
         rating: Some((i % 5) as f64 + 0.5),
         reviews: Some(i as i32 * 10),
         rank: Some(i as i32),
@@ -71,6 +71,12 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     assert_eq!(hotels["total"], 5);
     assert_eq!(hotels["items"][0]["rating"], 4.5);
     assert_eq!(env.http.get(env.url("/api/v1/hotels?order=price")).send().await?.status(), 400);
+    // Search matches the name or the description, any case; LIKE's
+    // wildcards in it are plain characters.
+    for (q, want) in [("spice", 2), ("SPICE MAR", 2), ("00004", 1), ("market", 5), ("%25", 0), ("o_d", 0)] {
+        let page: Value = env.http.get(env.url(&format!("/api/v1/hotels?q={q}"))).send().await?.json().await?;
+        assert_eq!(page["total"], want, "{q}: {page}");
+    }
     // One hotel; ids that name none are 404.
     let one: Value = env.http.get(env.url(&format!("/api/v1/hotels/{}", ids[2]))).send().await?.json().await?;
     assert_eq!((one["id"].as_i64(), one["name"].as_str()), (Some(ids[2]), Some("Hotel 00003")), "{one}");
@@ -97,6 +103,8 @@ async fn selections_travel_through_kafka_idempotently_and_poison_is_dead_lettere
     assert!(names.contains(&"Hotel 00001") && names.contains(&"Hotel 00003"), "{names:?}");
     let searched = selections(&env, "?q=00003&order=name").await?;
     assert_eq!(searched["total"], 1);
+    let searched = selections(&env, "?q=gold%20market").await?;
+    assert_eq!(searched["total"], 2, "{searched}");
 
     // An unknown hotel id is refused by the API (404: it names no hotel),
     // and nothing is sent.

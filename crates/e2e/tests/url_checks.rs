@@ -49,6 +49,14 @@ async fn url_checks_report_status_redirects_timings_and_classified_errors() -> R
     assert_eq!(head["status"], 200);
     let unavailable = check(&env, json!({"url": format!("{base}/status/503"), "retries": 0})).await?;
     assert_eq!((unavailable["status"].as_u64(), unavailable["ok"].as_bool()), (Some(503), Some(false)));
+    // A 5xx is an answer: retried only when `retry_on` asks, with backoff.
+    let flaky = |t: &str| format!("{base}/flaky/2/{t}");
+    let once = check(&env, json!({"url": flaky("a"), "retries": 2})).await?;
+    assert_eq!((once["status"].as_u64(), once["attempts"].as_u64()), (Some(503), Some(1)), "{once}");
+    let retried = check(&env, json!({"url": flaky("b"), "retries": 2, "retry_on": ["network", "5xx"]})).await?;
+    assert_eq!((retried["status"].as_u64(), retried["ok"].as_bool(), retried["attempts"].as_u64()), (Some(200), Some(true), Some(3)), "{retried}");
+    let short = check(&env, json!({"url": flaky("c"), "retries": 1, "retry_on": ["5xx"]})).await?;
+    assert_eq!((short["status"].as_u64(), short["attempts"].as_u64()), (Some(503), Some(2)), "{short}");
 
     let cases = [
         (json!({"url": format!("{base}/loop"), "retries": 0}), "too_many_redirects"),

@@ -44,6 +44,7 @@ const state = {
   ws: null,
   wsBackoff: 500,
   hotels: [],
+  cityId: null, // the catalogue id of the city in the city box, if it is one
   selected: { q: '', order: '-selected_at', offset: 0, total: 0 },
   fileNames: new Map(), // gene file id -> file name
 };
@@ -143,7 +144,9 @@ function resultNodes(job) {
     }
     case 'scrape_hotels': {
       const failures = (r.failures || []).length;
-      return [el('span', { text: `${r.hotels} hotels` }),
+      const city = r.city ? ` in ${r.city.name}${r.city.country ? `, ${r.city.country}` : ''}` : '';
+      const searched = r.city && r.city.found_by === 'site_search' ? ' (found through the site\'s search)' : '';
+      return [el('span', { text: `${r.hotels} hotels${city}${searched}` }),
         el('div', { class: 'muted', text: `${r.details_fetched} detail pages · ${failures} failure${failures === 1 ? '' : 's'} · ${fmtMs(r.elapsed_ms)}` })];
     }
     case 'genes': {
@@ -291,7 +294,16 @@ function onEvent(ev) {
   const rows = list.map((j) => (j.id === job.id ? next : j));
   state.jobs.set(ev.kind, rows);
   renderJobs(ev.kind);
-  if (ev.kind === 'scrape_hotels' && ev.type === 'succeeded') loadHotels();
+  if (ev.type === 'succeeded' || ev.type === 'failed' || ev.type === 'cancelled') refreshStatsSoon();
+  if (ev.kind === 'scrape_hotels' && ev.type === 'succeeded') {
+    // The city the scrape found (perhaps through the site's search) is the
+    // one shown.
+    const city = ev.data && ev.data.city;
+    if (city && city.id !== null) {
+      $('#city-input').value = city.name;
+      loadCities();
+    } else loadHotels();
+  }
 }
 
 function setWsStatus(text, ok) {
@@ -420,20 +432,27 @@ function hotelName(h) {
 const num = (v) => (v === null || v === undefined ? '–' : String(v));
 
 function selectedCityId() {
-  const opt = $('#city-select').selectedOptions[0];
-  return opt && opt.dataset.id ? opt.dataset.id : null;
+  return state.cityId;
 }
 
+// The city box offers the catalogue's cities as the user types
+// (GET /api/v1/cities?q=); a name that is not in it is looked up through the
+// site's search when the scrape runs.
 async function loadCities() {
+  const text = $('#city-input').value.trim();
+  const hint = $('#city-hint');
+  let items = [];
   try {
-    const page = await api('/api/v1/cities?limit=500', { auth: false });
-    const select = $('#city-select');
-    for (const c of page.items) {
-      const opt = new Option(`${c.name}${c.country ? `, ${c.country}` : ''}`, c.name);
-      opt.dataset.id = String(c.id);
-      select.add(opt);
-    }
+    const page = await api(`/api/v1/cities?q=${encodeURIComponent(text)}&limit=20`, { auth: false });
+    items = page.items;
   } catch (e) { console.warn('loading cities failed', e); }
+  if ($('#city-input').value.trim() !== text) return; // typed on meanwhile
+  $('#city-options').replaceChildren(...items.map((c) => el('option', { value: c.name, label: `${c.name}${c.country ? `, ${c.country}` : ''}` })));
+  const exact = items.find((c) => c.name.toLowerCase() === text.toLowerCase());
+  state.cityId = exact ? String(exact.id) : null;
+  hint.textContent = !text || exact ? ''
+    : `"${text}" is not in the catalogue yet: Scrape looks it up through the site's search.`;
+  loadHotels();
 }
 
 async function loadHotels() {
@@ -443,7 +462,8 @@ async function loadHotels() {
   try {
     const page = await api(`/api/v1/hotels?city=${encodeURIComponent(city)}&order=-rating&limit=100`, { auth: false });
     state.hotels = page.items;
-    $('#hotels-count').textContent = `(${page.total}${page.total > page.items.length ? `, best ${page.items.length} shown` : ''})`;
+    const total = `${page.total}${page.total_exact === false ? '+' : ''}`;
+    $('#hotels-count').textContent = `(${total}${page.total > page.items.length ? `, best ${page.items.length} shown` : ''})`;
     body.replaceChildren(...page.items.map((h) => {
       const tr = el('tr', {},
         el('td', {}, el('input', { type: 'checkbox', class: 'pick', value: String(h.id), 'aria-label': `select ${h.name}`, onchange: updateSaveButton })),
@@ -563,6 +583,89 @@ async function checkReady() {
   }
 }
 
+// --- charts: the server's own numbers (GET /api/v1/stats/jobs), as SVG ---
+
+// The same colours as the legend's (app.css, .legend i.k-<kind>).
+const KIND_COLORS = { factorize: '#2f6fed', primes: '#1a7f37', check_url: '#b26a00', scrape_hotels: '#8e44ad', genes: '#c62828' };
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs = {}, text) {
+  const n = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+  if (text !== undefined) n.textContent = text;
+  return n;
+}
+
+const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+
+// Lines of [time ms, value] points over [t0, t1]: a linear or log10 y axis,
+// three ticks on each axis. Draws into `host`, replacing what was there.
+function drawChart(host, lines, { t0, t1, log = false, fmt = String }) {
+  const W = 480, H = 160, L = 46, R = 8, T = 8, B = 18;
+  const values = lines.flatMap((l) => l.points.map((p) => p[1])).filter((v) => (log ? v > 0 : v >= 0));
+  let lo = 0, hi = Math.max(...values, 0);
+  if (log) {
+    lo = Math.floor(Math.log10(Math.min(...values, 1)));
+    hi = Math.max(Math.ceil(Math.log10(Math.max(...values, 10))), lo + 1);
+  } else if (hi === 0) hi = 1;
+  const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - R);
+  const y = (v) => {
+    const f = log ? (Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo) : v / hi;
+    return H - B - f * (H - T - B);
+  };
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' });
+  root.append(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }), svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
+  for (const f of [0, 0.5, 1]) {
+    const v = log ? 10 ** (lo + f * (hi - lo)) : f * hi;
+    root.append(svg('text', { class: 'tick', x: L - 4, y: y(v) + 3, 'text-anchor': 'end' }, fmt(v)));
+    const t = t0 + f * (t1 - t0);
+    root.append(svg('text', { class: 'tick', x: x(t), y: H - 4, 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle' }, hhmm(t)));
+  }
+  for (const l of lines) {
+    if (l.points.length === 0) continue;
+    const d = l.points.map((p, i) => `${i ? 'L' : 'M'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
+    const path = svg('path', { class: 'series', d, stroke: l.color, 'data-kind': l.kind });
+    if (l.dash) path.setAttribute('stroke-dasharray', '4 3');
+    root.append(path);
+    if (l.points.length === 1) root.append(svg('circle', { cx: x(l.points[0][0]), cy: y(l.points[0][1]), r: 2.5, fill: l.color }));
+  }
+  host.replaceChildren(root);
+}
+
+const fmtRate = (v) => (v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2));
+const fmtDuration = (ms) => (ms >= 1000 ? `${+(ms / 1000).toPrecision(2)} s` : `${+ms.toPrecision(2)} ms`);
+
+async function loadStats() {
+  if (!state.key) return;
+  let stats;
+  try { stats = await api('/api/v1/stats/jobs?minutes=60'); } catch (e) { console.warn('loading stats failed', e); return; }
+  const t0 = Date.parse(stats.since), t1 = Date.parse(stats.until);
+  const step = stats.step_s * 1000;
+  const rate = [], latency = [];
+  for (const s of stats.series) {
+    const color = KIND_COLORS[s.kind] || '#555';
+    // Minutes without an ended job are 0 jobs/s; their durations are unknown.
+    const byMinute = new Map(s.points.map((p) => [Date.parse(p.t), p]));
+    const perS = [];
+    for (let t = t0; t <= t1; t += step) perS.push([t, byMinute.has(t) ? byMinute.get(t).per_s : 0]);
+    rate.push({ kind: s.kind, color, points: perS });
+    latency.push({ kind: s.kind, color, points: s.points.map((p) => [Date.parse(p.t), p.p50_ms]) });
+    latency.push({ kind: s.kind, color, dash: true, points: s.points.map((p) => [Date.parse(p.t), p.p99_ms]) });
+  }
+  drawChart($('#chart-rate'), rate, { t0, t1, fmt: fmtRate });
+  drawChart($('#chart-latency'), latency, { t0, t1, log: true, fmt: fmtDuration });
+  const total = stats.series.reduce((n, s) => n + s.points.reduce((m, p) => m + p.succeeded + p.failed, 0), 0);
+  $('#charts-info').textContent = `(${total} job${total === 1 ? '' : 's'} ended)`;
+  $('#charts-legend').replaceChildren(...stats.series.map((s) => el('span', { 'data-kind': s.kind }, el('i', { class: `k-${s.kind}` }), s.kind)));
+}
+
+// At most one refresh every 2 s however many jobs end.
+let statsPending = null;
+function refreshStatsSoon() {
+  if (statsPending) return;
+  statsPending = setTimeout(() => { statsPending = null; loadStats(); }, 2000);
+}
+
 function useKey(key) {
   state.key = key;
   if (key) localStorage.setItem(KEY_STORE, key); else localStorage.removeItem(KEY_STORE);
@@ -573,6 +676,7 @@ function useKey(key) {
   loadJobs();
   state.selected.offset = 0;
   loadSelected();
+  loadStats();
 }
 
 function wire() {
@@ -595,7 +699,8 @@ function wire() {
   for (const form of $$('form.job-form')) {
     form.addEventListener('submit', (e) => { e.preventDefault(); submitForm(form); });
   }
-  $('#city-select').addEventListener('change', loadHotels);
+  let cityTimer = null;
+  $('#city-input').addEventListener('input', () => { clearTimeout(cityTimer); cityTimer = setTimeout(loadCities, 200); });
   $('#hotels-all').addEventListener('change', (e) => {
     for (const i of $$('#hotels-body input.pick')) i.checked = e.target.checked;
     updateSaveButton();
@@ -626,6 +731,8 @@ async function main() {
   wire();
   checkReady();
   setInterval(checkReady, 5000);
+  // The charts' window moves on even when no job ends.
+  setInterval(loadStats, 30000);
   try {
     state.config = await api('/api/v1/ui-config', { auth: false });
   } catch (e) {

@@ -56,8 +56,9 @@ pub fn create(conn: &mut PgConnection, new: NewGeneFile<'_>) -> Result<GeneFileR
     Ok(diesel::insert_into(gene_files::table).values(&new).returning(GeneFileRow::as_returning()).get_result(conn)?)
 }
 
+/// The file, unless it was deleted.
 pub fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<GeneFileRow>> {
-    Ok(gene_files::table.find(id).select(GeneFileRow::as_select()).first(conn).optional()?)
+    Ok(gene_files::table.find(id).filter(gene_files::deleted_at.is_null()).select(GeneFileRow::as_select()).first(conn).optional()?)
 }
 
 /// The caller's file with its current job, if any.
@@ -66,6 +67,7 @@ pub fn get_owned(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Optio
         .left_join(jobs::table)
         .filter(gene_files::id.eq(id))
         .filter(gene_files::owner_id.eq(owner))
+        .filter(gene_files::deleted_at.is_null())
         .select((GeneFileRow::as_select(), Option::<JobRow>::as_select()))
         .first(conn)
         .optional()?)
@@ -73,10 +75,11 @@ pub fn get_owned(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<Optio
 
 /// The caller's files, newest first, and how many there are.
 pub fn list_owned(conn: &mut PgConnection, owner: Uuid, offset: i64, limit: i64) -> Result<(Vec<(GeneFileRow, Option<JobRow>)>, i64)> {
-    let total = gene_files::table.filter(gene_files::owner_id.eq(owner)).count().get_result(conn)?;
+    let total = gene_files::table.filter(gene_files::owner_id.eq(owner)).filter(gene_files::deleted_at.is_null()).count().get_result(conn)?;
     let rows = gene_files::table
         .left_join(jobs::table)
         .filter(gene_files::owner_id.eq(owner))
+        .filter(gene_files::deleted_at.is_null())
         .order(gene_files::created_at.desc())
         .offset(offset)
         .limit(limit)
@@ -99,7 +102,7 @@ pub fn mark_uploaded(conn: &mut PgConnection, id: Uuid, size: i64) -> Result<()>
 pub fn claim_upload(conn: &mut PgConnection, id: Uuid, owner: Uuid, claim: Uuid, stale_secs: i64) -> Result<bool> {
     let n = diesel::sql_query(
         "UPDATE gene_files f SET upload_claim = $3, upload_claimed_at = now() \
-         WHERE f.id = $1 AND f.owner_id = $2 \
+         WHERE f.id = $1 AND f.owner_id = $2 AND f.deleted_at IS NULL \
            AND (f.upload_claim IS NULL OR f.upload_claimed_at < now() - make_interval(secs => $4)) \
            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = f.job_id AND j.status IN ('queued', 'running', 'succeeded'))",
     )
@@ -109,6 +112,37 @@ pub fn claim_upload(conn: &mut PgConnection, id: Uuid, owner: Uuid, claim: Uuid,
     .bind::<diesel::sql_types::Double, _>(stale_secs as f64)
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// What deleting a gene file did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// Gone from the API; the sweeper removes its sequences and blobs.
+    Marked,
+    /// No such file of this owner (or deleted already).
+    NotFound,
+    /// Its job is queued or running, or an upload is under way.
+    Busy,
+}
+
+/// Deletes the owner's file unless its job is queued or running or an upload
+/// holds a claim younger than `stale_secs`: it disappears from every read at
+/// once, and [`crate::retention::purge_gene_file`] removes the rest.
+pub fn delete_owned(conn: &mut PgConnection, id: Uuid, owner: Uuid, stale_secs: i64) -> Result<Deleted> {
+    let n = diesel::sql_query(
+        "UPDATE gene_files f SET deleted_at = now() \
+         WHERE f.id = $1 AND f.owner_id = $2 AND f.deleted_at IS NULL \
+           AND (f.upload_claim IS NULL OR f.upload_claimed_at < now() - make_interval(secs => $3)) \
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = f.job_id AND j.status IN ('queued', 'running'))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Uuid, _>(owner)
+    .bind::<diesel::sql_types::Double, _>(stale_secs as f64)
+    .execute(conn)?;
+    if n == 1 {
+        return Ok(Deleted::Marked);
+    }
+    Ok(if get_owned(conn, id, owner)?.is_some() { Deleted::Busy } else { Deleted::NotFound })
 }
 
 /// Keeps a claim fresh while its upload runs.
@@ -180,7 +214,7 @@ pub fn set_result_key(conn: &mut PgConnection, id: Uuid, key: &str) -> Result<()
 /// A page of the file's sequences in file order; `name` filters by a
 /// case-insensitive substring.
 pub fn sequences_page(conn: &mut PgConnection, file_id: Uuid, name: Option<&str>, offset: i64, limit: i64) -> Result<(Vec<GeneSequenceRow>, i64)> {
-    let pattern = name.map(|n| format!("%{}%", crate::hotels::escape_like(n)));
+    let pattern = crate::hotels::contains(name);
     let mut count = gene_sequences::table.filter(gene_sequences::file_id.eq(file_id)).into_boxed();
     let mut page = gene_sequences::table.filter(gene_sequences::file_id.eq(file_id)).into_boxed();
     if let Some(p) = &pattern {

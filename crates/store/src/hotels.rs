@@ -54,8 +54,7 @@ pub struct NewHotel {
 pub fn cities(conn: &mut PgConnection, q: Option<&str>, limit: i64) -> Result<(Vec<City>, i64)> {
     let filtered = || {
         let mut b = cities::table.into_boxed();
-        if let Some(q) = q.filter(|q| !q.is_empty()) {
-            let pat = format!("%{}%", escape_like(q));
+        if let Some(pat) = contains(q) {
             b = b.filter(cities::name.ilike(pat.clone()).or(cities::country.ilike(pat)));
         }
         b
@@ -63,6 +62,44 @@ pub fn cities(conn: &mut PgConnection, q: Option<&str>, limit: i64) -> Result<(V
     let total = filtered().count().get_result(conn)?;
     let rows = filtered().order((cities::name.asc(), cities::country.asc())).limit(limit).select(City::as_select()).load(conn)?;
     Ok((rows, total))
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// The city named `name` (any case) whose hotel list page on `source`'s site
+/// is known, with that page's path.
+pub fn city_list_page(conn: &mut PgConnection, source: &str, name: &str) -> Result<Option<(City, String)>> {
+    let found: Option<(City, Option<String>)> = cities::table
+        .filter(cities::source.eq(source))
+        .filter(cities::list_path.is_not_null())
+        .filter(lower(cities::name).eq(lower(name)))
+        .order(cities::found_at.desc())
+        .select((City::as_select(), cities::list_path))
+        .first(conn)
+        .optional()?;
+    Ok(found.and_then(|(c, path)| Some((c, path?))))
+}
+
+/// The city (`name`, `country`), added to the catalogue if new, with its
+/// hotel list page on `source`'s site.
+pub fn remember_city(conn: &mut PgConnection, name: &str, country: &str, source: &str, list_path: &str) -> Result<City> {
+    Ok(diesel::insert_into(cities::table)
+        .values((cities::name.eq(name), cities::country.eq(country), cities::source.eq(source), cities::list_path.eq(list_path), cities::found_at.eq(diesel::dsl::now)))
+        .on_conflict((cities::name, cities::country))
+        .do_update()
+        .set((cities::source.eq(source), cities::list_path.eq(list_path), cities::found_at.eq(diesel::dsl::now)))
+        .returning(City::as_returning())
+        .get_result(conn)?)
+}
+
+/// The catalogue's city named `name` (any case), the first by country.
+pub fn city_named(conn: &mut PgConnection, name: &str) -> Result<Option<City>> {
+    Ok(cities::table
+        .filter(lower(cities::name).eq(lower(name)))
+        .order(cities::country.asc())
+        .select(City::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Inserts or updates a hotel by (source, source_id); returns its id.
@@ -107,8 +144,15 @@ impl HotelOrder {
 }
 
 /// `q` with LIKE's wildcards and escape character escaped.
-pub(crate) fn escape_like(q: &str) -> String {
+fn escape_like(q: &str) -> String {
     q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The ILIKE pattern that matches text containing `q`; none for an absent or
+/// empty `q`, which filters nothing. The hotel tables' trigram indexes
+/// answer it for a `q` of three characters or more.
+pub(crate) fn contains(q: Option<&str>) -> Option<String> {
+    q.filter(|q| !q.is_empty()).map(|q| format!("%{}%", escape_like(q)))
 }
 
 type HotelQuery<'a> = hotels::BoxedQuery<'a, diesel::pg::Pg>;
@@ -126,21 +170,61 @@ fn order_hotels(q: HotelQuery<'_>, order: HotelOrder) -> HotelQuery<'_> {
     }
 }
 
-/// Hotels, optionally of one city and whose name contains `q`, with the total.
-pub fn hotels(conn: &mut PgConnection, city: Option<i32>, q: Option<&str>, order: HotelOrder, offset: i64, limit: i64) -> Result<(Vec<Hotel>, i64)> {
+/// Hotels a listing counts exactly; past this many its total says "at least".
+/// Counting every match of a word in a third of a million descriptions takes
+/// a second; counting this many takes milliseconds (docs/benchmarks.md).
+pub const HOTEL_COUNT_CAP: i64 = 10_000;
+
+/// A page of a listing and how many match: exactly, or at least `total` when
+/// more than [`HOTEL_COUNT_CAP`] do.
+#[derive(Debug)]
+pub struct HotelPage {
+    pub items: Vec<Hotel>,
+    pub total: i64,
+    pub total_exact: bool,
+}
+
+/// [`order_hotels`]'s order as SQL whose first key no index matches.
+fn unindexed_order(order: HotelOrder) -> &'static str {
+    match order {
+        HotelOrder::Name(false) => "hotels.name || '' ASC, hotels.id ASC",
+        HotelOrder::Name(true) => "hotels.name || '' DESC, hotels.id ASC",
+        HotelOrder::Rating(false) => "hotels.rating + 0 ASC NULLS LAST, hotels.id ASC",
+        HotelOrder::Rating(true) => "hotels.rating + 0 DESC NULLS LAST, hotels.id ASC",
+        HotelOrder::Reviews(false) => "hotels.reviews ASC NULLS LAST, hotels.id ASC",
+        HotelOrder::Reviews(true) => "hotels.reviews DESC NULLS LAST, hotels.id ASC",
+        HotelOrder::Rank(false) | HotelOrder::SelectedAt(false) => "hotels.rank ASC NULLS LAST, hotels.id ASC",
+        HotelOrder::Rank(true) | HotelOrder::SelectedAt(true) => "hotels.rank DESC NULLS LAST, hotels.id ASC",
+    }
+}
+
+/// Hotels, optionally of one city and whose name or description contains `q`
+/// (any case), with how many match.
+pub fn hotels(conn: &mut PgConnection, city: Option<i32>, q: Option<&str>, order: HotelOrder, offset: i64, limit: i64) -> Result<HotelPage> {
     let filtered = || {
         let mut b = hotels::table.into_boxed();
         if let Some(c) = city {
             b = b.filter(hotels::city_id.eq(c));
         }
-        if let Some(q) = q.filter(|q| !q.is_empty()) {
-            b = b.filter(hotels::name.ilike(format!("%{}%", escape_like(q))));
+        if let Some(pat) = contains(q) {
+            b = b.filter(hotels::name.ilike(pat.clone()).or(hotels::description.ilike(pat)));
         }
         b
     };
-    let total = filtered().count().get_result(conn)?;
-    let rows = order_hotels(filtered(), order).offset(offset).limit(limit).select(Hotel::as_select()).load(conn)?;
-    Ok((rows, total))
+    let counted = filtered().select(hotels::id).limit(HOTEL_COUNT_CAP + 1).load::<i64>(conn)?.len() as i64;
+    let few = counted <= HOTEL_COUNT_CAP;
+    let page = if few && q.is_some_and(|q| !q.is_empty()) {
+        // Few matches: they are found through the trigram indexes and then
+        // sorted. Ordered by an expression no index holds, so that the
+        // planner cannot walk `hotels_by_name` or `hotels_by_rating` hoping to
+        // meet matches early: for a query that matches nothing that walk
+        // reads the whole table in index order (seconds at a million hotels).
+        filtered().order(diesel::dsl::sql::<diesel::sql_types::Text>(unindexed_order(order)))
+    } else {
+        order_hotels(filtered(), order)
+    };
+    let items = page.offset(offset).limit(limit).select(Hotel::as_select()).load(conn)?;
+    Ok(HotelPage { items, total: counted.min(HOTEL_COUNT_CAP), total_exact: few })
 }
 
 /// One hotel, if `id` is one.
@@ -200,7 +284,8 @@ pub fn apply_selections(conn: &mut PgConnection, changes: &[SelectionChange]) ->
     })
 }
 
-/// The key's selected hotels with when they were selected, and the total.
+/// The key's selected hotels whose name or description contains `q`, with when
+/// they were selected, and the total.
 pub fn selections(
     conn: &mut PgConnection,
     owner: Uuid,
@@ -211,8 +296,8 @@ pub fn selections(
 ) -> Result<(Vec<(Hotel, DateTime<Utc>)>, i64)> {
     let filtered = || {
         let mut b = selections::table.inner_join(hotels::table).filter(selections::owner_id.eq(owner)).into_boxed();
-        if let Some(q) = q.filter(|q| !q.is_empty()) {
-            b = b.filter(hotels::name.ilike(format!("%{}%", escape_like(q))));
+        if let Some(pat) = contains(q) {
+            b = b.filter(hotels::name.ilike(pat.clone()).or(hotels::description.ilike(pat)));
         }
         b
     };

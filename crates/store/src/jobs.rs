@@ -202,7 +202,8 @@ pub struct ListFilter {
 /// The owner's jobs, newest first; fetches `limit + 1` rows so the caller
 /// knows whether there is a next page.
 pub fn list(conn: &mut PgConnection, owner: Uuid, f: &ListFilter) -> Result<Vec<JobRow>> {
-    let mut q = jobs::table.filter(jobs::owner_id.eq(owner)).filter(jobs::parent_id.is_null()).into_boxed();
+    // Monitors' checks are read through their monitor.
+    let mut q = jobs::table.filter(jobs::owner_id.eq(owner)).filter(jobs::parent_id.is_null()).filter(jobs::monitor_id.is_null()).into_boxed();
     if let Some(kind) = f.kind {
         q = q.filter(jobs::kind.eq(kind));
     }
@@ -613,6 +614,44 @@ pub fn unfinished_count(conn: &mut PgConnection, owner: Uuid) -> Result<i64> {
         .get_result(conn)?)
 }
 
+/// One minute of one kind's jobs that ended: how many succeeded and how many
+/// did not (failed or cancelled), and the median and 99th percentile of the
+/// time from submission to the end, in ms.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct MinuteOfJobs {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub minute: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub succeeded: i64,
+    #[diesel(sql_type = BigInt)]
+    pub failed: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub p50_ms: f64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub p99_ms: f64,
+}
+
+/// The key's jobs (shards not counted) that ended since `since`, by kind and
+/// minute, oldest first.
+pub fn minutes_of_jobs(conn: &mut PgConnection, owner: Uuid, since: DateTime<Utc>) -> Result<Vec<MinuteOfJobs>> {
+    Ok(diesel::sql_query(
+        "SELECT kind, date_trunc('minute', finished_at) AS minute,
+                count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                count(*) FILTER (WHERE status <> 'succeeded') AS failed,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p50_ms,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at)) * 1000 AS p99_ms
+           FROM jobs
+          WHERE owner_id = $1 AND finished_at >= $2 AND finished_at IS NOT NULL AND parent_id IS NULL
+          GROUP BY 1, 2
+          ORDER BY 2, 1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(owner)
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .load(conn)?)
+}
+
 /// Counts of jobs by kind and status (for `/metrics`).
 pub fn counts(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
     Ok(jobs::table
@@ -771,6 +810,7 @@ pub fn page_of_kind(
             .filter(jobs::owner_id.eq(owner))
             .filter(jobs::kind.eq(kind))
             .filter(jobs::parent_id.is_null())
+            .filter(jobs::monitor_id.is_null())
             .into_boxed();
         if let Some((key, value)) = param_eq {
             q = q.filter(jobs::params.retrieve_as_text(key.to_owned()).eq(value.to_owned()));

@@ -44,6 +44,8 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     pub parent_id: Option<Uuid>,
     pub shard_index: Option<i32>,
+    /// The monitor this job is a check of.
+    pub monitor_id: Option<Uuid>,
 }
 
 impl JobRow {
@@ -67,6 +69,7 @@ impl JobRow {
             created_at: self.created_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            monitor_id: self.monitor_id,
         }
     }
 }

@@ -30,6 +30,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         parent_id -> Nullable<Uuid>,
         shard_index -> Nullable<Int4>,
+        monitor_id -> Nullable<Uuid>,
     }
 }
 
@@ -58,6 +59,9 @@ diesel::table! {
         id -> Int4,
         name -> Text,
         country -> Text,
+        source -> Nullable<Text>,
+        list_path -> Nullable<Text>,
+        found_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -105,6 +109,7 @@ diesel::table! {
         created_at -> Timestamptz,
         upload_claim -> Nullable<Uuid>,
         upload_claimed_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -121,10 +126,37 @@ diesel::table! {
 }
 
 diesel::joinable!(jobs -> api_keys (owner_id));
+diesel::table! {
+    monitors (id) {
+        id -> Uuid,
+        owner_id -> Uuid,
+        url -> Text,
+        params -> Jsonb,
+        interval_s -> Int4,
+        paused -> Bool,
+        next_run_at -> Timestamptz,
+        current_job -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    monitor_checks (monitor_id, checked_at, job_id) {
+        monitor_id -> Uuid,
+        checked_at -> Timestamptz,
+        job_id -> Uuid,
+        ok -> Bool,
+        status -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        total_ms -> Nullable<Float8>,
+    }
+}
+
 diesel::joinable!(hotels -> cities (city_id));
 diesel::joinable!(selections -> hotels (hotel_id));
 diesel::joinable!(job_events -> jobs (job_id));
 diesel::joinable!(prime_chunks -> jobs (job_id));
 diesel::joinable!(gene_sequences -> gene_files (file_id));
 diesel::joinable!(gene_files -> jobs (job_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections, gene_files, gene_sequences);
+diesel::joinable!(monitor_checks -> monitors (monitor_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections, gene_files, gene_sequences, monitors, monitor_checks);

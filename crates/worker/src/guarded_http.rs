@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crunch_domain::{CheckMethod, CheckTimings, Redirect};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
@@ -153,6 +153,18 @@ pub struct Fetched {
 /// Fetches `url` behind the SSRF guard, following redirects, reading the body
 /// up to the cap (kept when `keep_body`).
 pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_body: bool) -> Result<Fetched, CheckError> {
+    let method = match method {
+        CheckMethod::Get => hyper::Method::GET,
+        CheckMethod::Head => hyper::Method::HEAD,
+    };
+    request(start, method, None, cfg, keep_body).await
+}
+
+/// [`fetch`] with any method and a body (its content type and bytes). A 301,
+/// 302 or 303 answer to a POST is followed with a GET without the body, as
+/// browsers do; 307 and 308 repeat the request.
+pub async fn request(start: &url::Url, method: hyper::Method, body: Option<(&str, Bytes)>, cfg: &IoConfig, keep_body: bool) -> Result<Fetched, CheckError> {
+    let (mut method, mut body) = (method, body);
     let started = Instant::now();
     let mut url = start.clone();
     let mut hops: Vec<Redirect> = Vec::new();
@@ -197,17 +209,17 @@ pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_b
             Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
             None => url.host_str().unwrap_or_default().to_owned(),
         };
-        let http_method = match method {
-            CheckMethod::Get => hyper::Method::GET,
-            CheckMethod::Head => hyper::Method::HEAD,
-        };
-        let req = hyper::Request::builder()
-            .method(http_method.clone())
+        let mut req = hyper::Request::builder()
+            .method(method.clone())
             .uri(path)
             .header(hyper::header::HOST, host_header)
             .header(hyper::header::USER_AGENT, "crunch-url-check/0.1")
-            .header(hyper::header::ACCEPT, "*/*")
-            .body(Empty::<Bytes>::new())
+            .header(hyper::header::ACCEPT, "*/*");
+        if let Some((content_type, _)) = &body {
+            req = req.header(hyper::header::CONTENT_TYPE, *content_type);
+        }
+        let req = req
+            .body(Full::new(body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default()))
             .map_err(|e| CheckError::new("http", e.to_string()))?;
         let t_req = Instant::now();
         let resp = sender.send_request(req).await.map_err(|e| CheckError::new("http", format!("request failed: {e}")))?;
@@ -224,13 +236,16 @@ pub async fn fetch(start: &url::Url, method: CheckMethod, cfg: &IoConfig, keep_b
                 if hops.len() > cfg.max_redirects {
                     return Err(CheckError::new("too_many_redirects", format!("more than {} redirects", cfg.max_redirects)));
                 }
+                if matches!(status.as_u16(), 301..=303) && method == hyper::Method::POST {
+                    (method, body) = (hyper::Method::GET, None);
+                }
                 url = next;
                 continue;
             }
         }
         let content_type = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let declared: Option<u64> = resp.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-        if declared.is_some_and(|n| n > cfg.max_body_bytes) && method == CheckMethod::Get {
+        if declared.is_some_and(|n| n > cfg.max_body_bytes) && method != hyper::Method::HEAD {
             return Err(CheckError::new("body_too_large", format!("the body is {} bytes; the limit is {}", declared.unwrap_or(0), cfg.max_body_bytes)));
         }
         let mut read: u64 = 0;

@@ -19,6 +19,7 @@ pub mod kinds;
 pub mod process;
 pub mod quick;
 pub mod reconciler;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct Config {
     pub reconcile: ReconcileArgs,
     #[command(flatten)]
     pub shards: ShardArgs,
+    #[command(flatten)]
+    pub retention: retention::RetentionArgs,
     #[command(flatten)]
     pub blob: crunch_blob::BlobArgs,
     /// Kernel threads (rayon); 0 = one per core.
@@ -145,9 +148,14 @@ pub struct ScrapeArgs {
     /// (each up to CRUNCH_SCRAPE_MAX_BODY_BYTES): bounds a hostile site's memory.
     #[arg(long, env = "CRUNCH_SCRAPE_PAGES_IN_FLIGHT", default_value_t = 32)]
     pub scrape_pages_in_flight: usize,
-    /// Honour the site's robots.txt (`Disallow` rules for every agent).
+    /// Honour the site's robots.txt (RFC 9309: the `crunch` group, else `*`;
+    /// Allow, Disallow with `*` and `$`, Crawl-delay).
     #[arg(long, env = "CRUNCH_SCRAPE_ROBOTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub scrape_robots: bool,
+    /// The longest robots.txt `Crawl-delay` honoured, in ms; a site asking for
+    /// more is not scraped.
+    #[arg(long, env = "CRUNCH_SCRAPE_MAX_CRAWL_DELAY_MS", default_value_t = 10_000)]
+    pub scrape_max_crawl_delay_ms: u64,
 }
 
 /// Gene files: limits, batch size and time budget.
@@ -299,6 +307,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         retries: cfg.scrape.scrape_retries,
         timeout: Duration::from_millis(cfg.scrape.scrape_timeout_ms),
         robots: cfg.scrape.scrape_robots,
+        max_crawl_delay: Duration::from_millis(cfg.scrape.scrape_max_crawl_delay_ms),
         max_html_depth: cfg.scrape.scrape_max_html_depth,
         pages_in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.scrape.scrape_pages_in_flight.max(1))),
     });
@@ -318,6 +327,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
 
     let health = health::spawn(Arc::clone(&shared))?;
     let reconciler = tokio::spawn(reconciler::run(Arc::clone(&shared)));
+    tokio::spawn(retention::run(Arc::clone(&shared)));
 
     let mut backoff = crunch_service::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut shutdown = shared.shutdown.clone();

@@ -2,7 +2,8 @@
 //! - republishes queued jobs whose message was never confirmed (the gateway
 //!   died or the broker was down at the wrong moment) or that waited too long;
 //! - fails running jobs whose worker died and whose message cannot come back;
-//! - relays outbox events nobody published (e.g. cancellations).
+//! - relays outbox events nobody published (e.g. cancellations);
+//! - starts the check job of every monitor that is due.
 //!
 //! Every worker replica runs one; the job queries take a transaction-scoped
 //! advisory lock, so one replica at a time does the work.
@@ -54,6 +55,13 @@ async fn pass(shared: &Shared, bus: &crunch_bus::Bus, watermark: chrono::DateTim
                 // A shard: its parent retries it or fails.
                 settle(shared, bus, row).await;
             }
+        }
+    }
+    // Monitors that are due get their check job, published here; one that
+    // fails to publish is republished with the other unconfirmed jobs.
+    if let Some(rows) = db(shared, "start monitor checks", |c| crunch_store::monitors::start_due(c, 200)).await {
+        for row in &rows {
+            crate::process::publish_row(shared, bus, row).await;
         }
     }
     relay(shared, bus, None, 1).await;

@@ -17,13 +17,61 @@ pub enum CheckMethod {
 }
 
 /// Parameters of a `check_url` job: an absolute http(s) URL (a URL without a
-/// scheme gets `http://`), the method, retries and a per-attempt timeout.
+/// scheme gets `http://`), the method, retries, what is retried and a
+/// per-attempt timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckUrlParams {
     url: url::Url,
     method: CheckMethod,
     retries: u32,
+    retry_on: RetryOn,
     timeout_ms: u64,
+}
+
+/// What a URL check retries (with backoff, up to its `retries`): network
+/// errors and timeouts (`"network"`, the default), answers 500-599 (`"5xx"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    pub network: bool,
+    pub server_error: bool,
+}
+
+impl Default for RetryOn {
+    fn default() -> Self {
+        Self { network: true, server_error: false }
+    }
+}
+
+impl RetryOn {
+    /// `["network", "5xx"]` in any order, duplicates allowed; the error names `field`.
+    pub fn parse(v: Option<&serde_json::Value>, field: &'static str) -> Result<Self, SpecError> {
+        let bad = || SpecError::param(field, "must be a list of \"network\" and \"5xx\"");
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(Self::default()),
+            Some(serde_json::Value::Array(items)) => {
+                let mut r = Self { network: false, server_error: false };
+                for item in items {
+                    match item.as_str() {
+                        Some("network") => r.network = true,
+                        Some("5xx") => r.server_error = true,
+                        _ => return Err(bad()),
+                    }
+                }
+                Ok(r)
+            }
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// The canonical list.
+    pub fn names(self) -> Vec<&'static str> {
+        [(self.network, "network"), (self.server_error, "5xx")].into_iter().filter(|(on, _)| *on).map(|(_, n)| n).collect()
+    }
+
+    pub fn schema() -> serde_json::Value {
+        serde_json::json!({"type": ["array", "null"], "items": {"type": "string", "enum": ["network", "5xx"]}, "maxItems": 8,
+                           "description": "What is retried, with backoff, up to `retries` times: network errors and timeouts (\"network\", the default), answers 500-599 (\"5xx\")"})
+    }
 }
 
 impl CheckUrlParams {
@@ -39,9 +87,13 @@ impl CheckUrlParams {
         self.method
     }
 
-    /// Retries after a network error or a timeout.
+    /// Retries after what [`Self::retry_on`] names.
     pub fn retries(&self) -> u32 {
         self.retries
+    }
+
+    pub fn retry_on(&self) -> RetryOn {
+        self.retry_on
     }
 
     /// The timeout of one attempt.
@@ -83,7 +135,7 @@ impl Params for CheckUrlParams {
         let obj = params
             .as_object()
             .ok_or_else(|| SpecError::param("url", "is required: params must be an object like {\"url\": \"https://example.com\"}"))?;
-        super::no_extra_fields(obj, &["url", "method", "retries", "timeout_ms"], "url")?;
+        super::no_extra_fields(obj, &["url", "method", "retries", "retry_on", "timeout_ms"], "url")?;
         let url = match obj.get("url") {
             Some(serde_json::Value::String(u)) => Self::parse_url(u, "url")?,
             _ => return Err(SpecError::param("url", "is required: an http or https URL as a string")),
@@ -106,11 +158,12 @@ impl Params for CheckUrlParams {
                 SpecError::param("timeout_ms", format!("must be an integer from {} to {}", Self::TIMEOUT_MS.start(), Self::TIMEOUT_MS.end()))
             })?,
         };
-        Ok(Self { url, method, retries, timeout_ms })
+        let retry_on = RetryOn::parse(obj.get("retry_on"), "retry_on")?;
+        Ok(Self { url, method, retries, retry_on, timeout_ms })
     }
 
     fn canonical(&self) -> serde_json::Value {
-        serde_json::json!({"url": self.url.as_str(), "method": self.method, "retries": self.retries, "timeout_ms": self.timeout_ms})
+        serde_json::json!({"url": self.url.as_str(), "method": self.method, "retries": self.retries, "retry_on": self.retry_on.names(), "timeout_ms": self.timeout_ms})
     }
 
     fn schema(_: &Limits) -> serde_json::Value {
@@ -121,7 +174,8 @@ impl Params for CheckUrlParams {
             "properties": {
                 "url": Self::url_schema(),
                 "method": {"type": ["string", "null"], "pattern": "^([Gg][Ee][Tt]|[Hh][Ee][Aa][Dd])$", "description": "GET (default) or HEAD, in any case"},
-                "retries": {"type": ["integer", "null"], "minimum": 0, "maximum": Self::MAX_RETRIES, "description": "Retries after a network error or a timeout (default 2)"},
+                "retries": {"type": ["integer", "null"], "minimum": 0, "maximum": Self::MAX_RETRIES, "description": "Retries of what `retry_on` names (default 2)"},
+                "retry_on": RetryOn::schema(),
                 "timeout_ms": {"type": ["integer", "null"], "minimum": Self::TIMEOUT_MS.start(), "maximum": Self::TIMEOUT_MS.end(), "description": "Timeout of one attempt (default 10000)"},
             },
             "example": {"url": "https://example.com/"},
@@ -172,7 +226,7 @@ pub struct CheckAnswer {
     /// Always null here (set on [`CheckNoAnswer`]).
     #[schema(value_type = Option<CheckFailure>)]
     pub error: Option<CheckFailure>,
-    /// Attempts made (retries after network errors and timeouts).
+    /// Attempts made (the first and the retries `retry_on` asked for).
     pub attempts: u32,
 }
 
@@ -237,7 +291,13 @@ mod tests {
         };
         let ok = p(json!({"url": "example.com/x"})).expect("valid");
         assert_eq!(ok.url.as_str(), "http://example.com/x");
-        assert_eq!((ok.method, ok.retries, ok.timeout_ms), (CheckMethod::Get, 2, 10_000));
+        assert_eq!((ok.method, ok.retries, ok.retry_on, ok.timeout_ms), (CheckMethod::Get, 2, RetryOn { network: true, server_error: false }, 10_000));
+        let both = p(json!({"url": "a.b", "retry_on": ["5xx", "network", "5xx"]})).expect("valid");
+        assert_eq!(both.canonical()["retry_on"], json!(["network", "5xx"]));
+        assert_eq!(p(json!({"url": "a.b", "retry_on": []})).expect("valid").retry_on.names(), Vec::<&str>::new());
+        for bad in [json!("5xx"), json!(["4xx"]), json!([5])] {
+            assert!(p(json!({"url": "a.b", "retry_on": bad})).is_err_and(|e| e.to_string().contains("retry_on")), "{bad}");
+        }
         assert_eq!(p(json!({"url": "https://a.b", "method": "head"})).expect("valid").method, CheckMethod::Head);
         assert_eq!(p(json!({"url": "localhost:8080/x"})).expect("valid").url.as_str(), "http://localhost:8080/x");
         assert!(p(json!({"url": "mailto:a@b.c"})).is_err());

@@ -22,7 +22,8 @@ pub struct ScrapeHotelsParams {
 impl ScrapeHotelsParams {
     pub const MAX_CITY_LEN: usize = 100;
 
-    /// The city to look up in the site profile (unless a list page is given).
+    /// The city to scrape (unless a list page is given): found in the site
+    /// profile, the catalogue, or through the site's search.
     pub fn city(&self) -> Option<&str> {
         self.city.as_deref()
     }
@@ -88,7 +89,7 @@ impl Params for ScrapeHotelsParams {
             "description": "Exactly one of `city` and `start_url`",
             "additionalProperties": false,
             "properties": {
-                "city": {"type": ["string", "null"], "maxLength": Self::MAX_CITY_LEN, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$", "description": "A city of the site profile's catalogue (GET /api/v1/cities): not blank, no NUL"},
+                "city": {"type": ["string", "null"], "maxLength": Self::MAX_CITY_LEN, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$", "description": "A city: the site profile's, one found before (GET /api/v1/cities), or any other, looked up through the site's search; not blank, no NUL"},
                 "start_url": {"type": ["string", "null"], "minLength": 1, "maxLength": CheckUrlParams::MAX_URL_LEN, "format": "uri-reference", "description": "A list page of the site (http or https)"},
                 "pages": {"type": ["integer", "null"], "minimum": 1, "maximum": limits.scrape_max_pages, "description": "List pages to read, 30 hotels each (default 1)"},
                 "details": {"type": ["boolean", "null"], "description": "Fetch every hotel's detail page (default true)"},
@@ -129,7 +130,52 @@ pub struct ScrapeHotelsResult {
     pub failures: Vec<PageFailure>,
     /// Pages robots.txt disallows.
     pub skipped_by_robots: usize,
+    /// What the site's robots.txt said.
+    pub robots: RobotsReport,
+    /// The city scraped, when one was named.
+    pub city: Option<ScrapedCity>,
     pub elapsed_ms: u64,
+}
+
+/// The city a scrape read, and how its list page was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScrapedCity {
+    /// The catalogue's id (`/api/v1/cities`), when the city is in it.
+    pub id: Option<i32>,
+    pub name: String,
+    pub country: Option<String>,
+    pub found_by: CityFoundBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CityFoundBy {
+    /// The site profile's own list.
+    Profile,
+    /// An earlier search of the site, kept in the catalogue.
+    Catalogue,
+    /// The site's typeahead search, now (the city is added to the catalogue).
+    SiteSearch,
+}
+
+/// How a scrape read the site's robots.txt (RFC 9309, for the agent
+/// `crunch`, else the `*` group).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RobotsReport {
+    pub status: RobotsStatus,
+    /// The `Crawl-delay` honoured between two requests to the site, in ms.
+    pub crawl_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RobotsStatus {
+    /// Read, and its rules followed.
+    Followed,
+    /// Absent (a 4xx answer): every page is allowed.
+    Absent,
+    /// The worker is configured to ignore robots.txt (`CRUNCH_SCRAPE_ROBOTS=false`).
+    Ignored,
 }
 
 /// A page of a scrape that could not be read.

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     for c in concurrencies {
         let mut profile: Profile = serde_json::from_str(BUILT_IN_PROFILE)?;
         profile.base_url = format!("http://127.0.0.1:{}", site.port);
-        let sc = Arc::new(ScrapeConfig { profile, concurrency: c, min_interval: Duration::ZERO, retries: 1, timeout: Duration::from_secs(5), robots: true, max_html_depth: 512, pages_in_flight: Arc::new(tokio::sync::Semaphore::new(64)) });
+        let sc = Arc::new(ScrapeConfig { profile, concurrency: c, min_interval: Duration::ZERO, retries: 1, timeout: Duration::from_secs(5), robots: true, max_crawl_delay: Duration::from_secs(10), max_html_depth: 512, pages_in_flight: Arc::new(tokio::sync::Semaphore::new(64)) });
         let t = Instant::now();
         let out = run(params.clone(), Control::unlimited(), Arc::clone(&io), sc, pool.clone()).await;
         let elapsed = t.elapsed();

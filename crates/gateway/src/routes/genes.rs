@@ -2,7 +2,7 @@
 //! the S3 backend), start, read, download the result, page the sequences.
 
 use actix_web::http::header;
-use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use crunch_blob::{BlobError, Presign};
 use crunch_domain::{Compression, GeneFileSpec, GeneFormat, GenesParams, Job, JobSpec, JobStatus, OnInvalid};
@@ -443,6 +443,46 @@ pub async fn get_file(state: web::Data<AppState>, caller: Caller, id: web::Path<
     Ok(HttpResponse::Ok().json(view(&state, row, job).await))
 }
 
+/// Delete a gene file with its sequences and blobs. It is gone from the API
+/// at once (404 from then on); the worker's sweeper removes its rows in
+/// small batches and then its blobs. A file whose job is queued or running,
+/// or that is being uploaded, is not deleted (409: cancel the job first).
+#[utoipa::path(
+    delete, path = "/api/v1/gene-files/{id}", tag = "gene-files",
+    params(("id" = Uuid, Path, description = "Gene file id")),
+    responses(
+        (status = 202, description = "Deleted; the rows and blobs are removed in the background", body = DeletedGeneFile),
+        (status = 401, description = "Missing or invalid API key", body = crunch_domain::ErrorBody),
+        (status = 404, description = "No such gene file for this key", body = crunch_domain::ErrorBody),
+        (status = 409, description = "Its job is queued or running, or an upload is in progress", body = crunch_domain::ErrorBody),
+        (status = 503, description = "Database unavailable", body = crunch_domain::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/api/v1/gene-files/{id}")]
+pub async fn delete_file(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let pool = state.pool.clone();
+    let owner = caller.key_id;
+    let deleted = web::block(move || {
+        let mut conn = pool.get()?;
+        crunch_store::genes::delete_owned(&mut conn, id, owner, Claim::STALE_SECS)
+    })
+    .await??;
+    match deleted {
+        crunch_store::genes::Deleted::Marked => Ok(HttpResponse::Accepted().json(DeletedGeneFile { id, deleted: true })),
+        crunch_store::genes::Deleted::NotFound => Err(ApiError::NotFound("gene file")),
+        crunch_store::genes::Deleted::Busy => Err(ApiError::Conflict("the gene file's job is queued or running, or an upload is in progress: cancel the job or wait, then delete".into())),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedGeneFile {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: Uuid,
+    pub deleted: bool,
+}
+
 /// List the caller's gene files, newest first.
 #[utoipa::path(
     get, path = "/api/v1/gene-files", tag = "gene-files", params(PageQuery),
@@ -575,5 +615,5 @@ pub async fn sequences(state: web::Data<AppState>, caller: Caller, id: web::Path
 
 /// Registers this module's routes with their OpenAPI operations.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(create).service(list_files).service(upload).service(uploaded).service(result).service(sequences).service(get_file);
+    cfg.service(create).service(list_files).service(upload).service(uploaded).service(result).service(sequences).service(get_file).service(delete_file);
 }

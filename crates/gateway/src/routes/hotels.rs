@@ -40,7 +40,7 @@ pub struct CityPage {
 pub struct HotelQuery {
     /// A city id (from `/api/v1/cities`).
     pub city: Option<i32>,
-    /// Part of the hotel's name.
+    /// Part of the hotel's name or description, any case.
     pub q: Option<String>,
     /// `name`, `rating`, `reviews` or `rank`, `-` first for descending
     /// (default `name`).
@@ -56,7 +56,7 @@ pub struct HotelQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SelectionQuery {
-    /// Part of the hotel's name.
+    /// Part of the hotel's name or description, any case.
     pub q: Option<String>,
     /// `name`, `rating`, `reviews`, `rank` or `selected_at`, `-` first for
     /// descending (default `-selected_at`).
@@ -73,7 +73,10 @@ pub struct SelectionQuery {
 pub struct HotelPage {
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<Hotel>,
+    /// How many hotels match: exactly up to 10,000, else 10,000.
     pub total: i64,
+    /// false when more than 10,000 match (`total` is then a lower bound).
+    pub total_exact: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,12 +136,12 @@ pub async fn hotels(state: web::Data<AppState>, q: web::Query<HotelQuery>) -> Re
     let (offset, limit) = super::page(q.offset, q.limit, 20, 100)?;
     let order = order(q.order.as_deref(), false)?;
     let pool = state.pool.clone();
-    let (items, total) = web::block(move || {
+    let page = web::block(move || {
         let mut conn = pool.get()?;
         crunch_store::hotels::hotels(&mut conn, q.city, q.q.as_deref(), order, offset, limit)
     })
     .await??;
-    Ok(HttpResponse::Ok().json(HotelPage { items, total }))
+    Ok(HttpResponse::Ok().json(HotelPage { items: page.items, total: page.total, total_exact: page.total_exact }))
 }
 
 /// A hotel id in a path: a positive integer, else no hotel (404).

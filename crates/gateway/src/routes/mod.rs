@@ -5,6 +5,7 @@ pub mod health;
 pub mod hotels;
 pub mod jobs;
 pub mod results;
+pub mod stats;
 pub mod url_checks;
 
 /// Registers every route; utoipa-actix-web collects the OpenAPI operation of
@@ -13,6 +14,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     jobs::configure(cfg);
     results::configure(cfg);
     url_checks::configure(cfg);
+    stats::configure(cfg);
     hotels::configure(cfg);
     genes::configure(cfg);
     events::configure(cfg);

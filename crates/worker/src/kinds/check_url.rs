@@ -21,7 +21,8 @@ impl Kind for CheckUrlParams {
     const KERNEL: Kernel<Self> = Kernel::Io { run: |p, ctl, shared| Box::pin(run(p, ctl, Arc::clone(&shared.io))), abortable: true };
 }
 
-/// Runs the check with retries (exponential backoff from 200 ms).
+/// Runs the check, retrying what `retry_on` names (network errors and
+/// timeouts, 5xx answers) with exponential backoff from 200 ms.
 async fn run(p: CheckUrlParams, ctl: Control, cfg: Arc<IoConfig>) -> Outcome {
     let started = Instant::now();
     let mut attempt = 0;
@@ -36,6 +37,10 @@ async fn run(p: CheckUrlParams, ctl: Control, cfg: Arc<IoConfig>) -> Outcome {
             Err(_) => Err(CheckError::new("timeout", format!("no complete answer within {} ms", p.timeout_ms()))),
         };
         match outcome {
+            Ok(f) if f.status >= 500 && p.retry_on().server_error && attempt <= p.retries() => {
+                ctl.progress(attempt as f64 / (p.retries() as f64 + 1.0));
+                tokio::time::sleep(Duration::from_millis(200 << (attempt - 1).min(5))).await;
+            }
             Ok(f) => {
                 return succeeded(CheckUrlResult::Answered(CheckAnswer {
                     url: p.url().as_str().to_owned(),
@@ -51,7 +56,7 @@ async fn run(p: CheckUrlParams, ctl: Control, cfg: Arc<IoConfig>) -> Outcome {
                     attempts: attempt,
                 }));
             }
-            Err(e) if e.retryable() && attempt <= p.retries() => {
+            Err(e) if e.retryable() && p.retry_on().network && attempt <= p.retries() => {
                 ctl.progress(attempt as f64 / (p.retries() as f64 + 1.0));
                 tokio::time::sleep(Duration::from_millis(200 << (attempt - 1).min(5))).await;
             }

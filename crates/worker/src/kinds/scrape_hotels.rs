@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crunch_compute::Control;
-use crunch_domain::{CheckMethod, JobError, PageFailure, ScrapeHotelsParams, ScrapeHotelsResult};
+use crunch_domain::{CityFoundBy, JobError, PageFailure, RobotsReport, RobotsStatus, ScrapeHotelsParams, ScrapeHotelsResult, ScrapedCity};
 use crunch_store::hotels::NewHotel;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::guarded_http::{fetch, IoConfig};
+use crate::guarded_http::{request, IoConfig};
 use super::{Kernel, Kind, Outcome};
 
 pub const BUILT_IN_PROFILE: &str = include_str!("../../profiles/tripadvisor.json");
@@ -35,7 +35,89 @@ pub struct Profile {
     pub description_selector: String,
     pub description_attribute: String,
     pub stars_selector: String,
+    /// Cities' list pages known in advance (name -> path on the site).
     pub cities: HashMap<String, String>,
+    /// How the site's own search finds any other city.
+    #[serde(default)]
+    pub typeahead: Option<Typeahead>,
+}
+
+/// The site's typeahead search, as its pages call it: the request, and where
+/// the answer keeps each place's name, region and hotel list page (JSON
+/// pointers). `{query}` in `path` is replaced by the city, URL-encoded; in
+/// the body's strings, by the city as a JSON string's content.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Typeahead {
+    /// `GET` or `POST`.
+    pub method: String,
+    pub path: String,
+    /// The JSON body of a POST.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// The array of results in the answer.
+    pub results: String,
+    /// Within one result: the path of its hotel list page (results without
+    /// one, such as query suggestions, are passed over), its name, and its
+    /// region ("Lisbon District, Portugal": the last part is the country).
+    pub hotels_url: String,
+    pub name: String,
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// A place the site's search found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPlace {
+    pub name: String,
+    pub country: String,
+    pub list_path: String,
+}
+
+impl Typeahead {
+    /// The request for `query`: its URL on `base` and its JSON body.
+    fn request(&self, base: &url::Url, query: &str) -> Option<(url::Url, Option<Vec<u8>>)> {
+        let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
+        let url = base.join(&self.path.replace("{query}", &encoded)).ok()?;
+        let body = self.body.as_ref().map(|b| serde_json::to_vec(&with_query(b, query)).unwrap_or_default());
+        Some((url, body))
+    }
+
+    /// The places in an answer that have a hotel list page (as the site
+    /// wrote it), the one named exactly `query` (any case) first, else in the
+    /// site's order.
+    fn places(&self, answer: &serde_json::Value, query: &str) -> Vec<FoundPlace> {
+        let text = |v: &serde_json::Value, pointer: &str| v.pointer(pointer).and_then(|s| s.as_str()).map(|s| clip(s.trim().to_owned(), MAX_NAME_CHARS));
+        let mut places: Vec<FoundPlace> = answer
+            .pointer(&self.results)
+            .and_then(|r| r.as_array())
+            .map(|results| {
+                results
+                    .iter()
+                    .filter_map(|r| {
+                        let list_path = r.pointer(&self.hotels_url)?.as_str()?;
+                        let list_path = list_path.to_owned();
+                        let name = text(r, &self.name).filter(|n| !n.is_empty())?;
+                        let region = self.region.as_deref().and_then(|p| text(r, p)).unwrap_or_default();
+                        let country = region.rsplit(',').next().unwrap_or("").trim().to_owned();
+                        Some(FoundPlace { name, country, list_path })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        places.sort_by_key(|p| !p.name.eq_ignore_ascii_case(query.trim()));
+        places
+    }
+}
+
+/// `template` with `{query}` in every string replaced by `query`.
+fn with_query(template: &serde_json::Value, query: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match template {
+        Value::String(s) => Value::String(s.replace("{query}", query)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| with_query(v, query)).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), with_query(v, query))).collect()),
+        other => other.clone(),
+    }
 }
 
 /// How scrapes behave (from the worker's configuration).
@@ -46,6 +128,9 @@ pub struct ScrapeConfig {
     pub retries: u32,
     pub timeout: Duration,
     pub robots: bool,
+    /// The longest `Crawl-delay` a scrape honours; a site asking for more is
+    /// not scraped (the job fails with `crawl_delay_too_long`).
+    pub max_crawl_delay: Duration,
     /// Pages nested deeper than this are not parsed (see [`too_deep`]).
     pub max_html_depth: usize,
     /// Detail pages fetched or parsed at once by all the worker's scrapes
@@ -204,25 +289,75 @@ async fn on_rayon<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     rx.await.ok()
 }
 
-/// Disallowed path prefixes for `User-agent: *` in a robots.txt.
-fn robots_disallowed(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut applies = false;
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if let Some((k, v)) = line.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            match k.as_str() {
-                "user-agent" => applies = v == "*",
-                "disallow" if applies && !v.is_empty() => out.push(v.to_owned()),
-                _ => {}
-            }
-        }
-    }
-    out
+/// The product token a robots.txt names to address Crunch's scrapes.
+pub const ROBOTS_AGENT: &str = "crunch";
+
+/// The most of a robots.txt that is read; RFC 9309 asks for at least 500 KiB.
+const ROBOTS_MAX_BYTES: usize = 512 * 1024;
+
+/// A site's robots.txt as a scrape follows it (RFC 9309). Its rules are
+/// matched by texting_robots: the `crunch` group, else `*`; `Allow` and
+/// `Disallow` with `*` and `$`, the longest match winning and `Allow` on a tie.
+enum Robots {
+    Followed(texting_robots::Robot),
+    Absent,
+    Ignored,
 }
 
-/// Spaces requests to one host by at least `min_interval`.
+impl Robots {
+    /// Parses a robots.txt (its first [`ROBOTS_MAX_BYTES`]); one the parser
+    /// refuses counts as absent, as RFC 9309 treats unparseable lines.
+    fn parse(body: &[u8]) -> Self {
+        let body = &body[..body.len().min(ROBOTS_MAX_BYTES)];
+        texting_robots::Robot::new(ROBOTS_AGENT, body).map_or(Robots::Absent, Robots::Followed)
+    }
+
+    fn allowed(&self, u: &url::Url) -> bool {
+        match self {
+            Robots::Followed(r) => r.allowed(u.as_str()),
+            Robots::Absent | Robots::Ignored => true,
+        }
+    }
+
+    fn crawl_delay(&self) -> Option<Duration> {
+        match self {
+            Robots::Followed(r) => r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f64(f64::from(d).min(1e9))),
+            Robots::Absent | Robots::Ignored => None,
+        }
+    }
+
+    fn report(&self) -> RobotsReport {
+        let status = match self {
+            Robots::Followed(_) => RobotsStatus::Followed,
+            Robots::Absent => RobotsStatus::Absent,
+            Robots::Ignored => RobotsStatus::Ignored,
+        };
+        RobotsReport { status, crawl_delay_ms: self.crawl_delay().map(|d| d.as_millis() as u64) }
+    }
+}
+
+/// The site's robots.txt, fetched through the scrape's pacer. A 4xx answer
+/// means there is none; a 5xx or a network failure (after the retries) means
+/// the site cannot say, and RFC 9309 then asks a crawler to fetch nothing. A
+/// site the SSRF guard refuses is not scraped at all (`blocked`).
+async fn fetch_robots(list: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &HostPacer) -> Result<Robots, JobError> {
+    if !sc.robots {
+        return Ok(Robots::Ignored);
+    }
+    let Ok(url) = list.join("/robots.txt") else { return Ok(Robots::Absent) };
+    match get_with_retries(&url, io, sc, pacer).await {
+        Ok(body) => Ok(on_rayon(move || Robots::parse(&body)).await.unwrap_or(Robots::Absent)),
+        Err(PageError { status: Some(400..=499), .. }) => Ok(Robots::Absent),
+        Err(PageError { kind: Some("blocked"), message, .. }) => Err(JobError::new("blocked", format!("the site cannot be scraped: {message}"))),
+        Err(e) => Err(JobError::new(
+            "robots_unreachable",
+            format!("{url} could not be read ({}); RFC 9309 then asks a crawler to fetch nothing from the site; try again later", e.message),
+        )),
+    }
+}
+
+/// Spaces requests to one host by at least `min_interval` (the worker's, or
+/// the site's `Crawl-delay` when longer).
 struct HostPacer {
     next: tokio::sync::Mutex<Instant>,
     min_interval: Duration,
@@ -237,22 +372,50 @@ impl HostPacer {
         }
         *next = Instant::now().max(*next) + self.min_interval;
     }
+
+    /// Spaces requests by at least `interval` from now on, the next one
+    /// counted from the last.
+    fn at_least(&mut self, interval: Duration) {
+        if interval > self.min_interval {
+            *self.next.get_mut() += interval - self.min_interval;
+            self.min_interval = interval;
+        }
+    }
 }
 
-async fn get_with_retries(url: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &HostPacer) -> Result<String, String> {
+/// Why a page could not be read: the site's status when it answered, else
+/// the client's failure kind (`blocked`, `timeout`, ...).
+struct PageError {
+    status: Option<u16>,
+    kind: Option<&'static str>,
+    message: String,
+}
+
+async fn get_with_retries(url: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &HostPacer) -> Result<Vec<u8>, PageError> {
+    send_with_retries(url, hyper::Method::GET, None, io, sc, pacer).await
+}
+
+/// One request, paced, retried with backoff on 5xx, 429, timeouts and
+/// network failures; the body of a 2xx answer.
+async fn send_with_retries(
+    url: &url::Url,
+    method: hyper::Method,
+    body: Option<(&str, hyper::body::Bytes)>,
+    io: &IoConfig,
+    sc: &ScrapeConfig,
+    pacer: &HostPacer,
+) -> Result<Vec<u8>, PageError> {
     let mut attempt = 0;
     loop {
         pacer.wait().await;
-        let res: Result<(), (bool, String)> = match tokio::time::timeout(sc.timeout, fetch(url, CheckMethod::Get, io, true)).await {
-            Ok(Ok(f)) if (200..300).contains(&f.status) => return Ok(String::from_utf8_lossy(&f.body).into_owned()),
-            Ok(Ok(f)) if f.status >= 500 || f.status == 429 => Err((true, format!("HTTP {}", f.status))),
-            Ok(Ok(f)) => Err((false, format!("HTTP {}", f.status))),
-            Ok(Err(e)) => Err((e.retryable(), format!("{}: {}", e.kind, e.message))),
-            Err(_) => Err((true, format!("timeout after {:?}", sc.timeout))),
+        let (retryable, e) = match tokio::time::timeout(sc.timeout, request(url, method.clone(), body.clone(), io, true)).await {
+            Ok(Ok(f)) if (200..300).contains(&f.status) => return Ok(f.body.to_vec()),
+            Ok(Ok(f)) => (f.status >= 500 || f.status == 429, PageError { status: Some(f.status), kind: None, message: format!("HTTP {}", f.status) }),
+            Ok(Err(e)) => (e.retryable(), PageError { status: None, kind: Some(e.kind), message: format!("{}: {}", e.kind, e.message) }),
+            Err(_) => (true, PageError { status: None, kind: Some("timeout"), message: format!("timeout after {:?}", sc.timeout) }),
         };
-        let Err((retryable, why)) = res else { unreachable!() };
         if !retryable || attempt >= sc.retries {
-            return Err(why);
+            return Err(e);
         }
         attempt += 1;
         tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
@@ -264,7 +427,8 @@ async fn fetch_page(u: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &Host
     if ctl.check().is_err() {
         return Err("stopped".to_owned());
     }
-    let html = get_with_retries(u, io, sc, pacer).await?;
+    let body = get_with_retries(u, io, sc, pacer).await.map_err(|e| e.message)?;
+    let html = String::from_utf8_lossy(&body).into_owned();
     if too_deep(&html, sc.max_html_depth) {
         return Err(format!("nested deeper than {} elements; not parsed", sc.max_html_depth));
     }
@@ -403,6 +567,75 @@ fn site_source(list: &url::Url, profile_base: &url::Url, profile_name: &str) -> 
     }
 }
 
+/// The list page of the city `name` on the profile's site, and the city: a
+/// list page found before (the catalogue), the profile's own, or one the
+/// site's typeahead search finds now (then kept in the catalogue).
+async fn find_city(
+    name: &str,
+    base: &url::Url,
+    io: &IoConfig,
+    sc: &ScrapeConfig,
+    pacer: &HostPacer,
+    robots: &Robots,
+    pool: &crunch_store::PgPool,
+) -> Result<(url::Url, ScrapedCity), Outcome> {
+    let city = |c: crunch_store::hotels::City, found_by| ScrapedCity { id: Some(c.id), name: c.name, country: Some(c.country), found_by };
+    let profile = sc.profile.name.clone();
+    let wanted = name.to_owned();
+    if let Some((c, path)) = with_conn(pool, move |conn| crunch_store::hotels::city_list_page(conn, &profile, &wanted)).await? {
+        if let Some(list) = on_site(base, &path) {
+            return Ok((list, city(c, CityFoundBy::Catalogue)));
+        }
+    }
+    if let Some(path) = sc.profile.cities.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()) {
+        let list = base.join(&path).map_err(|e| Outcome::Failed(JobError::new("bad_profile", format!("the list page of '{name}': {e}"))))?;
+        let wanted = name.to_owned();
+        let found = match with_conn(pool, move |conn| crunch_store::hotels::city_named(conn, &wanted)).await? {
+            Some(c) => city(c, CityFoundBy::Profile),
+            None => ScrapedCity { id: None, name: name.to_owned(), country: None, found_by: CityFoundBy::Profile },
+        };
+        return Ok((list, found));
+    }
+    let unknown = |why: String| Outcome::Failed(JobError::new("unknown_city", why));
+    let Some(search) = &sc.profile.typeahead else {
+        let known: Vec<&String> = sc.profile.cities.keys().collect();
+        return Err(unknown(format!("the {} profile has no list page for '{name}' and no site search; known: {known:?}; or give start_url", sc.profile.name)));
+    };
+    let Some((url, body)) = search.request(base, name) else {
+        return Err(Outcome::Failed(JobError::new("bad_profile", "the typeahead path is not a URL on the site")));
+    };
+    if !robots.allowed(&url) {
+        return Err(unknown(format!("'{name}' is not in the catalogue, and the site's robots.txt disallows its search ({})", url.path())));
+    }
+    let method = if search.method.eq_ignore_ascii_case("POST") { hyper::Method::POST } else { hyper::Method::GET };
+    let answer = send_with_retries(&url, method, body.map(|b| ("application/json", hyper::body::Bytes::from(b))), io, sc, pacer)
+        .await
+        .map_err(|e| Outcome::Failed(JobError::new("city_lookup_failed", format!("the site's search for '{name}' failed: {}", e.message))))?;
+    let answer: serde_json::Value = serde_json::from_slice(&answer)
+        .map_err(|e| Outcome::Failed(JobError::new("city_lookup_failed", format!("the site's search for '{name}' answered something other than JSON: {e}"))))?;
+    let Some((place, list)) = search.places(&answer, name).into_iter().find_map(|p| on_site(base, &p.list_path).map(|u| (p, u))) else {
+        return Err(unknown(format!("the site's search found no city for '{name}'")));
+    };
+    let path = list[url::Position::BeforePath..].to_owned();
+    let profile = sc.profile.name.clone();
+    let c = with_conn(pool, move |conn| crunch_store::hotels::remember_city(conn, &place.name, &place.country, &profile, &path)).await?;
+    Ok((list, city(c, CityFoundBy::SiteSearch)))
+}
+
+/// Runs `f` on a pooled connection, off the async runtime's threads; a
+/// database failure retries the job.
+async fn with_conn<T: Send + 'static>(
+    pool: &crunch_store::PgPool,
+    f: impl FnOnce(&mut crunch_store::PgConnection) -> Result<T, crunch_store::StoreError> + Send + 'static,
+) -> Result<T, Outcome> {
+    let pool = pool.clone();
+    match tokio::task::spawn_blocking(move || f(&mut *pool.get()?)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Outcome::Retry(format!("the database: {e}"))),
+        Err(e) => Err(Outcome::Retry(format!("the database: {e}"))),
+    }
+}
+
 impl Kind for ScrapeHotelsParams {
     const KERNEL: Kernel<Self> = Kernel::Io {
         run: |p, ctl, shared| Box::pin(run(p, ctl, Arc::clone(&shared.scrape_io), Arc::clone(&shared.scrape), shared.pool.clone())),
@@ -416,30 +649,32 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         Ok(b) => b,
         Err(e) => return Outcome::Failed(JobError::new("bad_profile", format!("profile base URL: {e}"))),
     };
-    let list = match (p.start_url(), p.city()) {
-        (Some(u), _) => u.clone(),
-        (None, Some(city)) => {
-            let path = sc.profile.cities.iter().find(|(k, _)| k.eq_ignore_ascii_case(city)).map(|(_, v)| v.clone());
-            match path.and_then(|path| base.join(&path).ok()) {
-                Some(u) => u,
-                None => {
-                    let known: Vec<&String> = sc.profile.cities.keys().collect();
-                    return Outcome::Failed(JobError::new("unknown_city", format!("the {} profile has no list page for '{city}'; known: {known:?}; or give start_url", sc.profile.name)));
-                }
-            }
+    // The site whose robots.txt rules: the list page's, or the profile's
+    // (where a city's list page and the site's search are).
+    let site = p.start_url().cloned().unwrap_or_else(|| base.clone());
+    let mut pacer = HostPacer { next: tokio::sync::Mutex::new(Instant::now()), min_interval: sc.min_interval };
+    let robots = match fetch_robots(&site, &io, &sc, &pacer).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if let Some(delay) = robots.crawl_delay() {
+        if delay > sc.max_crawl_delay {
+            return Outcome::Failed(JobError::new(
+                "crawl_delay_too_long",
+                format!("the site's robots.txt asks for {delay:?} between requests; this worker honours at most {:?} (CRUNCH_SCRAPE_MAX_CRAWL_DELAY_MS)", sc.max_crawl_delay),
+            ));
         }
+        pacer.at_least(delay);
+    }
+    let (list, city) = match (p.start_url(), p.city()) {
+        (Some(u), _) => (u.clone(), None),
+        (None, Some(name)) => match find_city(name, &base, &io, &sc, &pacer, &robots, &pool).await {
+            Ok((list, city)) => (list, Some(city)),
+            Err(outcome) => return outcome,
+        },
         (None, None) => return Outcome::Failed(JobError::new("invalid_params", "city or start_url is required")),
     };
-    let pacer = HostPacer { next: tokio::sync::Mutex::new(Instant::now()), min_interval: sc.min_interval };
-    let mut disallowed = Vec::new();
-    if sc.robots {
-        if let Ok(robots) = list.join("/robots.txt") {
-            if let Ok(text) = get_with_retries(&robots, &io, &sc, &pacer).await {
-                disallowed = robots_disallowed(&text);
-            }
-        }
-    }
-    let allowed = |u: &url::Url| !disallowed.iter().any(|d| u.path().starts_with(d.as_str()));
+    let allowed = |u: &url::Url| robots.allowed(u);
     let total_steps = p.pages() as f64 + if p.details() { p.pages() as f64 * sc.profile.hotels_per_page as f64 } else { 0.0 };
     let mut done_steps = 0.0;
     let mut listed: Vec<Listed> = Vec::new();
@@ -533,7 +768,7 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
             }
         }
     }
-    let city = p.city().map(str::to_owned);
+    let city_id = city.as_ref().and_then(|c| c.id);
     let source = site_source(&list, &base, &sc.profile.name);
     let base_for_urls = list.clone();
     let rows: Vec<NewHotel> = listed
@@ -555,24 +790,18 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
             }
         })
         .collect();
-    let stored = tokio::task::spawn_blocking(move || -> Result<Vec<i64>, crunch_store::StoreError> {
-        let mut conn = pool.get()?;
-        let city_id = match &city {
-            Some(c) => crunch_store::hotels::cities(&mut conn, Some(c), 50)?.0.into_iter().find(|x| x.name.eq_ignore_ascii_case(c)).map(|x| x.id),
-            None => None,
-        };
+    let stored = with_conn(&pool, move |conn| {
         rows.into_iter()
             .map(|mut h| {
                 h.city_id = city_id;
-                crunch_store::hotels::upsert_hotel(&mut conn, &h)
+                crunch_store::hotels::upsert_hotel(conn, &h)
             })
-            .collect()
+            .collect::<Result<Vec<i64>, _>>()
     })
     .await;
     let ids = match stored {
-        Ok(Ok(ids)) => ids,
-        Ok(Err(e)) => return Outcome::Retry(format!("storing hotels failed: {e}")),
-        Err(e) => return Outcome::Retry(format!("storing hotels failed: {e}")),
+        Ok(ids) => ids,
+        Err(outcome) => return outcome,
     };
     super::succeeded(ScrapeHotelsResult {
         source,
@@ -584,6 +813,8 @@ pub async fn run(p: ScrapeHotelsParams, ctl: Control, io: Arc<IoConfig>, sc: Arc
         invalid_listings,
         failures,
         skipped_by_robots: skipped,
+        robots: robots.report(),
+        city,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -682,8 +913,42 @@ mod tests {
     }
 
     #[test]
-    fn robots_rules_for_every_agent() {
-        let r = "User-agent: Googlebot\nDisallow: /g\n\nUser-agent: *\nDisallow: /Hotel_Review-g1-d99\nDisallow:\n";
-        assert_eq!(robots_disallowed(r), vec!["/Hotel_Review-g1-d99".to_owned()]);
+    fn the_typeahead_request_and_answer_follow_the_profile() {
+        let t = profile().typeahead.expect("the built-in profile has a typeahead");
+        let base = url::Url::parse("https://x.test").expect("url");
+        let (url, body) = t.request(&base, "Lis\"bon").expect("a request");
+        assert_eq!(url.as_str(), "https://x.test/data/graphql/ids");
+        let body: serde_json::Value = serde_json::from_slice(&body.expect("a POST body")).expect("json");
+        assert_eq!(body.pointer("/0/variables/request/query"), Some(&json!("Lis\"bon")), "the query is a JSON string's content");
+        let answer = json!([{"data": {"Typeahead_autocomplete": {"results": [
+            {"text": "lisbon hotels"},
+            {"details": {"localizedName": "Lisbon Airport", "HOTELS_URL": "/Hotels-g2-x.html"}},
+            {"details": {"localizedName": "Lisbon", "localizedAdditionalNames": {"longOnlyHierarchy": "Lisbon District, Portugal"}, "HOTELS_URL": "/Hotels-g1-Lisbon-Hotels.html"}},
+        ]}}}]);
+        let places = t.places(&answer, " LISBON ");
+        let lisbon = FoundPlace { name: "Lisbon".into(), country: "Portugal".into(), list_path: "/Hotels-g1-Lisbon-Hotels.html".into() };
+        assert_eq!(places.first(), Some(&lisbon), "the exact name first");
+        assert_eq!((places.len(), places[1].country.as_str()), (2, ""));
+        assert!(t.places(&json!({"x": 1}), "a").is_empty());
+    }
+
+    #[test]
+    fn robots_txt_groups_wildcards_allow_and_crawl_delay() {
+        let r = Robots::parse(
+            b"User-agent: *\nDisallow: /\n\nUser-agent: Crunch\nDisallow: /*-d10*-Reviews-\nAllow: /Hotel_Review-g1-d1012-\nDisallow: /*.pdf$\nCrawl-delay: 1.5\n",
+        );
+        let allowed = |path: &str| r.allowed(&url::Url::parse(&format!("http://x.test{path}")).expect("url"));
+        assert!(allowed("/Hotels-g1-Testville-Hotels.html"), "our group, not *");
+        assert!(!allowed("/Hotel_Review-g1-d1003-Reviews-H01003.html"));
+        assert!(allowed("/Hotel_Review-g1-d1012-Reviews-H01012.html"), "the longer Allow wins");
+        assert!(allowed("/Hotel_Review-g1-d2003-Reviews-H02003.html"));
+        assert!(!allowed("/a.pdf") && allowed("/a.pdf?x=1"), "$ anchors the end");
+        assert_eq!(r.report(), RobotsReport { status: RobotsStatus::Followed, crawl_delay_ms: Some(1500) });
+        // Only the * group: it applies; an empty file allows everything.
+        let star = Robots::parse(b"User-agent: Googlebot\nDisallow: /g\n\nUser-agent: *\nDisallow: /Hotel_Review-g1-d99\nDisallow:\n");
+        assert!(!star.allowed(&url::Url::parse("http://x.test/Hotel_Review-g1-d99-x").expect("url")));
+        assert!(star.allowed(&url::Url::parse("http://x.test/g").expect("url")));
+        assert!(Robots::parse(b"").allowed(&url::Url::parse("http://x.test/any").expect("url")));
+        assert_eq!(Robots::parse(b"Crawl-delay: -3\nCrawl-delay: NaN").crawl_delay(), None);
     }
 }
