@@ -3,6 +3,7 @@
 // persister and a generated hotel site, and passes:
 //   BASE_URL   the gateway, e.g. http://127.0.0.1:41234
 //   API_KEY    a valid key
+//   SITE_URL   a page of the generated hotel site (a monitor checks it)
 //   ARTIFACTS  where screenshots go (an ignored folder)
 //   CHROMIUM   the browser (default /usr/bin/chromium)
 // Exits non-zero with a message on the first failed expectation.
@@ -12,9 +13,11 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL;
+// A page of the hotel site the test serves, for a monitor.
+const SITE_URL = process.env.SITE_URL;
 const KEY = process.env.API_KEY;
 const ARTIFACTS = process.env.ARTIFACTS || 'artifacts/dashboard';
-if (!BASE || !KEY) throw new Error('BASE_URL and API_KEY are required');
+if (!BASE || !KEY || !SITE_URL) throw new Error('BASE_URL, API_KEY and SITE_URL are required');
 mkdirSync(ARTIFACTS, { recursive: true });
 
 const step = (name) => console.log(`[dashboard] ${name}`);
@@ -241,6 +244,28 @@ try {
   await page.locator('tbody[data-jobs="scrape_hotels"] tr', { hasText: "found no city for 'Atlantis'" }).waitFor({ timeout: 30000 });
   await shot('10-city-search');
 
+  step('a monitor: checked every second, its state and sparkline live');
+  const urlChecks = await page.locator('tbody[data-jobs="check_url"] tr[data-job-id]').count();
+  await page.fill('#monitor-form input[name="url"]', SITE_URL);
+  await page.fill('#monitor-form input[name="interval_s"]', '0');
+  await page.click('#monitor-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector('#monitor-error').textContent.includes('interval_s'));
+  await page.fill('#monitor-form input[name="interval_s"]', '1');
+  await page.click('#monitor-form button[type="submit"]');
+  await page.waitForFunction(() => {
+    const tr = document.querySelector('#monitors-body tr[data-monitor-id]');
+    return tr && tr.dataset.state === 'up' && tr.querySelector('svg.spark path');
+  }, null, { timeout: 20000 });
+  const points = await page.getAttribute('#monitors-body svg.spark', 'aria-label');
+  await page.waitForFunction((n) => document.querySelector('#monitors-body svg.spark').getAttribute('aria-label') !== n, points, { timeout: 15000 });
+  expect((await page.textContent('#monitors-body')).includes('100%'), 'uptime shown');
+  expect(await page.locator('tbody[data-jobs="check_url"] tr[data-job-id]').count() === urlChecks, "a monitor's checks stay out of the URL checks table");
+  await shot('11-monitors');
+  await page.locator('#monitors-body button', { hasText: 'pause' }).click();
+  await page.waitForFunction(() => document.querySelector('#monitors-body tr[data-monitor-id]').dataset.state === 'paused');
+  await page.locator('#monitors-body button', { hasText: 'delete' }).click();
+  await page.waitForFunction(() => document.querySelector('#monitors-body').textContent.includes('no monitors yet'));
+
   step("the charts draw the last hour from the server's numbers, live");
   await page.waitForFunction(() => document.querySelector('#chart-rate path.series[data-kind="factorize"]')
     && document.querySelector('#chart-latency path.series[data-kind="scrape_hotels"]'), null, { timeout: 10000 });
@@ -254,7 +279,7 @@ try {
   expect(one.status === 202, `submitted: ${one.status}`);
   await page.waitForFunction((n) => Number((document.querySelector('#charts-info').textContent.match(/\((\d+) jobs? ended\)/) || [])[1]) > n,
     before, { timeout: 15000 });
-  await shot('11-charts');
+  await shot('12-charts');
 
   step('reload: the key is remembered and the lists come back');
   await page.reload();

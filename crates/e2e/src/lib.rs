@@ -161,6 +161,9 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
         max_body_bytes: max_body,
         admin_api_key: None,
         adminer_url: None,
+        // Tests check monitors every second.
+        monitor_min_interval_secs: 1,
+        monitors_per_key: 20,
         genes_max_upload_bytes: 2 << 30,
         blob: crunch_blob::BlobArgs::local(blob_dir(namespace)),
         demo: Default::default(),

@@ -57,6 +57,7 @@ async fn dashboard_works_in_headless_chromium() -> R {
             .current_dir(&browser_dir)
             .env("BASE_URL", &env.base)
             .env("API_KEY", &env.key)
+            .env("SITE_URL", format!("http://127.0.0.1:{}/Hotels-g1-Testville-Hotels.html", site.port))
             .env("ARTIFACTS", &artifacts)
             .env("CHROMIUM", &chromium)
             .kill_on_drop(true)

@@ -246,7 +246,8 @@ function remember(jobId, view) {
 
 /** Inserts or replaces a job (newest first, at most JOBS_SHOWN per kind). */
 function upsertJob(incoming) {
-  if (!incoming || !incoming.kind) return;
+  // A monitor's check belongs to the monitors table, not the URL checks'.
+  if (!incoming || !incoming.kind || incoming.monitor_id) return;
   const old = (state.jobs.get(incoming.kind) || []).find((j) => j.id === incoming.id);
   const ev = latest.get(incoming.id);
   let job = furthest(old, incoming);
@@ -294,7 +295,10 @@ function onEvent(ev) {
   const rows = list.map((j) => (j.id === job.id ? next : j));
   state.jobs.set(ev.kind, rows);
   renderJobs(ev.kind);
-  if (ev.type === 'succeeded' || ev.type === 'failed' || ev.type === 'cancelled') refreshStatsSoon();
+  if (ev.type === 'succeeded' || ev.type === 'failed' || ev.type === 'cancelled') {
+    refreshStatsSoon();
+    if (ev.kind === 'check_url') refreshMonitorsSoon();
+  }
   if (ev.kind === 'scrape_hotels' && ev.type === 'succeeded') {
     // The city the scrape found (perhaps through the site's search) is the
     // one shown.
@@ -666,6 +670,71 @@ function refreshStatsSoon() {
   statsPending = setTimeout(() => { statsPending = null; loadStats(); }, 2000);
 }
 
+// --- monitors ---
+
+// The response times of the last checks as a line; a red dot where a check
+// was down.
+function sparkline(recent) {
+  const W = 160, H = 28, P = 3;
+  const root = svg('svg', { class: 'spark', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${recent.length} checks` });
+  const ms = recent.map((r) => (typeof r.ms === 'number' ? r.ms : 0));
+  const hi = Math.max(...ms, 1);
+  const x = (i) => P + (recent.length > 1 ? (i / (recent.length - 1)) * (W - 2 * P) : (W - 2 * P) / 2);
+  const y = (v) => H - P - (v / hi) * (H - 2 * P);
+  if (recent.length) root.append(svg('path', { d: ms.map((v, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }));
+  recent.forEach((r, i) => { if (!r.ok) root.append(svg('circle', { class: 'down', cx: x(i), cy: y(ms[i]), r: 2 })); });
+  return root;
+}
+
+const pct = (v) => (typeof v === 'number' ? `${v.toFixed(v === 100 ? 0 : 1)}%` : '–');
+const msOrDash = (v) => (typeof v === 'number' ? fmtMs(v) : '–');
+
+async function loadMonitors() {
+  const body = $('#monitors-body');
+  if (!state.key) { body.replaceChildren(); return; }
+  let list;
+  try { list = await api('/api/v1/monitors'); } catch (e) { console.warn('loading monitors failed', e); return; }
+  body.replaceChildren(...list.items.map((m) => {
+    const last = m.last_check;
+    const lastText = last ? `${last.status ?? last.error ?? ''} · ${new Date(last.checked_at).toLocaleTimeString()}` : 'not yet';
+    const tr = el('tr', {},
+      el('td', { class: 'input', text: m.url }),
+      el('td', {}, el('span', { class: `badge ${m.state}`, text: m.state })),
+      el('td', {}, sparkline(m.recent)),
+      el('td', { text: `${pct(m.uptime_24h)} / ${pct(m.uptime_7d)}` }),
+      el('td', { text: `${msOrDash(m.p50_ms_24h)} / ${msOrDash(m.p95_ms_24h)}` }),
+      el('td', { class: 'muted', text: lastText }),
+      el('td', {},
+        el('button', { type: 'button', class: 'link', text: m.paused ? 'resume' : 'pause',
+          onclick: () => api(`/api/v1/monitors/${encodeURIComponent(m.id)}`, { method: 'PATCH', body: { paused: !m.paused } }).then(loadMonitors) }),
+        ' ',
+        el('button', { type: 'button', class: 'link', text: 'delete',
+          onclick: () => api(`/api/v1/monitors/${encodeURIComponent(m.id)}`, { method: 'DELETE' }).then(loadMonitors) })));
+    tr.dataset.monitorId = m.id;
+    tr.dataset.state = m.state;
+    return tr;
+  }));
+  if (list.items.length === 0) body.append(el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'no monitors yet' })));
+}
+
+async function createMonitor(form) {
+  const error = $('#monitor-error');
+  error.textContent = '';
+  try {
+    await api('/api/v1/monitors', { method: 'POST', body: { url: form.url.value.trim(), interval_s: intOrText(form.interval_s.value.trim()) } });
+    form.url.value = '';
+    loadMonitors();
+  } catch (e) { error.textContent = e.message; }
+}
+
+// Checks end as job events of kind check_url: the table follows them (at
+// most once a second), and every 10 s anyway.
+let monitorsPending = null;
+function refreshMonitorsSoon() {
+  if (monitorsPending) return;
+  monitorsPending = setTimeout(() => { monitorsPending = null; loadMonitors(); }, 1000);
+}
+
 function useKey(key) {
   state.key = key;
   if (key) localStorage.setItem(KEY_STORE, key); else localStorage.removeItem(KEY_STORE);
@@ -677,6 +746,7 @@ function useKey(key) {
   state.selected.offset = 0;
   loadSelected();
   loadStats();
+  loadMonitors();
 }
 
 function wire() {
@@ -706,6 +776,7 @@ function wire() {
     updateSaveButton();
   });
   $('#save-selected').addEventListener('click', saveSelected);
+  $('#monitor-form').addEventListener('submit', (e) => { e.preventDefault(); createMonitor(e.target); });
   let timer = null;
   $('#sel-search').addEventListener('input', (e) => {
     clearTimeout(timer);
@@ -733,6 +804,7 @@ async function main() {
   setInterval(checkReady, 5000);
   // The charts' window moves on even when no job ends.
   setInterval(loadStats, 30000);
+  setInterval(loadMonitors, 10000);
   try {
     state.config = await api('/api/v1/ui-config', { auth: false });
   } catch (e) {

@@ -61,6 +61,12 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub demo: demo::DemoArgs,
+    /// The shortest interval a monitor may have, in seconds.
+    #[arg(long, env = "CRUNCH_MONITOR_MIN_INTERVAL_SECS", default_value_t = 30)]
+    pub monitor_min_interval_secs: u64,
+    /// How many monitors one key may have.
+    #[arg(long, env = "CRUNCH_MONITORS_PER_KEY", default_value_t = 20)]
+    pub monitors_per_key: i64,
     /// Largest gene-file upload, in bytes (larger: 413, nothing kept).
     #[arg(long, env = "CRUNCH_GENES_MAX_UPLOAD_BYTES", default_value_t = 2 << 30)]
     pub genes_max_upload_bytes: u64,
@@ -122,6 +128,7 @@ impl Application {
             crunch_store::jobs::submit_many,
         );
         let state = web::Data::new(AppState {
+            monitors: state::MonitorSettings { min_interval_s: cfg.monitor_min_interval_secs.max(1), per_key: cfg.monitors_per_key },
             live_events,
             submissions,
             blobs,
@@ -152,7 +159,7 @@ impl Application {
         let limit = cfg.max_body_bytes;
         let openapi = openapi::document();
         let routes = web::Data::new(RouteTable::from_openapi(&openapi));
-        let served = web::Bytes::from(serde_json::to_vec(&openapi::served(&state.limits))?);
+        let served = web::Bytes::from(serde_json::to_vec(&openapi::served(&state.limits, state.monitors.min_interval_s))?);
         let protect = cfg.protect.clone();
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();

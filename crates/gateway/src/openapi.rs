@@ -17,7 +17,7 @@ use crate::routes::results;
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
          (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
-         (name = "gene-files", description = "Gene files: upload, parse, results"))
+         (name = "gene-files", description = "Gene files: upload, parse, results"), (name = "monitors", description = "URLs checked every interval"))
 )]
 pub struct ApiDoc;
 
@@ -35,7 +35,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// ([`crunch_domain::Params::schema`]). JSON Schema cannot compare two
 /// fields (`from` <= `to`) nor say what a URL parser accepts: those rules are
 /// in the descriptions.
-pub fn served(limits: &Limits) -> serde_json::Value {
+pub fn served(limits: &Limits, monitor_min_interval_s: u64) -> serde_json::Value {
     let mut doc = serde_json::to_value(document()).expect("the document is plain JSON");
     let kinds: Vec<serde_json::Value> = JobKind::ALL
         .iter()
@@ -60,6 +60,14 @@ pub fn served(limits: &Limits) -> serde_json::Value {
         "example": {"kind": "factorize", "params": {"n": "1000"}},
     });
     doc["components"]["schemas"]["CreateGeneFile"] = crunch_domain::GeneFileSpec::schema();
+    // A monitor's body: a URL check's parameters and the interval.
+    let mut monitor = JobKind::CheckUrl.params_schema(limits);
+    monitor["required"] = serde_json::json!(["url", "interval_s"]);
+    monitor["properties"]["interval_s"] = serde_json::json!({"type": "integer", "minimum": monitor_min_interval_s, "maximum": crate::routes::monitors::MAX_INTERVAL_S,
+        "description": "Seconds between two checks"});
+    monitor["example"] = serde_json::json!({"url": "https://example.com/", "interval_s": 60});
+    doc["components"]["schemas"]["CreateMonitor"] = monitor;
+    doc["components"]["schemas"]["UpdateMonitor"]["additionalProperties"] = false.into();
     let ids = &mut doc["components"]["schemas"]["SelectRequest"]["properties"]["hotel_ids"];
     ids["minItems"] = 1.into();
     ids["maxItems"] = crate::routes::hotels::MAX_SELECTION.into();
@@ -155,7 +163,7 @@ mod tests {
     #[test]
     fn the_served_document_states_each_kinds_parameters_under_the_limits() {
         let limits = crunch_domain::Limits { factorize_max_digits: 40, scrape_max_pages: 3, ..Default::default() };
-        let doc = super::served(&limits);
+        let doc = super::served(&limits, 30);
         let kinds = doc["components"]["schemas"]["SubmitRequest"]["oneOf"].as_array().expect("a oneOf of kinds");
         let names: Vec<&str> = kinds.iter().filter_map(|k| k["properties"]["kind"]["enum"][0].as_str()).collect();
         assert_eq!(names, ["factorize", "primes", "check_url", "scrape_hotels"]);

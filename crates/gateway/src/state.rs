@@ -12,6 +12,8 @@ use crate::metrics::Metrics;
 
 pub struct AppState {
     pub pool: PgPool,
+    /// What monitors a key may have.
+    pub monitors: MonitorSettings,
     /// The current broker connection; `None` while RabbitMQ is unreachable.
     pub bus: watch::Receiver<Option<Bus>>,
     pub limits: Limits,
@@ -134,3 +136,10 @@ impl Dedup {
 }
 
 pub type SharedDedup = Mutex<Dedup>;
+
+/// The shortest interval a monitor may have and how many a key may have.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorSettings {
+    pub min_interval_s: u64,
+    pub per_key: i64,
+}

@@ -4,6 +4,7 @@ pub mod genes;
 pub mod health;
 pub mod hotels;
 pub mod jobs;
+pub mod monitors;
 pub mod results;
 pub mod stats;
 pub mod url_checks;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     results::configure(cfg);
     url_checks::configure(cfg);
     stats::configure(cfg);
+    monitors::configure(cfg);
     hotels::configure(cfg);
     genes::configure(cfg);
     events::configure(cfg);
