@@ -43,12 +43,15 @@ impl Default for RetryOn {
 }
 
 impl RetryOn {
+    /// The longest list taken (duplicates count).
+    pub const MAX_ITEMS: usize = 8;
+
     /// `["network", "5xx"]` in any order, duplicates allowed; the error names `field`.
     pub fn parse(v: Option<&serde_json::Value>, field: &'static str) -> Result<Self, SpecError> {
-        let bad = || SpecError::param(field, "must be a list of \"network\" and \"5xx\"");
+        let bad = || SpecError::param(field, format!("must be a list of \"network\" and \"5xx\" (at most {} items)", Self::MAX_ITEMS));
         match v {
             None | Some(serde_json::Value::Null) => Ok(Self::default()),
-            Some(serde_json::Value::Array(items)) => {
+            Some(serde_json::Value::Array(items)) if items.len() <= Self::MAX_ITEMS => {
                 let mut r = Self { network: false, server_error: false };
                 for item in items {
                     match item.as_str() {
@@ -69,7 +72,7 @@ impl RetryOn {
     }
 
     pub fn schema() -> serde_json::Value {
-        serde_json::json!({"type": ["array", "null"], "items": {"type": "string", "enum": ["network", "5xx"]}, "maxItems": 8,
+        serde_json::json!({"type": ["array", "null"], "items": {"type": "string", "enum": ["network", "5xx"]}, "maxItems": Self::MAX_ITEMS,
                            "description": "What is retried, with backoff, up to `retries` times: network errors and timeouts (\"network\", the default), answers 500-599 (\"5xx\")"})
     }
 }
