@@ -48,7 +48,7 @@ pub fn expire_jobs(conn: &mut PgConnection, kind: JobKind, before: DateTime<Utc>
             return Ok(Expired::default());
         }
         let prime_chunks = diesel::sql_query(
-            "DELETE FROM prime_chunks WHERE job_id = ANY($1) OR job_id IN (SELECT id FROM jobs WHERE parent_id = ANY($1))",
+            "DELETE FROM prime_chunks WHERE job_id = ANY($1 || ARRAY(SELECT id FROM jobs WHERE parent_id = ANY($1)))",
         )
         .bind::<Array<SqlUuid>, _>(&ids)
         .execute(conn)?;
