@@ -303,7 +303,7 @@ function onEvent(ev) {
     // The city the scrape found (perhaps through the site's search) is the
     // one shown.
     const city = ev.data && ev.data.city;
-    if (city && city.id !== null) {
+    if (city && city.id !== null && String(city.id) !== state.cityId) {
       $('#city-input').value = city.name;
       loadCities();
     } else loadHotels();
@@ -453,10 +453,14 @@ async function loadCities() {
   if ($('#city-input').value.trim() !== text) return; // typed on meanwhile
   $('#city-options').replaceChildren(...items.map((c) => el('option', { value: c.name, label: `${c.name}${c.country ? `, ${c.country}` : ''}` })));
   const exact = items.find((c) => c.name.toLowerCase() === text.toLowerCase());
-  state.cityId = exact ? String(exact.id) : null;
+  const id = exact ? String(exact.id) : null;
   hint.textContent = !text || exact ? ''
     : `"${text}" is not in the catalogue yet: Scrape looks it up through the site's search.`;
-  loadHotels();
+  // The hotels table is redrawn only for another city (a redraw clears picks).
+  if (id !== state.cityId) {
+    state.cityId = id;
+    loadHotels();
+  }
 }
 
 async function loadHotels() {

@@ -149,15 +149,17 @@ mod tests {
             .paths
             .paths
             .iter()
-            .flat_map(|(path, item)| [&item.get, &item.post, &item.put, &item.delete].into_iter().flatten().map(move |op| (path, op)))
+            .flat_map(|(path, item)| [&item.get, &item.post, &item.put, &item.patch, &item.delete].into_iter().flatten().map(move |op| (path, op)))
             .collect();
-        assert_eq!(ops.len(), 26, "{:?}", ops.iter().map(|(p, _)| p).collect::<Vec<_>>());
+        assert_eq!(ops.len(), 34, "{:?}", ops.iter().map(|(p, _)| p).collect::<Vec<_>>());
         for (path, op) in &ops {
             if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 assert!(op.responses.responses.contains_key("429"), "{path}");
             }
         }
         assert!(doc.paths.paths["/api/v1/jobs/{id}"].delete.is_some() && doc.paths.paths["/api/v1/jobs/{id}"].get.is_some());
+        let monitor = &doc.paths.paths["/api/v1/monitors/{id}"];
+        assert!(monitor.get.is_some() && monitor.patch.is_some() && monitor.delete.is_some());
     }
 
     #[test]
@@ -174,5 +176,8 @@ mod tests {
         let status = doc["paths"]["/api/v1/jobs"]["get"]["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "status")).expect("status");
         assert_eq!(status["schema"]["enum"][0], "");
         assert_eq!(doc["components"]["schemas"]["SelectRequest"]["properties"]["hotel_ids"]["items"]["minimum"], 1);
+        let monitor = &doc["components"]["schemas"]["CreateMonitor"];
+        assert_eq!((monitor["properties"]["interval_s"]["minimum"].as_u64(), monitor["additionalProperties"].as_bool()), (Some(30), Some(false)));
+        assert_eq!(monitor["required"], serde_json::json!(["url", "interval_s"]));
     }
 }
