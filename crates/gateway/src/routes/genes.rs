@@ -353,17 +353,20 @@ pub async fn upload(state: web::Data<AppState>, caller: Caller, id: web::Path<St
     if job.as_ref().is_some_and(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running | JobStatus::Succeeded)) {
         return Err(ApiError::Conflict("this gene file's job is already queued, running or done".into()));
     }
+    // A declared size past the limit is refused before the file is claimed:
+    // a claim is released after the answer, and a retry sent at once would
+    // find it still held (409).
+    let max = state.genes_max_upload_bytes;
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::PayloadTooLarge(max as usize));
+    }
     let _upload = state.uploads.take(caller.key_id).ok_or_else(|| ApiError::Quota {
         code: "too_many_uploads",
         message: format!("this API key already has {} uploads in progress", state.uploads.max_per_key),
         retry_after_secs: 5,
     })?;
     let _claim = Claim::take(&state, id, caller.key_id).await?;
-    let max = state.genes_max_upload_bytes;
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ApiError::PayloadTooLarge(max as usize));
-    }
     let stalled = std::cell::RefCell::new(None);
     let body = body.inspect(|chunk| {
         if let Err(e) = chunk {
