@@ -1,6 +1,7 @@
 //! Monitors: a URL checked every interval through check_url jobs on the I/O
 //! queue, never two checks of one monitor at once, a check whose worker dies
-//! redelivered, history, uptime and response times, pause, resume, delete.
+//! redelivered, history, uptime and response times, pause, resume, delete,
+//! and their check jobs swept once ended.
 
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,12 @@ struct Count {
 async fn monitors_check_every_interval_one_at_a_time_with_history_and_figures() -> R {
     let site = Fixture::start().await?;
     let mut env = TestEnv::start_with(Options {
-        worker_env: vec![("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()), ("CRUNCH_RECONCILE_INTERVAL_MS".into(), "200".into())],
+        worker_env: vec![
+            ("CRUNCH_SSRF_ALLOWLIST".into(), "127.0.0.1/32".into()),
+            ("CRUNCH_RECONCILE_INTERVAL_MS".into(), "200".into()),
+            ("CRUNCH_RETENTION_MONITOR_JOBS".into(), "2s".into()),
+            ("CRUNCH_RETENTION_INTERVAL_MS".into(), "500".into()),
+        ],
         ..Default::default()
     })
     .await?;
@@ -154,5 +160,15 @@ async fn monitors_check_every_interval_one_at_a_time_with_history_and_figures() 
     assert_eq!(call(&env, reqwest::Method::DELETE, &format!("/api/v1/monitors/{up_id}"), None).await?.0, 404);
     let left: Count = diesel::sql_query("SELECT count(*) AS n FROM monitor_checks").get_result(&mut conn)?;
     assert_eq!(left.n, 0, "the history goes with its monitor");
+    // Their check jobs are removed once ended (2 s here, an hour by default).
+    let t = Instant::now();
+    loop {
+        let jobs: Count = diesel::sql_query("SELECT count(*) AS n FROM jobs WHERE monitor_id IS NOT NULL").get_result(&mut conn)?;
+        if jobs.n == 0 {
+            break;
+        }
+        anyhow::ensure!(t.elapsed() < Duration::from_secs(20), "{} check jobs left", jobs.n);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     Ok(())
 }

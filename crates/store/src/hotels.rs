@@ -149,8 +149,8 @@ fn escape_like(q: &str) -> String {
 }
 
 /// The ILIKE pattern that matches text containing `q`; none for an absent or
-/// empty `q`, which filters nothing. The hotel tables' trigram indexes
-/// answer it for a `q` of three characters or more.
+/// empty `q`, which filters nothing. On hotels' names and descriptions the
+/// trigram indexes answer it for a `q` of three characters or more.
 pub(crate) fn contains(q: Option<&str>) -> Option<String> {
     q.filter(|q| !q.is_empty()).map(|q| format!("%{}%", escape_like(q)))
 }

@@ -64,8 +64,8 @@ pub fn expire_jobs(conn: &mut PgConnection, kind: JobKind, before: DateTime<Utc>
 /// (their outcome is kept in `monitor_checks`); returns how many.
 pub fn expire_monitor_jobs(conn: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<usize> {
     Ok(diesel::sql_query(
-        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE kind = 'check_url' AND finished_at < $1 AND finished_at IS NOT NULL
-                                        AND parent_id IS NULL AND monitor_id IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE monitor_id IS NOT NULL AND finished_at IS NOT NULL AND finished_at < $1
+                                        ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
     )
     .bind::<Timestamptz, _>(before)
     .bind::<BigInt, _>(limit)

@@ -22,6 +22,8 @@ CREATE INDEX monitors_due ON monitors (next_run_at) WHERE NOT paused AND current
 
 -- No foreign key: a deleted monitor's check jobs stay until they expire.
 ALTER TABLE jobs ADD COLUMN monitor_id uuid;
+-- The sweeper removes check jobs an hour after they ended, oldest first.
+CREATE INDEX jobs_monitor_finished ON jobs (finished_at) WHERE monitor_id IS NOT NULL AND finished_at IS NOT NULL;
 
 CREATE TABLE monitor_checks (
     monitor_id  uuid NOT NULL REFERENCES monitors (id) ON DELETE CASCADE,
