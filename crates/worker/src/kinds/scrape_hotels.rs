@@ -409,7 +409,7 @@ async fn send_with_retries(
     loop {
         pacer.wait().await;
         let (retryable, e) = match tokio::time::timeout(sc.timeout, request(url, method.clone(), body.clone(), io, true)).await {
-            Ok(Ok(f)) if (200..300).contains(&f.status) => return Ok(f.body.to_vec()),
+            Ok(Ok(f)) if (200..300).contains(&f.status) => return Ok(f.body),
             Ok(Ok(f)) => (f.status >= 500 || f.status == 429, PageError { status: Some(f.status), kind: None, message: format!("HTTP {}", f.status) }),
             Ok(Err(e)) => (e.retryable(), PageError { status: None, kind: Some(e.kind), message: format!("{}: {}", e.kind, e.message) }),
             Err(_) => (true, PageError { status: None, kind: Some("timeout"), message: format!("timeout after {:?}", sc.timeout) }),
@@ -428,7 +428,8 @@ async fn fetch_page(u: &url::Url, io: &IoConfig, sc: &ScrapeConfig, pacer: &Host
         return Err("stopped".to_owned());
     }
     let body = get_with_retries(u, io, sc, pacer).await.map_err(|e| e.message)?;
-    let html = String::from_utf8_lossy(&body).into_owned();
+    // Valid UTF-8 becomes the page's text without a copy (pages are up to the body cap).
+    let html = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     if too_deep(&html, sc.max_html_depth) {
         return Err(format!("nested deeper than {} elements; not parsed", sc.max_html_depth));
     }
