@@ -158,14 +158,19 @@ pub fn delete_owned(conn: &mut PgConnection, id: Uuid, owner: Uuid) -> Result<bo
     Ok(diesel::delete(monitors::table.filter(monitors::id.eq(id)).filter(monitors::owner_id.eq(owner))).execute(conn)? == 1)
 }
 
-/// The monitor's checks, newest first, before `before` (a `checked_at`).
-pub fn checks(conn: &mut PgConnection, id: Uuid, before: Option<DateTime<Utc>>, limit: i64) -> Result<Vec<CheckRow>> {
-    use crate::schema::monitor_checks;
+/// The owner's monitor's checks, newest first, before `before` (a
+/// `checked_at`); `None` when the owner has no such monitor.
+pub fn checks(conn: &mut PgConnection, id: Uuid, owner: Uuid, before: Option<DateTime<Utc>>, limit: i64) -> Result<Option<Vec<CheckRow>>> {
+    use crate::schema::{monitor_checks, monitors};
+    let owned = diesel::select(diesel::dsl::exists(monitors::table.filter(monitors::id.eq(id)).filter(monitors::owner_id.eq(owner)))).get_result::<bool>(conn)?;
+    if !owned {
+        return Ok(None);
+    }
     let mut q = monitor_checks::table.filter(monitor_checks::monitor_id.eq(id)).into_boxed();
     if let Some(b) = before {
         q = q.filter(monitor_checks::checked_at.lt(b));
     }
-    Ok(q.order(monitor_checks::checked_at.desc()).limit(limit).select(CheckRow::as_select()).load(conn)?)
+    Ok(Some(q.order(monitor_checks::checked_at.desc()).limit(limit).select(CheckRow::as_select()).load(conn)?))
 }
 
 /// Starts a check of up to `limit` due monitors: one `check_url` job each

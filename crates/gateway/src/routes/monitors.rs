@@ -364,10 +364,7 @@ pub async fn checks(state: web::Data<AppState>, caller: Caller, id: web::Path<St
     let pool = state.pool.clone();
     let rows = web::block(move || {
         let mut conn = pool.get()?;
-        if crunch_store::monitors::get_owned(&mut conn, id, caller.key_id)?.is_none() {
-            return Ok(None);
-        }
-        crunch_store::monitors::checks(&mut conn, id, before, limit).map(Some)
+        crunch_store::monitors::checks(&mut conn, id, caller.key_id, before, limit)
     })
     .await??
     .ok_or(ApiError::NotFound("monitor"))?;
