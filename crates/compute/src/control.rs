@@ -12,6 +12,7 @@ pub enum Stop {
 }
 
 type ProgressFn = dyn Fn(f64) + Send + Sync;
+type StageFn = dyn Fn(&str) + Send + Sync;
 
 /// Handed to a kernel: it calls [`Control::check`] at its checkpoints (at least
 /// every few milliseconds of work) and [`Control::progress`] when it knows how far
@@ -21,6 +22,7 @@ pub struct Control {
     cancelled: Arc<AtomicBool>,
     deadline: Option<Instant>,
     progress: Option<Arc<ProgressFn>>,
+    stage: Option<Arc<StageFn>>,
 }
 
 impl Control {
@@ -41,6 +43,11 @@ impl Control {
 
     pub fn with_progress(mut self, f: impl Fn(f64) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
+        self
+    }
+
+    pub fn with_stage(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.stage = Some(Arc::new(f));
         self
     }
 
@@ -69,6 +76,20 @@ impl Control {
         if let Some(f) = &self.progress {
             f(fraction.clamp(0.0, 1.0));
         }
+    }
+
+    /// Says, in words a person can follow, what the kernel is doing now
+    /// ("ECM p25: 120 of 265 curves").
+    pub fn stage(&self, text: &str) {
+        if let Some(f) = &self.stage {
+            f(text);
+        }
+    }
+
+    /// Whether anyone listens to [`Control::stage`] (so that a kernel can skip
+    /// formatting text nobody reads).
+    pub fn wants_stage(&self) -> bool {
+        self.stage.is_some()
     }
 }
 

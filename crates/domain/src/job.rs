@@ -179,6 +179,13 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub monitor_id: Option<Uuid>,
+    /// What a running job is doing now, in words a person can follow (a
+    /// factorization's "ECM p25: 120 of 265 curves (B1 = 50000) on a
+    /// 200-digit cofactor"); absent when the kernel says nothing or the job
+    /// is not running. The same text comes as `data.stage` on `progress`
+    /// events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// `JobKind`, `JobStatus`, `GeneFormat`, `Compression` and `OnInvalid` in PostgreSQL text

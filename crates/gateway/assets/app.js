@@ -208,7 +208,8 @@ function jobRow(job, fresh) {
     el('td', {}, el('code', { text: job.id.slice(0, 8), title: job.id })),
     el('td', { class: 'input', text: inputText(job) }),
     el('td', {}, el('span', { class: `badge ${job.status}`, text: job.status })),
-    el('td', {}, el('progress', { max: 100, value: pct }), ` ${pct}%`),
+    el('td', {}, el('progress', { max: 100, value: pct }), ` ${pct}%`,
+      job.status === 'running' && job.stage ? el('div', { class: 'stage muted', text: job.stage }) : null),
     el('td', { class: 'result' }, ...resultNodes(job)),
     el('td', {}, cancel));
   tr.dataset.jobId = job.id;
@@ -279,6 +280,7 @@ function onEvent(ev) {
   const list = state.jobs.get(ev.kind);
   if (!list) return;
   const view = { status: ev.status, progress: ev.type === 'succeeded' ? 1 : ev.progress };
+  if (ev.type === 'progress' && ev.data && ev.data.stage) view.stage = ev.data.stage;
   if (ev.type === 'succeeded') view.result = ev.data;
   if (ev.type === 'failed') view.error = ev.data;
   remember(ev.job_id, view);

@@ -497,11 +497,15 @@ pub fn fail_unrunnable(conn: &mut PgConnection, id: Uuid, error: serde_json::Val
     conn.transaction(|conn| Ok(fail_jobs(conn, &[id], &[JobStatus::Queued, JobStatus::Running], error)?.pop()))
 }
 
-/// Records progress of a running job.
-pub fn set_progress(conn: &mut PgConnection, id: Uuid, progress: f64) -> Result<()> {
-    diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobStatus::Running)))
-        .set((jobs::progress.eq(progress.clamp(0.0, 1.0)), jobs::updated_at.eq(diesel::dsl::now)))
-        .execute(conn)?;
+/// Records progress of a running job, and what it is doing now when the
+/// kernel says (`stage`; the last one said stays otherwise).
+pub fn set_progress(conn: &mut PgConnection, id: Uuid, progress: f64, stage: Option<&str>) -> Result<()> {
+    let target = jobs::table.find(id).filter(jobs::status.eq(JobStatus::Running));
+    let progress = jobs::progress.eq(progress.clamp(0.0, 1.0));
+    match stage {
+        Some(s) => diesel::update(target).set((progress, jobs::stage.eq(s), jobs::updated_at.eq(diesel::dsl::now))).execute(conn)?,
+        None => diesel::update(target).set((progress, jobs::updated_at.eq(diesel::dsl::now))).execute(conn)?,
+    };
     Ok(())
 }
 

@@ -46,6 +46,8 @@ pub struct JobRow {
     pub shard_index: Option<i32>,
     /// The monitor this job is a check of.
     pub monitor_id: Option<Uuid>,
+    /// What the job is doing now, in words (while it runs).
+    pub stage: Option<String>,
 }
 
 impl JobRow {
@@ -70,6 +72,7 @@ impl JobRow {
             started_at: self.started_at,
             finished_at: self.finished_at,
             monitor_id: self.monitor_id,
+            stage: if self.status == JobStatus::Running { self.stage.clone() } else { None },
         }
     }
 }

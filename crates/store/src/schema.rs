@@ -31,6 +31,7 @@ diesel::table! {
         parent_id -> Nullable<Uuid>,
         shard_index -> Nullable<Int4>,
         monitor_id -> Nullable<Uuid>,
+        stage -> Nullable<Text>,
     }
 }
 

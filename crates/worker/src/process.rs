@@ -141,6 +141,12 @@ pub(crate) async fn process(shared: &Shared, bus: &Bus, delivery: &Delivery) -> 
     run_job(shared, bus, delivery, msg).instrument(span).await
 }
 
+/// What a running kernel said: how far it is, or what it is doing.
+enum Said {
+    Progress(f64),
+    Stage(String),
+}
+
 async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessage) -> Disposition {
     let JobMessage { job_id: id, spec, .. } = msg;
     let Some(started) = db(shared, "start job", move |c| crunch_store::jobs::start(c, id)).await else {
@@ -168,12 +174,16 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     // The kernel runs on rayon or as a task of its own; this task watches for
     // cancellation and relays progress.
     let cancel = Arc::new(AtomicBool::new(false));
-    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<Said>();
+    let stage_tx = progress_tx.clone();
     let ctl = Control::unlimited()
         .with_cancel_flag(Arc::clone(&cancel))
         .with_deadline(Instant::now() + kinds::budget(&spec, &shared.cfg))
         .with_progress(move |p| {
-            let _ = progress_tx.send(p);
+            let _ = progress_tx.send(Said::Progress(p));
+        })
+        .with_stage(move |s| {
+            let _ = stage_tx.send(Said::Stage(s.to_owned()));
         });
     let kinds::Running { outcome: rx, abort } = kinds::start(spec, ctl, shared, id);
     let mut io_task = abort;
@@ -183,6 +193,8 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
     let poll = Duration::from_millis(shared.cfg.cancel_poll_ms.max(10));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
     let mut last_progress = Instant::now();
+    let (mut progress, mut stage): (f64, Option<String>) = (0.0, None);
+    let mut unreported = false;
     let outcome = loop {
         tokio::select! {
             out = &mut rx => break out,
@@ -201,20 +213,37 @@ async fn run_job(shared: &Shared, bus: &Bus, delivery: &Delivery, msg: JobMessag
                     }
                 }
             }
-            Some(mut p) = progress_rx.recv() => {
-                while let Ok(q) = progress_rx.try_recv() { p = q; }
-                if last_progress.elapsed() >= Duration::from_millis(250) && p < 1.0 {
-                    last_progress = Instant::now();
-                    if !is_shard {
-                        let _ = bus.publish_event(&JobEvent::new(EventType::Progress, id, kind, row.owner_id, p)).await;
+            Some(said) = progress_rx.recv() => {
+                let mut fresh_stage = None;
+                for said in std::iter::once(said).chain(std::iter::from_fn(|| progress_rx.try_recv().ok())) {
+                    match said {
+                        Said::Progress(p) => progress = p,
+                        Said::Stage(s) => fresh_stage = Some(s),
                     }
-                    let pool = shared.pool.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        let mut c = pool.get()?;
-                        crunch_store::jobs::set_progress(&mut c, id, p)
-                    }).await;
                 }
+                if fresh_stage.is_some() {
+                    stage = fresh_stage;
+                }
+                unreported = true;
             }
+        }
+        // At most four reports a second; what was said meanwhile waits for
+        // the next report (the cancel poll's tick at the latest).
+        if unreported && last_progress.elapsed() >= Duration::from_millis(250) && progress < 1.0 {
+            unreported = false;
+            last_progress = Instant::now();
+            if !is_shard {
+                let mut ev = JobEvent::new(EventType::Progress, id, kind, row.owner_id, progress);
+                ev.data = stage.as_ref().map(|s| serde_json::json!({ "stage": s }));
+                let _ = bus.publish_event(&ev).await;
+            }
+            let pool = shared.pool.clone();
+            let (p, s) = (progress, stage.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut c = pool.get()?;
+                crunch_store::jobs::set_progress(&mut c, id, p, s.as_deref())
+            })
+            .await;
         }
     };
     let result = match outcome {

@@ -61,8 +61,11 @@ fn line_for(text: &str, out: &mut impl Write, timed: bool) -> std::io::Result<()
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: crunch-factor [--time] [N...]   (numbers from standard input when none given;\n       --time adds each number's milliseconds and methods)");
+        println!("usage: crunch-factor [--time] [N...]   (numbers from standard input when none given;\n       --time adds each number's milliseconds and methods)\n       crunch-factor --ecm-curve B1 CURVES N   (one thread: milliseconds per ECM curve)");
         return Ok(());
+    }
+    if args.first().is_some_and(|a| a == "--ecm-curve") {
+        return ecm_curves(&args[1..]);
     }
     let timed = args.first().is_some_and(|a| a == "--time");
     let args: Vec<String> = args.into_iter().filter(|a| a != "--time").collect();
@@ -78,4 +81,23 @@ fn main() -> std::io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// `--ecm-curve B1 CURVES N`: runs CURVES curves at B1 (B2 = 100 B1) on N one
+/// after another and prints the median milliseconds per curve, as GMP-ECM's
+/// `ecm -c 1` is timed by `scripts/bench-factor-ecm.sh`.
+fn ecm_curves(args: &[String]) -> std::io::Result<()> {
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "usage: crunch-factor --ecm-curve B1 CURVES N");
+    let [b1, curves, n] = args else { return Err(bad()) };
+    let (Ok(b1), Ok(curves), Ok(n)) = (b1.parse::<u64>(), curves.parse::<u64>(), BigUint::from_str(n)) else { return Err(bad()) };
+    let mut times: Vec<f64> = Vec::new();
+    let mut found = 0;
+    for sigma in 6..6 + curves.max(1) {
+        let started = std::time::Instant::now();
+        found += usize::from(crunch_compute::factor::ecm_mp::one_curve(&n, b1, sigma).is_some());
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("{:.3} ms per curve ({} curves, {found} found a factor)", times[times.len() / 2], times.len());
+    Ok(())
 }

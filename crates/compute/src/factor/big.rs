@@ -9,6 +9,7 @@ use num_traits::{One, ToPrimitive, Zero};
 use rand::Rng;
 
 use super::ecm::{ecm, EcmParams};
+use super::ecm_mp;
 use super::mont::Mont128;
 use super::rho::{brent, Rho};
 use super::siqs;
@@ -96,6 +97,19 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
     best
 }
 
+/// Cofactors up to this size go to the sieve once ECM has run to 2/9 of their
+/// digits; larger ones stay with ECM, level after level.
+pub const SIEVE_MAX_BITS: u64 = 250;
+
+/// What the splitters already did to a cofactor (inherited by its parts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tried {
+    /// ECM levels ([`ecm_mp::LEVELS`]) run to the end without a factor.
+    pub ecm_levels: usize,
+    /// Rounds of more curves at the last level, past the table.
+    pub ecm_rounds: u64,
+}
+
 /// Splits the odd composite `n` (not a perfect power) into parts whose
 /// product is `n`, with the method that found them.
 ///
@@ -103,13 +117,14 @@ fn perfect_power(n: &BigUint) -> Option<(BigUint, u32)> {
 /// about 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-180 bits
 /// beats both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and the
 /// general engine (100 bits: 12.5 -> about 4 ms, 160 bits: 305 -> 212 ms;
-/// docs/benchmarks.md). Larger numbers go to the general SIQS engine
-/// (rusqsieve: its own bounded Pollard-Brent, ECM for numbers known to be
-/// unbalanced, then SIQS with large primes, sieving on every kernel thread).
-/// Should a sieve give up (it never has in the cross-checks), ECM and
-/// Pollard-Brent on words, or on arbitrary precision beyond 128 bits, take
-/// over until the control stops them.
-pub fn split(n: &BigUint, ctl: &Control) -> Result<(Vec<BigUint>, Method), Stop> {
+/// docs/benchmarks.md). Above that, ECM on multi-precision words
+/// ([`ecm_mp`]) level by level: up to [`SIEVE_MAX_BITS`] until the level's
+/// factor size passes 2/9 of the cofactor's digits, then the general SIQS
+/// engine (rusqsieve, sieving on every kernel thread); beyond it, every level
+/// of the table and then more curves at the last one, until the control stops
+/// the run. Should a sieve give up (it never has in the cross-checks), ECM and
+/// Pollard-Brent take over.
+pub fn split(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<(Vec<BigUint>, Method), Stop> {
     let two = |d: BigUint, m: Method| Ok((vec![n / &d, d], m));
     if n.bits() <= siqs::MAX_BITS {
         if let Some(v) = n.to_u128() {
@@ -141,11 +156,39 @@ pub fn split(n: &BigUint, ctl: &Control) -> Result<(Vec<BigUint>, Method), Stop>
             }
         }
     }
+    if n.bits() <= ecm_mp::MAX_BITS {
+        let digits = n.to_string().len() as u32;
+        let sieve_next = n.bits() <= SIEVE_MAX_BITS;
+        loop {
+            let i = tried.ecm_levels.min(ecm_mp::LEVELS.len() - 1);
+            let level = ecm_mp::LEVELS[i];
+            if sieve_next && (level.digits * 9 > digits * 2 || tried.ecm_levels >= ecm_mp::LEVELS.len()) {
+                break;
+            }
+            // Past the table: more curves at its last level, new ones each round.
+            let first_sigma = 6 + ((i as u64) << 40) + tried.ecm_rounds * u64::from(level.curves);
+            let note = |done: u32| {
+                if ctl.wants_stage() {
+                    ctl.stage(&format!("ECM p{}: {done} of {} curves (B1 = {}) on a {digits}-digit cofactor", level.digits, level.curves, level.b1));
+                }
+            };
+            note(0);
+            match ecm_mp::run_level(n, &level, first_sigma, ctl, &note)? {
+                ecm_mp::LevelOutcome::Found(d) => return two(d, Method::Ecm),
+                ecm_mp::LevelOutcome::Exhausted if tried.ecm_levels + 1 < ecm_mp::LEVELS.len() => tried.ecm_levels += 1,
+                ecm_mp::LevelOutcome::Exhausted => {
+                    tried.ecm_levels = ecm_mp::LEVELS.len();
+                    tried.ecm_rounds += 1;
+                }
+            }
+        }
+    }
+    ctl.stage(&format!("sieving (SIQS) a {}-digit cofactor", n.to_string().len()));
     if let Some(found) = siqs(n, ctl)? {
         return Ok(found);
     }
-    // Beyond the sieve's range (a hard composite over 400 bits): Pollard-Brent
-    // until the time budget stops it.
+    // Beyond ECM's range or after the sieve gave up: Pollard-Brent until the
+    // time budget stops it.
     for c in 1u64.. {
         if let Some(d) = brent_big(n, c, ctl)? {
             return two(d, Method::PollardBrent);
@@ -284,10 +327,10 @@ pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
         }
     }
     let total_bits = n.bits().max(1) as f64;
-    // (cofactor, method to credit if it turns out prime)
-    let mut stack: Vec<(BigUint, Method)> = vec![(rest, Method::PrimalityProof)];
+    // (cofactor, method to credit if it turns out prime, what was tried on it)
+    let mut stack: Vec<(BigUint, Method, Tried)> = vec![(rest, Method::PrimalityProof, Tried::default())];
     let mut stopped = None;
-    while let Some((m, credit)) = stack.pop() {
+    while let Some((m, credit, mut tried)) = stack.pop() {
         if m.is_one() {
             continue;
         }
@@ -303,27 +346,27 @@ pub fn factorize(n: &BigUint, ctl: &Control) -> Factorization {
             primes.push((m, credit));
         } else if let Some((root, k)) = perfect_power(&m) {
             for _ in 0..k {
-                stack.push((root.clone(), Method::PerfectPower));
+                stack.push((root.clone(), Method::PerfectPower, tried));
             }
         } else {
-            match split(&m, ctl) {
+            match split(&m, ctl, &mut tried) {
                 Ok((parts, method)) => {
                     for d in parts {
-                        stack.push((d, method));
+                        stack.push((d, method, tried));
                     }
                 }
                 Err(stop) => {
                     stopped = Some(stop);
-                    stack.push((m, credit));
+                    stack.push((m, credit, tried));
                     break;
                 }
             }
         }
-        let left: f64 = stack.iter().map(|(c, _)| c.bits() as f64).sum();
+        let left: f64 = stack.iter().map(|(c, _, _)| c.bits() as f64).sum();
         ctl.progress(1.0 - left / total_bits);
     }
     let mut out = Factorization::from_primes(primes);
-    out.unfactored = stack.into_iter().map(|(c, _)| c).filter(|c| !c.is_one()).collect();
+    out.unfactored = stack.into_iter().map(|(c, _, _)| c).filter(|c| !c.is_one()).collect();
     out.unfactored.sort();
     out.stopped = stopped;
     out

@@ -10,7 +10,9 @@
 
 pub mod big;
 pub mod ecm;
+pub mod ecm_mp;
 pub mod mont;
+pub mod mpn;
 pub mod rho;
 pub mod siqs;
 pub mod small;

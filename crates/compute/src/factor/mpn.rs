@@ -1,0 +1,264 @@
+//! Montgomery arithmetic modulo an odd multi-precision `n` on fixed-size limb
+//! arrays (`L` 64-bit limbs, little-endian): the inner loop of ECM on numbers
+//! above 128 bits. Values are `[u64; L]` on the stack, fully reduced (`< n`);
+//! no operation allocates.
+
+use num_bigint::BigUint;
+use num_traits::Zero;
+
+pub type Limbs<const L: usize> = [u64; L];
+
+/// Arithmetic modulo an odd `n < 2^(64 L)` in Montgomery form (`R = 2^(64 L)`).
+#[derive(Debug, Clone)]
+pub struct MontN<const L: usize> {
+    n: Limbs<L>,
+    /// `-n^-1 mod 2^64`.
+    ninv: u64,
+    /// `R mod n`: 1 in Montgomery form.
+    one: Limbs<L>,
+    /// `R^2 mod n`, to enter Montgomery form.
+    r2: Limbs<L>,
+    modulus: BigUint,
+}
+
+/// The limbs of `v` (`v < 2^(64 L)`).
+fn limbs_of<const L: usize>(v: &BigUint) -> Limbs<L> {
+    let mut out = [0u64; L];
+    for (o, d) in out.iter_mut().zip(v.iter_u64_digits()) {
+        *o = d;
+    }
+    out
+}
+
+fn big_of<const L: usize>(a: &Limbs<L>) -> BigUint {
+    BigUint::from_slice(&a.iter().flat_map(|&w| [w as u32, (w >> 32) as u32]).collect::<Vec<u32>>())
+}
+
+/// `a >= b`.
+#[inline(always)]
+fn geq<const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> bool {
+    for i in (0..L).rev() {
+        if a[i] != b[i] {
+            return a[i] > b[i];
+        }
+    }
+    true
+}
+
+/// `a - b` and the borrow out.
+#[inline(always)]
+fn sub_borrow<const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> (Limbs<L>, bool) {
+    let mut out = [0u64; L];
+    let mut borrow = false;
+    for i in 0..L {
+        let (d, b1) = a[i].overflowing_sub(b[i]);
+        let (d, b2) = d.overflowing_sub(borrow as u64);
+        out[i] = d;
+        borrow = b1 | b2;
+    }
+    (out, borrow)
+}
+
+/// `a + b` and the carry out.
+#[inline(always)]
+fn add_carry<const L: usize>(a: &Limbs<L>, b: &Limbs<L>) -> (Limbs<L>, bool) {
+    let mut out = [0u64; L];
+    let mut carry = false;
+    for i in 0..L {
+        let (s, c1) = a[i].overflowing_add(b[i]);
+        let (s, c2) = s.overflowing_add(carry as u64);
+        out[i] = s;
+        carry = c1 | c2;
+    }
+    (out, carry)
+}
+
+impl<const L: usize> MontN<L> {
+    /// None unless `n` is odd, above 1 and fits `L` limbs.
+    pub fn new(n: &BigUint) -> Option<Self> {
+        if n.bits() > 64 * L as u64 || !n.bit(0) || n.bits() < 2 {
+            return None;
+        }
+        let nl = limbs_of::<L>(n);
+        let mut inv = nl[0]; // correct to 3 bits; each Newton step doubles that
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(nl[0].wrapping_mul(inv)));
+        }
+        let r = BigUint::from(1u32) << (64 * L);
+        Some(Self { n: nl, ninv: inv.wrapping_neg(), one: limbs_of(&(&r % n)), r2: limbs_of(&((&r * &r) % n)), modulus: n.clone() })
+    }
+
+    pub fn modulus(&self) -> &BigUint {
+        &self.modulus
+    }
+
+    #[inline(always)]
+    pub fn one(&self) -> Limbs<L> {
+        self.one
+    }
+
+    /// `v mod n` in Montgomery form.
+    pub fn to_mont(&self, v: &BigUint) -> Limbs<L> {
+        let reduced = if v < &self.modulus { limbs_of(v) } else { limbs_of(&(v % &self.modulus)) };
+        self.mul(&reduced, &self.r2)
+    }
+
+    pub fn from_u64(&self, v: u64) -> Limbs<L> {
+        self.to_mont(&BigUint::from(v))
+    }
+
+    /// The plain value of `a` (out of Montgomery form).
+    pub fn to_big(&self, a: &Limbs<L>) -> BigUint {
+        let mut unit = [0u64; L];
+        unit[0] = 1;
+        big_of(&self.mul(a, &unit))
+    }
+
+    /// `gcd(a, n)` (the Montgomery factor `R` is prime to `n`).
+    pub fn gcd(&self, a: &Limbs<L>) -> BigUint {
+        let v = big_of(a);
+        if v.is_zero() {
+            return self.modulus.clone();
+        }
+        num_integer::Integer::gcd(&v, &self.modulus)
+    }
+
+    /// `a^-1`, or `Err(gcd(a, n))` when `a` has no inverse.
+    pub fn inv(&self, a: &Limbs<L>) -> Result<Limbs<L>, BigUint> {
+        let v = self.to_big(a);
+        match v.modinv(&self.modulus) {
+            Some(i) => Ok(self.to_mont(&i)),
+            None => Err(self.gcd(a)),
+        }
+    }
+
+    /// `a b / R mod n` (coarsely integrated operand scanning).
+    #[inline(always)]
+    pub fn mul(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+        let n = &self.n;
+        let mut t = [0u64; L];
+        let mut t_hi: u64 = 0;
+        for &bi in b.iter() {
+            let mut c: u64 = 0;
+            for j in 0..L {
+                let s = t[j] as u128 + a[j] as u128 * bi as u128 + c as u128;
+                t[j] = s as u64;
+                c = (s >> 64) as u64;
+            }
+            let s = t_hi as u128 + c as u128;
+            let top = s as u64;
+            let top_carry = (s >> 64) as u64;
+            let m = t[0].wrapping_mul(self.ninv);
+            let s = t[0] as u128 + m as u128 * n[0] as u128;
+            let mut c = (s >> 64) as u64;
+            for j in 1..L {
+                let s = t[j] as u128 + m as u128 * n[j] as u128 + c as u128;
+                t[j - 1] = s as u64;
+                c = (s >> 64) as u64;
+            }
+            let s = top as u128 + c as u128;
+            t[L - 1] = s as u64;
+            t_hi = top_carry + (s >> 64) as u64;
+        }
+        if t_hi != 0 || geq(&t, n) {
+            sub_borrow(&t, n).0
+        } else {
+            t
+        }
+    }
+
+    #[inline(always)]
+    pub fn sqr(&self, a: &Limbs<L>) -> Limbs<L> {
+        self.mul(a, a)
+    }
+
+    #[inline(always)]
+    pub fn add(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+        let (s, carry) = add_carry(a, b);
+        if carry || geq(&s, &self.n) {
+            sub_borrow(&s, &self.n).0
+        } else {
+            s
+        }
+    }
+
+    #[inline(always)]
+    pub fn sub(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+        let (d, borrow) = sub_borrow(a, b);
+        if borrow {
+            add_carry(&d, &self.n).0
+        } else {
+            d
+        }
+    }
+
+    /// Inverts every element of `xs` in place with one inversion (Montgomery's
+    /// trick: three multiplications per element); `Err(gcd)` when their
+    /// product has no inverse.
+    pub fn batch_inv(&self, xs: &mut [Limbs<L>], scratch: &mut Vec<Limbs<L>>) -> Result<(), BigUint> {
+        scratch.clear();
+        let mut acc = self.one;
+        for x in xs.iter() {
+            scratch.push(acc);
+            acc = self.mul(&acc, x);
+        }
+        let mut inv = self.inv(&acc)?;
+        for (x, before) in xs.iter_mut().zip(scratch.iter()).rev() {
+            let xi = self.mul(&inv, before);
+            inv = self.mul(&inv, x);
+            *x = xi;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_bigint::RandBigInt;
+    use num_traits::One;
+    use rand::SeedableRng;
+
+    fn check<const L: usize>(n: &BigUint, rng: &mut rand::rngs::StdRng) {
+        let m = MontN::<L>::new(n).expect("odd, fits");
+        for _ in 0..200 {
+            let a = rng.gen_biguint_below(n);
+            let b = rng.gen_biguint_below(n);
+            let (ma, mb) = (m.to_mont(&a), m.to_mont(&b));
+            assert_eq!(m.to_big(&m.mul(&ma, &mb)), (&a * &b) % n);
+            assert_eq!(m.to_big(&m.add(&ma, &mb)), (&a + &b) % n);
+            assert_eq!(m.to_big(&m.sub(&ma, &mb)), (n + &a - &b) % n);
+        }
+        let mut xs: Vec<Limbs<L>> = (1..40u64).filter(|&v| num_integer::Integer::gcd(&BigUint::from(v), n).is_one()).map(|v| m.from_u64(v * v)).collect();
+        let orig = xs.clone();
+        m.batch_inv(&mut xs, &mut Vec::new()).expect("n is prime to small values");
+        for (x, o) in xs.iter().zip(&orig) {
+            assert_eq!(m.mul(x, o), m.one());
+        }
+    }
+
+    #[test]
+    fn arithmetic_matches_biguint_at_every_width() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for bits in [129u64, 190, 255, 256, 333, 640, 1000, 1024] {
+            let n = rng.gen_biguint(bits) | BigUint::from(1u32) | (BigUint::from(1u32) << (bits - 1));
+            match bits.div_ceil(64) {
+                3 => check::<3>(&n, &mut rng),
+                4 => check::<4>(&n, &mut rng),
+                6 => check::<6>(&n, &mut rng),
+                10 => check::<10>(&n, &mut rng),
+                16 => check::<16>(&n, &mut rng),
+                other => panic!("no width {other} in the test"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_shared_factor_blocks_the_inverse_and_names_itself() {
+        let p = BigUint::from(1_000_000_007u64);
+        let n = &p * BigUint::from(340_282_366_920_938_463_463_374_607_431_768_211_297u128);
+        let m = MontN::<3>::new(&n).expect("odd");
+        let x = m.from_u64(3 * 1_000_000_007);
+        assert_eq!(m.inv(&x), Err(p));
+    }
+}
