@@ -1,8 +1,13 @@
 //! Cross-check against PARI/GP (`gp`, Debian package pari-gp, installed by
-//! scripts/test.sh) on 1,000+ seeded composites of 64 to 160 bits:
-//! semiprimes (balanced and not), prime powers, numbers with many small
-//! factors, Carmichael numbers and squares of primes. Every factorization
-//! must equal PARI's, multiply back and consist of primes.
+//! scripts/test.sh):
+//! - 1,000+ seeded composites of 64 to 160 bits: semiprimes (balanced and
+//!   not), prime powers, numbers with many small factors, Carmichael numbers
+//!   and squares of primes;
+//! - 1,000 seeded products of primes of mixed sizes up to 300 digits (small
+//!   primes, primes of 10 to 15 digits for ECM, squares, one large prime),
+//!   made by PARI: the primes it multiplied are the expected answer.
+//!
+//! Every factorization must equal PARI's, multiply back and consist of primes.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -127,4 +132,62 @@ fn factorizations_match_pari_gp_from_64_to_160_bits() {
     }
     // The sieve did take part.
     assert!(methods.get("siqs").copied().unwrap_or(0) > 0, "{methods:?}");
+}
+
+/// 1,000 products of primes of mixed sizes, 25 to 300 digits, made by PARI's
+/// `randomprime` (seeded): `(n, its primes in order)`. PARI's own `factor`
+/// needs over ten minutes for the set (its ECM on 300-digit numbers), so the
+/// expected answer is the construction.
+fn big_products_by_pari() -> Vec<(BigUint, Vec<String>)> {
+    const SCRIPT: &str = r#"
+setrand(2026120623);
+rp(d) = randomprime([10^(d-1), 10^d - 1]);
+{for (i = 1, 1000,
+  t = 25 + random(276);
+  v = [];
+  for (j = 1, random(5), v = concat(v, rp(1 + random(9))));
+  for (j = 1, random(3), v = concat(v, rp(10 + random(6))));
+  if (random(10) == 0, p = rp(2 + random(12)); v = concat(v, [p, p]));
+  d = t - #digits(vecprod(v));
+  if (d >= 2, v = concat(v, rp(d)));
+  v = vecsort(v); s = Str(vecprod(v), ":"); for (k = 1, #v, s = Str(s, " ", v[k])); print(s))}
+"#;
+    let mut child = Command::new("gp")
+        .args(["-q", "-f", "--default", "parisize=400000000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("PARI/GP (`gp`) must be installed (scripts/test.sh installs pari-gp)");
+    child.stdin.take().expect("stdin").write_all(SCRIPT.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("gp ran");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, fs)| (n.trim().parse().expect("gp prints integers"), fs.split_whitespace().map(str::to_owned).collect()))
+        .collect()
+}
+
+#[test]
+fn factorizations_of_pari_products_up_to_300_digits_are_exact() {
+    use rayon::prelude::*;
+    let cases = big_products_by_pari();
+    assert_eq!(cases.len(), 1000, "gp made every input");
+    assert!(cases.iter().any(|(n, _)| n.to_string().len() >= 280), "some inputs near 300 digits");
+    let ecm = cases
+        .par_iter()
+        .map(|(n, theirs)| {
+            let f = factorize(n, &Control::unlimited());
+            assert!(f.is_complete(), "{n} left unfactored");
+            let mut ours: Vec<String> = Vec::new();
+            for pf in &f.factors {
+                assert!(is_prime_big(&pf.p), "{} is not prime (from {n})", pf.p);
+                ours.extend(std::iter::repeat_n(pf.p.to_str_radix(10), pf.e as usize));
+            }
+            assert_eq!(&ours, theirs, "{n}");
+            f.factors.iter().filter(|pf| pf.method == crunch_compute::factor::Method::Ecm).count()
+        })
+        .sum::<usize>();
+    // ECM on multi-precision numbers did the splitting of the 10-15 digit primes.
+    assert!(ecm > 300, "{ecm} factors found by ECM");
 }

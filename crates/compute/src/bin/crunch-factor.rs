@@ -10,13 +10,18 @@ use crunch_compute::factor::{factorize, factorize_u64};
 use crunch_compute::Control;
 use num_bigint::BigUint;
 
-fn line_for(text: &str, out: &mut impl Write, timed: bool) -> std::io::Result<()> {
+fn line_for(text: &str, out: &mut impl Write, timed: bool, budget: Option<std::time::Duration>) -> std::io::Result<()> {
     let text = text.trim();
     if timed {
-        // `--time`: "N: p q ... # <ms> ms <method,...>", for the benchmark scripts.
+        // `--time`: "N: p q ... # <ms> ms <method,...>", for the benchmark
+        // scripts; a run the budget stopped ends "... stopped <composite,...>".
         let Ok(n) = BigUint::from_str(text) else { return Ok(()) };
         let started = std::time::Instant::now();
-        let f = factorize(&n, &Control::unlimited());
+        let ctl = match budget {
+            Some(b) => Control::unlimited().with_deadline(started + b),
+            None => Control::unlimited(),
+        };
+        let f = factorize(&n, &ctl);
         let ms = started.elapsed().as_secs_f64() * 1e3;
         write!(out, "{n}:")?;
         for pf in &f.factors {
@@ -25,7 +30,12 @@ fn line_for(text: &str, out: &mut impl Write, timed: bool) -> std::io::Result<()
             }
         }
         let methods: Vec<&str> = f.factors.iter().map(|pf| pf.method.as_str()).collect();
-        writeln!(out, " # {ms:.3} ms {}", methods.join(","))?;
+        write!(out, " # {ms:.3} ms {}", methods.join(","))?;
+        if f.stopped.is_some() {
+            let left: Vec<String> = f.unfactored.iter().map(|c| c.to_string()).collect();
+            write!(out, " stopped {}", left.join(","))?;
+        }
+        writeln!(out)?;
         return out.flush();
     }
     if text.is_empty() {
@@ -61,23 +71,30 @@ fn line_for(text: &str, out: &mut impl Write, timed: bool) -> std::io::Result<()
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: crunch-factor [--time] [N...]   (numbers from standard input when none given;\n       --time adds each number's milliseconds and methods)\n       crunch-factor --ecm-curve B1 CURVES N   (one thread: milliseconds per ECM curve)");
+        println!("usage: crunch-factor [--time] [N...]   (numbers from standard input when none given;\n       --time adds each number's milliseconds and methods, --time --budget S stops each after S seconds)\n       crunch-factor --ecm-curve B1 CURVES N   (one thread: milliseconds per ECM curve)");
         return Ok(());
     }
     if args.first().is_some_and(|a| a == "--ecm-curve") {
         return ecm_curves(&args[1..]);
     }
     let timed = args.first().is_some_and(|a| a == "--time");
-    let args: Vec<String> = args.into_iter().filter(|a| a != "--time").collect();
+    let mut args: Vec<String> = args.into_iter().filter(|a| a != "--time").collect();
+    let mut budget = None;
+    if let Some(i) = args.iter().position(|a| a == "--budget") {
+        let secs = args.get(i + 1).and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0);
+        let Some(secs) = secs else { return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "--budget takes seconds")) };
+        budget = Some(std::time::Duration::from_secs_f64(secs));
+        args.drain(i..i + 2);
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.is_empty() {
         for line in std::io::stdin().lock().lines() {
-            line_for(&line?, &mut out, timed)?;
+            line_for(&line?, &mut out, timed, budget)?;
         }
     } else {
         for a in &args {
-            line_for(a, &mut out, timed)?;
+            line_for(a, &mut out, timed, budget)?;
         }
     }
     out.flush()
@@ -92,7 +109,9 @@ fn ecm_curves(args: &[String]) -> std::io::Result<()> {
     let (Ok(b1), Ok(curves), Ok(n)) = (b1.parse::<u64>(), curves.parse::<u64>(), BigUint::from_str(n)) else { return Err(bad()) };
     let mut times: Vec<f64> = Vec::new();
     let mut found = 0;
-    for sigma in 6..6 + curves.max(1) {
+    // The first curve builds the tables of B1 (kept for the others): untimed.
+    crunch_compute::factor::ecm_mp::one_curve(&n, b1, 6);
+    for sigma in 7..7 + curves.max(1) {
         let started = std::time::Instant::now();
         found += usize::from(crunch_compute::factor::ecm_mp::one_curve(&n, b1, sigma).is_some());
         times.push(started.elapsed().as_secs_f64() * 1e3);

@@ -113,20 +113,27 @@ pub struct Tried {
 /// Splits the odd composite `n` (not a perfect power) into parts whose
 /// product is `n`, with the method that found them.
 ///
-/// Up to [`siqs::MAX_BITS`] (180): a short Pollard-Brent run (factors below
-/// about 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-180 bits
-/// beats both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and the
-/// general engine (100 bits: 12.5 -> about 4 ms, 160 bits: 305 -> 212 ms;
-/// docs/benchmarks.md). Above that, ECM on multi-precision words
-/// ([`ecm_mp`]) level by level: up to [`SIEVE_MAX_BITS`] until the level's
-/// factor size passes 2/9 of the cofactor's digits, then the general SIQS
-/// engine (rusqsieve, sieving on every kernel thread); beyond it, every level
-/// of the table and then more curves at the last one, until the control stops
-/// the run. Should a sieve give up (it never has in the cross-checks), ECM and
-/// Pollard-Brent take over.
+/// - Above 128 bits, ECM on multi-precision words ([`ecm_mp`]) first, level by
+///   level ([`ecm_levels`]): only a little below [`SIEVE_MAX_BITS`] (none for
+///   a balanced semiprime of up to 166 bits), every level above it.
+/// - Up to [`siqs::MAX_BITS`] (180): a short Pollard-Brent run (factors below
+///   about 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-180
+///   bits beats both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and
+///   the general engine (100 bits: 12.5 -> about 4 ms, 160 bits: 305 -> 212
+///   ms; docs/benchmarks.md).
+/// - Up to [`SIEVE_MAX_BITS`]: the general SIQS engine (rusqsieve, sieving on
+///   every kernel thread).
+/// - Should a sieve give up (it never has in the cross-checks), ECM on words
+///   and Pollard-Brent take over.
 pub fn split(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<(Vec<BigUint>, Method), Stop> {
     let two = |d: BigUint, m: Method| Ok((vec![n / &d, d], m));
-    if n.bits() <= siqs::MAX_BITS {
+    let bits = n.bits();
+    if bits > 128 && bits <= ecm_mp::MAX_BITS {
+        if let Some(d) = ecm_levels(n, ctl, tried)? {
+            return two(d, Method::Ecm);
+        }
+    }
+    if bits <= siqs::MAX_BITS {
         if let Some(v) = n.to_u128() {
             match brent(&Mont128::new(v), 1, Some(ctl), 1 << 11) {
                 Rho::Found(d) => return two(BigUint::from(d), Method::PollardBrent),
@@ -134,6 +141,7 @@ pub fn split(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<(Vec<BigUi
                 Rho::Failed => {}
             }
         }
+        say_sieving(n, ctl);
         if let Some(d) = siqs::factor(n, ctl)? {
             return two(d, Method::Siqs);
         }
@@ -156,45 +164,59 @@ pub fn split(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<(Vec<BigUi
             }
         }
     }
-    if n.bits() <= ecm_mp::MAX_BITS {
-        let digits = n.to_string().len() as u32;
-        let sieve_next = n.bits() <= SIEVE_MAX_BITS;
-        loop {
-            let i = tried.ecm_levels.min(ecm_mp::LEVELS.len() - 1);
-            let level = ecm_mp::LEVELS[i];
-            if sieve_next && (level.digits * 9 > digits * 2 || tried.ecm_levels >= ecm_mp::LEVELS.len()) {
-                break;
-            }
-            // Past the table: more curves at its last level, new ones each round.
-            let first_sigma = 6 + ((i as u64) << 40) + tried.ecm_rounds * u64::from(level.curves);
-            let note = |done: u32| {
-                if ctl.wants_stage() {
-                    ctl.stage(&format!("ECM p{}: {done} of {} curves (B1 = {}) on a {digits}-digit cofactor", level.digits, level.curves, level.b1));
-                }
-            };
-            note(0);
-            match ecm_mp::run_level(n, &level, first_sigma, ctl, &note)? {
-                ecm_mp::LevelOutcome::Found(d) => return two(d, Method::Ecm),
-                ecm_mp::LevelOutcome::Exhausted if tried.ecm_levels + 1 < ecm_mp::LEVELS.len() => tried.ecm_levels += 1,
-                ecm_mp::LevelOutcome::Exhausted => {
-                    tried.ecm_levels = ecm_mp::LEVELS.len();
-                    tried.ecm_rounds += 1;
-                }
-            }
-        }
-    }
-    ctl.stage(&format!("sieving (SIQS) a {}-digit cofactor", n.to_string().len()));
+    say_sieving(n, ctl);
     if let Some(found) = siqs(n, ctl)? {
         return Ok(found);
     }
-    // Beyond ECM's range or after the sieve gave up: Pollard-Brent until the
-    // time budget stops it.
+    // Beyond the sieve's range after ECM (only when ECM cannot take the
+    // number), or after the sieve gave up: Pollard-Brent until the time
+    // budget stops it.
     for c in 1u64.. {
         if let Some(d) = brent_big(n, c, ctl)? {
             return two(d, Method::PollardBrent);
         }
     }
     unreachable!("the loop over c only ends by returning")
+}
+
+fn say_sieving(n: &BigUint, ctl: &Control) {
+    if ctl.wants_stage() {
+        ctl.stage(&format!("sieving (SIQS) a {}-digit cofactor", n.to_string().len()));
+    }
+}
+
+/// ECM on `n` (129 to 1,024 bits) level by level from where `tried` says:
+/// `Ok(None)` once the sieve should take over, which is when `n` has at most
+/// [`SIEVE_MAX_BITS`] and the next level's factor size passes 3/10 of its
+/// digits (a cofactor of 60 digits gets p15, one of 70 gets p15 and p20).
+/// Larger numbers stay here: every level of the table, then more curves at
+/// the last one, until a factor or the control stops the run.
+fn ecm_levels(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<Option<BigUint>, Stop> {
+    let digits = n.to_string().len() as u32;
+    let sieve_next = n.bits() <= SIEVE_MAX_BITS;
+    loop {
+        let i = tried.ecm_levels.min(ecm_mp::LEVELS.len() - 1);
+        let level = ecm_mp::LEVELS[i];
+        if sieve_next && (level.digits * 10 > digits * 3 || tried.ecm_levels >= ecm_mp::LEVELS.len()) {
+            return Ok(None);
+        }
+        // Past the table: more curves at its last level, new ones each round.
+        let first_sigma = 6 + ((i as u64) << 40) + tried.ecm_rounds * u64::from(level.curves);
+        let note = |done: u32| {
+            if ctl.wants_stage() {
+                ctl.stage(&format!("ECM p{}: {done} of {} curves (B1 = {}) on a {digits}-digit cofactor", level.digits, level.curves, level.b1));
+            }
+        };
+        note(0);
+        match ecm_mp::run_level(n, &level, first_sigma, ctl, &note)? {
+            ecm_mp::LevelOutcome::Found(d) => return Ok(Some(d)),
+            ecm_mp::LevelOutcome::Exhausted if tried.ecm_levels + 1 < ecm_mp::LEVELS.len() => tried.ecm_levels += 1,
+            ecm_mp::LevelOutcome::Exhausted => {
+                tried.ecm_levels = ecm_mp::LEVELS.len();
+                tried.ecm_rounds += 1;
+            }
+        }
+    }
 }
 
 /// The SIQS engine on `n`: every prime factor it found (each checked again by

@@ -226,6 +226,7 @@ mod tests {
             let b = rng.gen_biguint_below(n);
             let (ma, mb) = (m.to_mont(&a), m.to_mont(&b));
             assert_eq!(m.to_big(&m.mul(&ma, &mb)), (&a * &b) % n);
+            assert_eq!(m.to_big(&m.sqr(&ma)), (&a * &a) % n);
             assert_eq!(m.to_big(&m.add(&ma, &mb)), (&a + &b) % n);
             assert_eq!(m.to_big(&m.sub(&ma, &mb)), (n + &a - &b) % n);
         }
