@@ -104,6 +104,25 @@ try {
   expect((await liveRow.locator('td.result').textContent()).includes('274177 × 67280421310721'), '2^64+1 = 274177 × 67280421310721');
   await shot('03-factorized');
 
+  step('a big number shows its ECM level and curves live, then is cancelled');
+  // (2^521 - 1)(2^127 - 1): 196 digits, a 39-digit factor ECM would need
+  // days for; the row says which level runs and how many curves are done.
+  const big = (2n ** 521n - 1n) * (2n ** 127n - 1n);
+  const ecmJob = await api('/api/v1/jobs', { method: 'POST', body: JSON.stringify({ kind: 'factorize', params: { n: big.toString() }, fresh: true }) });
+  expect(ecmJob.status === 202, `API submit: ${ecmJob.status}`);
+  const ecmRow = rowOf('factorize', ecmJob.body.id);
+  await ecmRow.locator('.stage', { hasText: /^ECM p\d+: \d+ of \d+ curves/ }).waitFor({ timeout: 20000 });
+  const firstStage = await ecmRow.locator('.stage').textContent();
+  await page.waitForFunction(([id, before]) => {
+    const s = document.querySelector(`tr[data-job-id="${id}"] .stage`);
+    return s && s.textContent !== before;
+  }, [ecmJob.body.id, firstStage], { timeout: 20000 });
+  expect((await ecmRow.locator('.stage').textContent()).includes('196-digit cofactor'), 'the stage names the cofactor');
+  await shot('03b-ecm-progress');
+  await api(`/api/v1/jobs/${ecmJob.body.id}`, { method: 'DELETE' });
+  await page.waitForFunction((id) => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.status === 'cancelled', ecmJob.body.id, { timeout: 20000 });
+  expect(await ecmRow.locator('.stage').count() === 0, 'no stage once the job has ended');
+
   step('inline errors for bad input, without a request');
   // The server's own check (POST /api/v1/jobs/validate) answers: wait for it.
   const inlineError = async (selector) => {

@@ -230,6 +230,15 @@ mod tests {
             assert_eq!(m.to_big(&m.add(&ma, &mb)), (&a + &b) % n);
             assert_eq!(m.to_big(&m.sub(&ma, &mb)), (n + &a - &b) % n);
         }
+        // Long chains stay right.
+        let (mut x, mut want) = (m.from_u64(3), BigUint::from(3u32));
+        let y = rng.gen_biguint_below(n);
+        let my = m.to_mont(&y);
+        for _ in 0..2000 {
+            x = m.sub(&m.add(&m.sqr(&x), &my), &m.mul(&x, &my));
+            want = (&want * &want + &y + n - &want * &y % n) % n;
+        }
+        assert_eq!(m.to_big(&x), want);
         let mut xs: Vec<Limbs<L>> = (1..40u64).filter(|&v| num_integer::Integer::gcd(&BigUint::from(v), n).is_one()).map(|v| m.from_u64(v * v)).collect();
         let orig = xs.clone();
         m.batch_inv(&mut xs, &mut Vec::new()).expect("n is prime to small values");
