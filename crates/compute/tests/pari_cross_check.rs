@@ -10,6 +10,7 @@
 //! Every factorization must equal PARI's, multiply back and consist of primes.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -87,27 +88,32 @@ fn inputs() -> Vec<BigUint> {
     v
 }
 
-/// PARI/GP's factorizations, `n -> [p, p, q, ...]`, in one run.
-fn pari(inputs: &[BigUint]) -> BTreeMap<String, Vec<String>> {
+/// Runs `script` in one `gp` process: its lines `n: p q ...` as
+/// `(n, [p, q, ...])`.
+fn gp(script: &str) -> Vec<(String, Vec<String>)> {
     let mut child = Command::new("gp")
-        .args(["-q", "-f", "--default", "parisize=200000000"])
+        .args(["-q", "-f", "--default", "parisize=400000000"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("PARI/GP (`gp`) must be installed (scripts/test.sh installs pari-gp)");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        for n in inputs {
-            writeln!(stdin, "f = factor({n}); s = \"{n}:\"; for (i = 1, #f~, for (j = 1, f[i, 2], s = Str(s, \" \", f[i, 1]))); print(s)").expect("write");
-        }
-    }
+    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write");
     let out = child.wait_with_output().expect("gp ran");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(n, fs)| (n.trim().to_owned(), fs.split_whitespace().map(str::to_owned).collect()))
         .collect()
+}
+
+/// PARI/GP's factorizations, `n -> [p, p, q, ...]`, in one run.
+fn pari(inputs: &[BigUint]) -> BTreeMap<String, Vec<String>> {
+    let mut script = String::new();
+    for n in inputs {
+        writeln!(script, "f = factor({n}); s = \"{n}:\"; for (i = 1, #f~, for (j = 1, f[i, 2], s = Str(s, \" \", f[i, 1]))); print(s)").expect("a String takes writes");
+    }
+    gp(&script).into_iter().collect()
 }
 
 #[test]
@@ -152,20 +158,7 @@ rp(d) = randomprime([10^(d-1), 10^d - 1]);
   if (d >= 2, v = concat(v, rp(d)));
   v = vecsort(v); s = Str(vecprod(v), ":"); for (k = 1, #v, s = Str(s, " ", v[k])); print(s))}
 "#;
-    let mut child = Command::new("gp")
-        .args(["-q", "-f", "--default", "parisize=400000000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("PARI/GP (`gp`) must be installed (scripts/test.sh installs pari-gp)");
-    child.stdin.take().expect("stdin").write_all(SCRIPT.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("gp ran");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, fs)| (n.trim().parse().expect("gp prints integers"), fs.split_whitespace().map(str::to_owned).collect()))
-        .collect()
+    gp(SCRIPT).into_iter().map(|(n, ps)| (n.parse().expect("gp prints integers"), ps)).collect()
 }
 
 #[test]

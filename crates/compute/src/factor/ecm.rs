@@ -77,7 +77,7 @@ impl<M: Montgomery> Curve<'_, M> {
 
 /// Stage-1 multipliers: the prime powers up to `b1`, packed into as few u64
 /// factors as possible. Cached per `b1`.
-fn stage1_scalars(b1: u64) -> Vec<u64> {
+pub(crate) fn stage1_scalars(b1: u64) -> Vec<u64> {
     static CACHE: OnceLock<std::sync::Mutex<Vec<(u64, std::sync::Arc<Vec<u64>>)>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Ok(c) = cache.lock() {

@@ -88,33 +88,13 @@ fn plan(b1: u64, ctl: &Control) -> Result<Arc<Plan>, Stop> {
         return Ok(p);
     }
     let b2 = b1 * B2_PER_B1;
-    let mut scalar = BigUint::one();
-    let mut words: Vec<u64> = Vec::new();
-    let mut acc: u64 = 1;
-    crate::primes::for_each_prime(2, b1, ctl, |ps| {
-        for &p in ps {
-            let mut q = p;
-            while q * p <= b1 {
-                q *= p;
-            }
-            match acc.checked_mul(q) {
-                Some(v) => acc = v,
-                None => {
-                    words.push(acc);
-                    acc = q;
-                }
-            }
-        }
-    })?;
-    words.push(acc);
-    // A product tree keeps the multiplications balanced.
-    let mut level: Vec<BigUint> = words.into_iter().map(BigUint::from).collect();
+    // A product tree over the packed prime powers keeps the multiplications
+    // balanced.
+    let mut level: Vec<BigUint> = super::ecm::stage1_scalars(b1).into_iter().map(BigUint::from).collect();
     while level.len() > 1 {
         level = level.chunks(2).map(|c| c.iter().product()).collect();
     }
-    if let Some(k) = level.pop() {
-        scalar = k;
-    }
+    let scalar = level.pop().unwrap_or_else(BigUint::one);
     let index: HashMap<u64, usize> = babies().iter().enumerate().map(|(i, &j)| (j, i)).collect();
     let m_lo = (b1 + 1 + D / 2) / D;
     let m_hi = (b2 + D / 2) / D;
