@@ -113,9 +113,11 @@ pub struct Tried {
 /// Splits the odd composite `n` (not a perfect power) into parts whose
 /// product is `n`, with the method that found them.
 ///
-/// - Above 128 bits, ECM on multi-precision words ([`ecm_mp`]) first, level by
-///   level ([`ecm_levels`]): only a little below [`SIEVE_MAX_BITS`] (none for
-///   a balanced semiprime of up to 166 bits), every level above it.
+/// - Above [`siqs::MAX_BITS`] (180), ECM on multi-precision words
+///   ([`ecm_mp`]) first, level by level ([`ecm_levels`]): a level or two up
+///   to [`SIEVE_MAX_BITS`], every level above it. (Not at 167-180 bits,
+///   where p15 would be due: it costs a balanced semiprime 5% there, 581
+///   against 553 ms, and our sieve is only on par with PARI/GP at 180 bits.)
 /// - Up to [`siqs::MAX_BITS`] (180): a short Pollard-Brent run (factors below
 ///   about 2^22), then our own word-sized SIQS ([`siqs`]), which at 65-180
 ///   bits beats both ECM on Montgomery words (80 bits: 12.8 -> 1.7 ms) and
@@ -128,7 +130,7 @@ pub struct Tried {
 pub fn split(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<(Vec<BigUint>, Method), Stop> {
     let two = |d: BigUint, m: Method| Ok((vec![n / &d, d], m));
     let bits = n.bits();
-    if bits > 128 && bits <= ecm_mp::MAX_BITS {
+    if bits > siqs::MAX_BITS && bits <= ecm_mp::MAX_BITS {
         if let Some(d) = ecm_levels(n, ctl, tried)? {
             return two(d, Method::Ecm);
         }
@@ -185,7 +187,7 @@ fn say_sieving(n: &BigUint, ctl: &Control) {
     }
 }
 
-/// ECM on `n` (129 to 1,024 bits) level by level from where `tried` says:
+/// ECM on `n` (181 to 1,024 bits) level by level from where `tried` says:
 /// `Ok(None)` once the sieve should take over, which is when `n` has at most
 /// [`SIEVE_MAX_BITS`] and the next level's factor size passes 3/10 of its
 /// digits (a cofactor of 60 digits gets p15, one of 70 gets p15 and p20).

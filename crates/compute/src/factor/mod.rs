@@ -5,7 +5,7 @@
 //! Larger numbers take the [`big`] path: trial division by the primes below
 //! 2^16, a BPSW primality test (plus Miller-Rabin to random bases), perfect-power
 //! detection, then the splitters in [`big::split`] (ECM on multi-precision
-//! integers by levels above 128 bits, [`ecm_mp`]; Pollard-Brent and our sieve
+//! integers by levels above 180 bits, [`ecm_mp`]; Pollard-Brent and our sieve
 //! up to 180 bits, [`siqs`]; rusqsieve up to 250 bits) until every cofactor is
 //! prime or the [`Control`] stops the run.
 
