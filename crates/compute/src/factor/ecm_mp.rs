@@ -216,10 +216,8 @@ fn curve<const L: usize>(m: &MontN<L>, sigma: u64, plan: &Plan, stop: &dyn Fn() 
 
     let k = &plan.scalar;
     let q = curve.ladder(&x0, k.bits(), |i| k.bit(i), stop)?;
-    let g = m.gcd(&q.z);
-    if !g.is_one() {
-        return Ok(proper(g, n));
-    }
+    // z has no inverse exactly when gcd(z, n) is not 1: the inversion is the
+    // end-of-stage-1 gcd.
     let xq = match m.inv(&q.z) {
         Ok(i) => m.mul(&q.x, &i),
         Err(g) => return Ok(proper(g, n)),
@@ -234,21 +232,17 @@ fn stage2<const L: usize>(curve: &Curve<'_, L>, xq: &Limbs<L>, plan: &Plan, stop
     // Baby steps: the odd multiples [j]Q, j < D/2, those prime to D kept.
     let q = Point { x: *xq, z: m.one() };
     let q2 = curve.dbl(&q);
-    let mut prev = q;
-    let mut cur = curve.add_unit(&q2, &q, xq); // [3]Q
+    // [j]Q and [j + 2]Q.
+    let (mut this, mut next) = (q, curve.add_unit(&q2, &q, xq));
     let mut kept: Vec<Point<L>> = Vec::with_capacity(babies().len());
     let mut wanted = babies().iter().peekable();
     for j in (1..D / 2).step_by(2) {
-        let pj = if j == 1 { q } else { cur };
-        if wanted.peek() == Some(&&j) {
-            kept.push(pj);
-            wanted.next();
+        if wanted.next_if_eq(&&j).is_some() {
+            kept.push(this);
         }
-        if j >= 3 {
-            let next = curve.add(&cur, &q2, &prev);
-            prev = cur;
-            cur = next;
-        }
+        let after = curve.add(&next, &q2, &this);
+        this = next;
+        next = after;
     }
     let mut zs: Vec<Limbs<L>> = kept.iter().map(|p| p.z).collect();
     if let Err(g) = m.batch_inv(&mut zs, &mut scratch) {
