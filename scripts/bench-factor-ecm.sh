@@ -45,14 +45,11 @@ for d in (100, 200, 300):
         f.write(f"{digits(d // 2) * digits(d - d // 2)}\n")
 PY
 
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ms_of() { sed 's/.* # //; s/ ms.*//'; }
 factors_of() { sed 's/ #.*//'; }
 
 log "1. 100-digit numbers with a 20-digit factor"
-(echo 'default(parisize, 400000000);'; while read -r n; do
-  echo "t = getabstime(); f = factor($n); t = getabstime() - t; s = \"$n:\"; for (i = 1, #f~, for (j = 1, f[i, 2], s = Str(s, \" \", f[i, 1]))); print(s, \" # \", t)"
-done <"$WORK/p20c100.txt") | gp -q -f 2>/dev/null >"$WORK/pari"
+pari_factor_timed "$WORK/p20c100.txt" >"$WORK/pari"
 RAYON_NUM_THREADS=1 "$OURS" --time <"$WORK/p20c100.txt" >"$WORK/ours1"
 "$OURS" --time <"$WORK/p20c100.txt" >"$WORK/oursN"
 for f in ours1 oursN; do
@@ -104,4 +101,4 @@ if [ "$LONG" = 1 ]; then
   "$OURS" --time --budget 600 <"$WORK/p30c300.txt" >"$WORK/p30"
   printf '\n300 digits with a 30-digit factor: %s in %.1f s\n' "$(if [ "$(check_complete "$WORK/p30")" = 1 ]; then echo factored; else echo "not factored"; fi)" "$(ms_of <"$WORK/p30" | awk '{print $1 / 1000}')"
 fi
-printf '\n(PARI/GP %s; GMP-ECM %s; %s)\n' "$(echo 'print(version())' | gp -q -f 2>/dev/null | tr -d '[]' | tr ',' '.' | tr -d ' ')" "$(echo 1 | ecm -c 1 10 2>&1 | head -1 | awk '{print $2}')" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf '\n(PARI/GP %s; GMP-ECM %s; %s)\n' "$(pari_version)" "$(echo 1 | ecm -c 1 10 2>&1 | head -1 | awk '{print $2}')" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -28,14 +28,10 @@ for bits in sizes:
             f.write(f"{prime(bits // 2) * prime(bits - bits // 2)}\n")
 PY
 
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 printf '\n| bits | numbers | PARI/GP median (ms) | crunch median (ms) | speed-up | GNU factor (ms) | crunch methods |\n|---:|---:|---:|---:|---:|---:|---|\n'
 for bits in "${SIZES[@]}"; do
   f="$WORK/s$bits.txt"
-  # PARI: one gp process, each factor() timed inside gp.
-  (echo 'default(parisize, 400000000);'; while read -r n; do
-    echo "t = getabstime(); f = factor($n); t = getabstime() - t; s = \"$n:\"; for (i = 1, #f~, for (j = 1, f[i, 2], s = Str(s, \" \", f[i, 1]))); print(s, \" # \", t)"
-  done <"$f") | gp -q -f 2>/dev/null >"$WORK/pari$bits"
+  pari_factor_timed "$f" >"$WORK/pari$bits"
   RAYON_NUM_THREADS=1 "$OURS" --time <"$f" >"$WORK/ours$bits"
   diff <(sed 's/ #.*//' "$WORK/pari$bits") <(sed 's/ #.*//' "$WORK/ours$bits") >/dev/null || die "factors differ from PARI's at $bits bits"
   pm=$(sed 's/.* # //' "$WORK/pari$bits" | median)
@@ -52,4 +48,4 @@ if [ -f "$WORK/s200.txt" ]; then
   RAYON_NUM_THREADS="$(nproc)" "$OURS" --time "$n" >"$WORK/ours200all"
   printf '\n200 bits on %s cores: %s ms (%s)\n' "$(nproc)" "$(sed 's/.* # //; s/ ms.*//' "$WORK/ours200all")" "$n"
 fi
-printf '\n(one thread unless stated; PARI/GP %s; %s)\n' "$(echo 'print(version())' | gp -q -f 2>/dev/null | tr -d '[]' | tr ',' '.' | tr -d ' ')" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf '\n(one thread unless stated; PARI/GP %s; %s)\n' "$(pari_version)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

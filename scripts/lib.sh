@@ -217,3 +217,15 @@ build_bins() {
 }
 
 bin_path() { echo "$CARGO_TARGET_DIR/${CRUNCH_PROFILE:-debug}/$1"; }
+
+# The benchmarks' shared pieces.
+# The median of the numbers on standard input, one per line.
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# PARI/GP factors each number of file $1 in one gp process, each factor()
+# timed inside gp: "N: p p q # <ms>", as `crunch-factor --time` prints.
+pari_factor_timed() {
+  (echo 'default(parisize, 400000000);'; while read -r n; do
+    echo "t = getabstime(); f = factor($n); t = getabstime() - t; s = \"$n:\"; for (i = 1, #f~, for (j = 1, f[i, 2], s = Str(s, \" \", f[i, 1]))); print(s, \" # \", t)"
+  done <"$1") | gp -q -f 2>/dev/null
+}
+pari_version() { echo 'print(version())' | gp -q -f 2>/dev/null | tr -d '[]' | tr ',' '.' | tr -d ' '; }
