@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 ensure_build_deps
-ensure_apt primesieve pari-gp bc
+ensure_apt primesieve primecount pari-gp bc
 ensure_postgres
 ensure_rabbitmq
 ensure_kafka

@@ -71,6 +71,16 @@ impl Control {
         }
     }
 
+    /// The same control (cancel flag, deadline, stage) for one part of the
+    /// work: its progress 0..=1 is reported as `lo..=hi` of the whole.
+    pub fn part(&self, lo: f64, hi: f64) -> Control {
+        let mut part = self.clone();
+        if let Some(f) = self.progress.clone() {
+            part.progress = Some(Arc::new(move |x: f64| f(lo + (hi - lo) * x)));
+        }
+        part
+    }
+
     /// Reports progress in 0..=1.
     pub fn progress(&self, fraction: f64) {
         if let Some(f) = &self.progress {

@@ -40,7 +40,7 @@ pub fn segment_bytes(hi: u64) -> usize {
 /// Sieving primes produced per batch by the small sieve.
 pub const MAX_PRIMES_PER_PASS: usize = 1 << 16;
 
-const WHEEL: [u64; 8] = [1, 7, 11, 13, 17, 19, 23, 29];
+pub(crate) const WHEEL: [u64; 8] = [1, 7, 11, 13, 17, 19, 23, 29];
 /// bit index of residue r (mod 30), or 255 when gcd(r, 30) > 1.
 const BIT_OF: [u8; 30] = {
     let mut t = [255u8; 30];
@@ -247,7 +247,7 @@ pub const SIEVE_PRIME_LIMIT: u64 = 1 << 24;
 /// segment, where bit i of byte k of `seg` says whether base + 30k + WHEEL[i]
 /// is prime. Bits outside [lo, hi] in the first and last segments are
 /// meaningless: callers mask them. 2, 3, 5 are never represented.
-fn sieve_segments(lo: u64, hi: u64, ctl: &Control, mut f: impl FnMut(u64, &[u8])) -> Result<(), Stop> {
+pub(crate) fn sieve_segments(lo: u64, hi: u64, ctl: &Control, mut f: impl FnMut(u64, &[u8])) -> Result<(), Stop> {
     let base = lo - lo % 30;
     let total_bytes = hi / 30 - base / 30 + 1;
     let sqrt_hi = isqrt(hi);
@@ -338,7 +338,7 @@ pub fn isqrt(n: u64) -> u64 {
 
 /// Bit mask of the residues of byte `b` (covering [b, b + 30)) that lie in [lo, hi].
 #[inline]
-fn range_mask(byte_base: u64, lo: u64, hi: u64) -> u8 {
+pub(crate) fn range_mask(byte_base: u64, lo: u64, hi: u64) -> u8 {
     let mut m = 0u8;
     for (i, &w) in WHEEL.iter().enumerate() {
         if byte_base.checked_add(w).is_some_and(|v| v >= lo && v <= hi) {

@@ -181,7 +181,7 @@ pub fn gateway_config(database_url: &str, amqp: &str, namespace: &str, max_body:
                 confirm_timeout_ms: 2000,
                 queue_expires_ms: 600_000,
             },
-            limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: 10_000_000_000_000, scrape_max_pages: 10 },
+            limits: LimitArgs { factorize_max_digits: 300, primes_list_max_width: 1_000_000_000, primes_count_max_width: crunch_domain::Limits::DEFAULT_PRIMES_COUNT_MAX_WIDTH, scrape_max_pages: 10 },
         },
     }
 }

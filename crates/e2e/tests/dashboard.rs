@@ -132,7 +132,7 @@ async fn one_demo_generator_per_deployment_whatever_the_replicas() -> R {
     assert_eq!(cfg["demo"], json!({"enabled": true, "interval_secs": 0.25, "key_name": "demo-owner"}));
     assert_eq!(cfg["adminer_url"], "http://127.0.0.1:8088/");
     assert_eq!(cfg["limits"]["factorize_max_digits"], 300);
-    assert_eq!(cfg["limits"]["primes_count_max_width"], "10000000000000");
+    assert_eq!(cfg["limits"]["primes_count_max_width"], "18446744073709551615");
     Ok(())
 }
 

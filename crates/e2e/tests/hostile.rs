@@ -34,7 +34,6 @@ async fn huge_numbers_giant_ranges_deep_and_broken_json_get_4xx() -> R {
     // Giant and inverted ranges, numbers past 2^64.
     for params in [
         json!({"from": 0, "to": "18446744073709551615", "mode": "list"}),
-        json!({"from": 0, "to": "18446744073709551615", "mode": "count"}),
         json!({"from": 0, "to": "18446744073709551616", "mode": "count"}),
         json!({"from": "1e30", "to": 5, "mode": "count"}),
         json!({"from": 10, "to": 5, "mode": "count"}),

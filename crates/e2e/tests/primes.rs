@@ -126,11 +126,12 @@ async fn wide_ranges_are_sharded_across_two_workers_and_aggregated_in_order() ->
         ..Default::default()
     })
     .await?;
-    let count = submit(&env, json!({"from": 0, "to": 99_999_999, "mode": "count"})).await?;
+    // Narrow enough (10^8 numbers at 10^14) that sieving beats pi(x).
+    let count = submit(&env, json!({"from": "100000000000000", "to": "100000099999999", "mode": "count"})).await?;
     let list = submit(&env, json!({"from": 0, "to": 4_999_999, "mode": "list"})).await?;
     let c = env.wait_finished(&count).await?;
     assert_eq!(c["status"], "succeeded", "{c}");
-    assert_eq!(c["result"]["count"], 5_761_455);
+    assert_eq!(c["result"]["count"], 3_102_679);
     assert_eq!(c["result"]["shards"], 10);
     let l = env.wait_finished(&list).await?;
     assert_eq!(l["status"], "succeeded", "{l}");
@@ -163,11 +164,12 @@ async fn wide_ranges_are_sharded_across_two_workers_and_aggregated_in_order() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_sharded_job_cancels_its_shards() -> R {
     let env = TestEnv::start_with(Options {
-        worker_env: vec![("CRUNCH_PRIMES_SHARD_WIDTH_COUNT".into(), "100000000000".into()), ("CRUNCH_WORKER_PREFETCH".into(), "1".into())],
+        worker_env: vec![("CRUNCH_PRIMES_SHARD_WIDTH_COUNT".into(), "20000000000".into()), ("CRUNCH_WORKER_PREFETCH".into(), "1".into())],
         ..Default::default()
     })
     .await?;
-    let id = submit(&env, json!({"from": "1000000000000000", "to": "1005999999999999", "mode": "count"})).await?;
+    // 1.2 * 10^12 numbers at 10^18: sieved in shards (pi(10^18) twice would take longer).
+    let id = submit(&env, json!({"from": "1000000000000000000", "to": "1000001199999999999", "mode": "count"})).await?;
     env.wait_for(&id, Duration::from_secs(20), |s| s == "running").await?;
     // wait until the shards exist
     let mut conn = env.db()?;
@@ -205,7 +207,7 @@ async fn a_sharded_job_reports_progress_live_as_shards_finish() -> R {
     let url = env.url("/api/v1/events").replace("http://", "ws://");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?access_token={}", env.key)).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let id = submit(&env, json!({"from": 0, "to": 199_999_999, "mode": "count"})).await?;
+    let id = submit(&env, json!({"from": "100000000000000", "to": "100000199999999", "mode": "count"})).await?;
     let mut progress = Vec::new();
     let mut done = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -223,9 +225,40 @@ async fn a_sharded_job_reports_progress_live_as_shards_finish() -> R {
         }
     }
     let done = done.expect("a succeeded event");
-    assert_eq!(done["data"]["count"], 11_078_937);
+    assert_eq!(done["data"]["count"], 6_202_561);
     assert!(progress.len() >= 5, "progress events: {progress:?}");
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress never goes back: {progress:?}");
     assert!(progress.iter().all(|p| (0.0..1.0).contains(p)));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_counts_go_through_pi_with_live_progress_and_cancel() -> R {
+    let env = TestEnv::start().await?;
+    // pi(10^13) - pi(10^6 - 1): a sieve of 10^13 numbers would need most of
+    // an hour on two cores; pi(x) takes a fraction of a second.
+    let id = submit(&env, json!({"from": "1000000", "to": "10000000000000", "mode": "count"})).await?;
+    let c = env.wait_finished(&id).await?;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    assert_eq!(c["result"]["count"], 346_065_536_839u64 - 78_498);
+    assert!(c["result"].get("shards").is_none(), "one job, not shards: {c}");
+
+    // The whole 64-bit space is accepted; progress moves; cancel stops it.
+    let all = submit(&env, json!({"from": 0, "to": "18446744073709551615", "mode": "count"})).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let job = env.get_job(&all).await?;
+        let p = job["progress"].as_f64().unwrap_or(0.0);
+        if p > 0.0 {
+            assert!(p < 1.0, "{job}");
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no progress on pi(2^64 - 1): {job}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let r = env.http.delete(env.url(&format!("/api/v1/jobs/{all}"))).bearer_auth(&env.key).send().await?;
+    assert_eq!(r.status(), 200);
+    let done = env.wait_for(&all, Duration::from_secs(15), |s| s == "cancelled").await?;
+    assert_eq!(done["status"], "cancelled");
     Ok(())
 }

@@ -1,13 +1,16 @@
 //! `primes`: count or list the primes in `[from, to]`.
 //!
-//! Count mode sieves in pieces on the whole rayon pool. List mode sieves in
+//! Count mode runs on the whole rayon pool: a sieve in pieces for narrow
+//! ranges, pi(to) - pi(from - 1) by the combinatorial method for wide ones
+//! (`crunch_compute::pi`). List mode sieves in
 //! order on one thread and stores the primes as gap-encoded chunks of 65,536
 //! (`prime_chunks`), so neither the worker nor the gateway ever holds the
 //! whole list; a retried attempt first removes what the previous one wrote.
 
 use std::time::Instant;
 
-use crunch_compute::primes::{codec, count_parallel, for_each_prime};
+use crunch_compute::pi;
+use crunch_compute::primes::{codec, for_each_prime};
 use crunch_compute::Control;
 use crunch_domain::{PrimesMode, PrimesParams, PrimesResult};
 use crunch_store::models::{JobRow, PrimeChunk};
@@ -24,8 +27,12 @@ impl Kind for PrimesParams {
 
     /// `[from, to]` in shard ranges when it is wider than its mode's
     /// threshold (at most `CRUNCH_PRIMES_MAX_SHARDS`, each at least the
-    /// threshold wide but the last).
+    /// threshold wide but the last). A count that pi answers is never split:
+    /// each shard would cost about as much as the whole.
     fn split(&self, cfg: &ShardArgs) -> Option<Vec<Self>> {
+        if self.mode() == PrimesMode::Count && pi::prefers_pi(self.from(), self.to()) {
+            return None;
+        }
         let threshold = match self.mode() {
             PrimesMode::Count => cfg.primes_shard_width_count,
             PrimesMode::List => cfg.primes_shard_width_list,
@@ -62,10 +69,7 @@ fn run(p: &PrimesParams, ctl: &Control, ctx: &JobContext) -> Outcome {
 
 fn count(p: &PrimesParams, ctl: &Control) -> Outcome {
     let started = Instant::now();
-    // Enough pieces for balance and steady progress, few enough that each
-    // piece's set-up (sieving primes) stays negligible.
-    let pieces = (rayon::current_num_threads() * 4).max(((p.to() - p.from()) / 2_000_000_000) as usize).min(4096);
-    match count_parallel(p.from(), p.to(), pieces, ctl) {
+    match pi::count(p.from(), p.to(), ctl) {
         Ok(n) => succeeded(PrimesResult { count: n, ..result(p, started) }),
         Err(stop) => stopped(stop, started.elapsed().as_millis() as u64, json!({})),
     }
@@ -180,7 +184,12 @@ mod tests {
     use crunch_domain::Params;
 
     fn params(from: u64, to: u64) -> PrimesParams {
-        PrimesParams::parse(&serde_json::json!({"from": from.to_string(), "to": to.to_string(), "mode": "count"}), &crunch_domain::Limits { primes_count_max_width: u64::MAX, ..Default::default() }).expect("valid")
+        params_in(from, to, "count")
+    }
+
+    fn params_in(from: u64, to: u64, mode: &str) -> PrimesParams {
+        let limits = crunch_domain::Limits { primes_count_max_width: u64::MAX, primes_list_max_width: u64::MAX, ..Default::default() };
+        PrimesParams::parse(&serde_json::json!({"from": from.to_string(), "to": to.to_string(), "mode": mode}), &limits).expect("valid")
     }
 
     fn plan(p: &PrimesParams, threshold: u64, max_shards: u64) -> Option<Vec<(u64, u64)>> {
@@ -199,8 +208,12 @@ mod tests {
             assert_eq!(w[0].1 + 1, w[1].0);
         }
         assert!(plan(&p, 10_000_000, 64).is_none());
-        let shards = plan(&params(0, u64::MAX), 1 << 40, 64).expect("sharded");
+        let shards = plan(&params_in(0, u64::MAX, "list"), 1 << 40, 64).expect("sharded");
         assert_eq!(shards.len(), 64);
         assert_eq!(shards.last().map(|s| s.1), Some(u64::MAX));
+        // pi answers a wide count faster than any shard of it would.
+        assert!(plan(&params(0, u64::MAX), 1 << 40, 64).is_none());
+        assert!(plan(&params(1 << 40, (1 << 40) + 100_000_000_000), 1 << 30, 64).is_none());
+        assert!(plan(&params(1 << 60, (1 << 60) + 100_000_000_000), 1 << 30, 64).is_some());
     }
 }
