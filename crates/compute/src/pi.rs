@@ -110,8 +110,9 @@ struct Tables {
     primes: Vec<u32>,
     /// 1 / primes[i], for quotients without a division instruction.
     inv: Vec<f64>,
-    pi_bits: Vec<u64>,
-    pi_counts: Vec<u32>,
+    /// pi up to y: per 128 integers, the primes below them and a bit per odd
+    /// integer (one cache access per lookup).
+    pi_words: Vec<PiWord>,
     /// For odd `m <= y`, at `m / 2`: `mu(m) * lpf(m)`, 0 when `mu(m) = 0`,
     /// `i32::MAX` for 1.
     mu_lpf: Vec<i32>,
@@ -119,20 +120,21 @@ struct Tables {
 
 impl Tables {
     fn new(y: u64, ctl: &Control) -> Result<Self, Stop> {
-        let words = (y / 64 + 1) as usize;
-        let mut pi_bits = vec![0u64; words];
+        let mut pi_words = vec![PiWord { bits: 0, below: 0 }; (y / 128 + 1) as usize];
         let mut primes = Vec::new();
         primes::for_each_prime(2, y, ctl, |ps| {
             for &p in ps {
                 primes.push(p as u32);
-                pi_bits[(p / 64) as usize] |= 1 << (p % 64);
+                if p > 2 {
+                    pi_words[(p / 128) as usize].bits |= 1 << ((p % 128) / 2);
+                }
             }
         })?;
-        let mut pi_counts = Vec::with_capacity(words);
-        let mut acc = 0u32;
-        for w in &pi_bits {
-            pi_counts.push(acc);
-            acc += w.count_ones();
+        // The prime 2 is counted from the start: lookups are for n >= 2.
+        let mut acc = 1u64;
+        for w in &mut pi_words {
+            w.below = acc;
+            acc += u64::from(w.bits.count_ones());
         }
         let mut mu_lpf = vec![1i32; (y / 2 + 1) as usize];
         for &p in primes.iter().skip(1) {
@@ -152,14 +154,18 @@ impl Tables {
         }
         mu_lpf[0] = i32::MAX;
         let inv = primes.iter().map(|&p| 1.0 / f64::from(p)).collect();
-        Ok(Tables { primes, inv, pi_bits, pi_counts, mu_lpf })
+        Ok(Tables { primes, inv, pi_words, mu_lpf })
     }
 
-    /// pi(n) for n <= y.
+    /// pi(n) for 2 <= n <= y.
     #[inline]
     fn pi(&self, n: u64) -> usize {
-        let w = (n / 64) as usize;
-        (self.pi_counts[w] + (self.pi_bits[w] & (u64::MAX >> (63 - n % 64))).count_ones()) as usize
+        debug_assert!(n >= 2);
+        let w = self.pi_words[(n / 128) as usize];
+        // The odd integers up to n in this word: the low (n % 128 + 1) / 2 bits.
+        let odd = (n % 128).div_ceil(2) as u32;
+        let low = ((u128::from(w.bits) << (64 - odd)) as u64).count_ones();
+        (w.below + u64::from(low)) as usize
     }
 
     #[inline]
@@ -181,6 +187,14 @@ impl Tables {
         }
         u
     }
+}
+
+#[derive(Clone, Copy)]
+struct PiWord {
+    /// Bit k: whether 128 i + 2k + 1 is prime.
+    bits: u64,
+    /// The primes below 128 i (2 counted in the first word too).
+    below: u64,
 }
 
 /// The sizes every part works with.
@@ -271,6 +285,118 @@ pub fn pi_with_alpha(x: u64, alpha: f64, ctl: &Control) -> Result<u64, Stop> {
     let hard = hard(&p, &t, &ctl.part(0.65, 1.0))?;
     let total = s1 + easy + s2_easy_big + hard + a as i128 - 1 - p2;
     Ok(u64::try_from(total).unwrap_or(0))
+}
+
+/// pi(2^64 - 1): the largest n [`nth_prime`] takes.
+pub const PI_MAX: u64 = 425_656_284_035_217_743;
+
+/// The logarithmic integral li(x), by Ramanujan's series (f64: relative error
+/// about 10^-15 up to 2^64).
+fn li(x: f64) -> f64 {
+    const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+    let l = x.ln();
+    let (mut sum, mut term, mut inner) = (0.0f64, 1.0f64, 0.0f64);
+    for n in 1..200 {
+        term *= l / f64::from(n);
+        if n % 2 == 1 {
+            inner += 1.0 / f64::from(n);
+        }
+        // (-1)^(n-1) (ln x)^n / (n! 2^(n-1)) * sum_{k <= (n-1)/2} 1/(2k+1)
+        let add = term / 2f64.powi(n - 1) * inner;
+        sum += if n % 2 == 1 { add } else { -add };
+        if add.abs() < 1e-17 * sum.abs() {
+            break;
+        }
+    }
+    EULER_GAMMA + l.ln() + x.sqrt() * sum
+}
+
+/// x with li(x) = n (Newton's method), the usual first guess for the n-th prime.
+fn li_inverse(n: f64) -> f64 {
+    let mut x = n * n.ln().max(1.0);
+    for _ in 0..100 {
+        let next = x - (li(x) - n) * x.ln();
+        if (next - x).abs() < 1.0 {
+            return next;
+        }
+        x = next.max(2.0);
+    }
+    x
+}
+
+/// Numbers sieved per window while the n-th prime is searched from a known
+/// pi(x).
+const NTH_WINDOW: u64 = 1 << 22;
+
+/// The n-th prime (`nth_prime(1) = 2`), for `1 <= n <=` [`PI_MAX`]: pi(x) at
+/// li^-1(n), pi again where the prime density puts the n-th prime while
+/// sieving the gap would cost more than that pi, then a sieve over the last
+/// gap, forward or backward.
+pub fn nth_prime(n: u64, ctl: &Control) -> Result<u64, Stop> {
+    assert!((1..=PI_MAX).contains(&n), "nth_prime takes 1 ..= pi(2^64 - 1)");
+    if n <= 5_761_455 {
+        // The n-th prime is below 10^8: one sieve.
+        return nth_from(0, n, ctl);
+    }
+    // Progress: pi at the first guess, pi at a second (and rarely a third),
+    // then the sieve.
+    const BANDS: [(f64, f64); 3] = [(0.0, 0.45), (0.45, 0.9), (0.9, 0.95)];
+    let mut x = (li_inverse(n as f64) as u64).max(SIEVE_BELOW);
+    let mut c = pi(x, &ctl.part(BANDS[0].0, BANDS[0].1))?;
+    let mut used = 1;
+    while used < BANDS.len() {
+        let gap = n as f64 - c as f64;
+        let width = (gap.abs() * (x as f64).ln()) as u64;
+        // Sieving above 2^48 confirms candidates by Miller-Rabin: ~200x slower.
+        let sieve = sieve_seconds(width) * if x > 1 << 48 { 200.0 } else { 1.0 };
+        if sieve < pi_seconds(x) {
+            break;
+        }
+        x = (x as f64 + gap * (x as f64).ln()).clamp(SIEVE_BELOW as f64, u64::MAX as f64) as u64;
+        c = pi(x, &ctl.part(BANDS[used].0, BANDS[used].1))?;
+        used += 1;
+    }
+    let ctl = ctl.part(BANDS[used - 1].1, 1.0);
+    if c < n {
+        return nth_from(x + 1, n - c, &ctl);
+    }
+    // The n-th prime is at most x: the (c - n + 1)-th prime counting down from x.
+    let mut k = c - n + 1;
+    let mut hi = x;
+    let mut ps = Vec::new();
+    loop {
+        let lo = hi.saturating_sub(NTH_WINDOW - 1);
+        ps.clear();
+        primes::for_each_prime(lo, hi, &ctl, |chunk| ps.extend_from_slice(chunk))?;
+        if ps.len() as u64 >= k {
+            return Ok(ps[ps.len() - k as usize]);
+        }
+        k -= ps.len() as u64;
+        hi = lo.saturating_sub(1);
+    }
+}
+
+/// The k-th prime at or after `from` (k >= 1; one exists below 2^64).
+fn nth_from(from: u64, k: u64, ctl: &Control) -> Result<u64, Stop> {
+    let mut left = k;
+    let mut lo = from;
+    loop {
+        let hi = lo.saturating_add(NTH_WINDOW - 1);
+        let mut found = None;
+        primes::for_each_prime(lo, hi, ctl, |chunk| {
+            if found.is_none() {
+                if (chunk.len() as u64) >= left {
+                    found = Some(chunk[left as usize - 1]);
+                } else {
+                    left -= chunk.len() as u64;
+                }
+            }
+        })?;
+        if let Some(p) = found {
+            return Ok(p);
+        }
+        lo = hi + 1;
+    }
 }
 
 /// The ordinary leaves.
@@ -703,6 +829,21 @@ mod tests {
         assert_eq!(iroot(999_999_999_999, 3), 9_999);
         assert_eq!(iroot(u64::MAX, 3), 2_642_245);
         assert_eq!(iroot(u64::MAX, 4), 65_535);
+    }
+
+    #[test]
+    fn li_and_its_inverse_match_known_values() {
+        // li(10^10) = 455055614.586..., pi(10^10) = 455052511.
+        assert!((li(1e10) - 455_055_614.586).abs() < 0.01);
+        assert!((li_inverse(455_055_614.586) - 1e10).abs() < 1e3);
+    }
+
+    #[test]
+    fn nth_prime_at_known_points() {
+        let ctl = Control::unlimited();
+        for (n, p) in [(1u64, 2u64), (2, 3), (4, 7), (5, 11), (1_000_000, 15_485_863), (5_761_455, 99_999_989), (5_761_456, 100_000_007), (50_847_534, 999_999_937), (455_052_511, 9_999_999_967)] {
+            assert_eq!(nth_prime(n, &ctl).expect("unlimited"), p, "prime number {n}");
+        }
     }
 
     #[test]

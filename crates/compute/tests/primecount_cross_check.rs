@@ -4,19 +4,24 @@
 //!   ten to 10^14, powers of two to 2^46 and their neighbours, three alphas far
 //!   from the tuned one at a dozen sizes; pi(10^15) with its progress;
 //! - `pi::count(a, b)` on seeded ranges, wide (pi) and narrow (sieve), up to
-//!   2^64 - 1.
+//!   2^64 - 1;
+//! - `pi::nth_prime(n)` on 40 seeded n up to 10^11 against `primecount -n`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crunch_compute::pi::{count, pi, pi_with_alpha, prefers_pi};
+use crunch_compute::pi::{count, nth_prime, pi, pi_with_alpha, prefers_pi};
 use crunch_compute::{primes, Control};
 use rand::{Rng, SeedableRng};
 
 /// primecount's pi of each x, in one process.
 fn primecount(xs: &[u64]) -> Vec<u64> {
-    // primecount takes one x per run; a shell loop keeps it to one spawn.
-    let script: String = xs.iter().map(|x| format!("primecount {x} -t2\n")).collect();
+    primecount_with(xs, "")
+}
+
+/// primecount with `flags` on each x (one spawn of a shell for all of them).
+fn primecount_with(xs: &[u64], flags: &str) -> Vec<u64> {
+    let script: String = xs.iter().map(|x| format!("primecount {x} -t2 {flags}\n")).collect();
     let mut sh = Command::new("sh").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("sh (primecount is installed by scripts/test.sh)");
     sh.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write");
     let out = sh.wait_with_output().expect("primecount ran");
@@ -104,4 +109,16 @@ fn a_cancelled_pi_stops_and_progress_only_grows() {
     let ctl = Control::unlimited();
     ctl.cancel();
     assert_eq!(pi(u64::MAX, &ctl), Err(crunch_compute::Stop::Cancelled));
+}
+
+#[test]
+fn nth_prime_matches_primecount() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(40);
+    let mut ns: Vec<u64> = (0..40).map(|_| 10f64.powf(rng.gen_range(0.0..11.0)) as u64 + rng.gen_range(1..100)).collect();
+    ns.extend([5_761_455, 5_761_456, 4_118_054_813, 4_118_054_814]);
+    let want = primecount_with(&ns, "-n");
+    let ctl = Control::unlimited();
+    for (n, w) in ns.iter().zip(&want) {
+        assert_eq!(nth_prime(*n, &ctl).expect("unlimited"), *w, "prime number {n}");
+    }
 }

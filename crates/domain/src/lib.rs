@@ -32,6 +32,7 @@ pub use job::{Job, JobError, JobId, JobStatus, SpecError};
 pub use kinds::check_url::{CheckAnswer, CheckFailure, CheckMethod, CheckNoAnswer, CheckTimings, CheckTotal, CheckUrlParams, CheckUrlResult, Redirect, RetryOn};
 pub use kinds::factorize::{FactorizeParams, FactorizePartial, FactorizeResult, PrimeFactor};
 pub use kinds::genes::{GeneProblem, GenesParams, GenesResult};
+pub use kinds::nth_prime::{NthPrimeParams, NthPrimeResult, NTH_PRIME_MAX};
 pub use kinds::primes::{PrimesMode, PrimesParams, PrimesResult};
 pub use kinds::scrape_hotels::{CityFoundBy, PageFailure, RobotsReport, RobotsStatus, ScrapeHotelsParams, ScrapeHotelsResult, ScrapedCity};
 pub use kinds::{JobKind, JobSpec, Params};

@@ -164,6 +164,29 @@ try {
   await primesRow.waitFor({ timeout: 20000 });
   expect((await primesRow.textContent()).includes('first: 2, 3, 5, 7, 11'), 'first primes shown');
 
+  step('a count up to 2^64 - 1 from the form: progress moves live, then it is cancelled');
+  await page.selectOption('form[data-kind="primes"] select[name="mode"]', 'count');
+  await page.fill('form[data-kind="primes"] input[name="from"]', '0');
+  await page.fill('form[data-kind="primes"] input[name="to"]', '18446744073709551615');
+  await page.click('form[data-kind="primes"] button[type="submit"]');
+  const wideRow = page.locator('tbody[data-jobs="primes"] tr', { hasText: '18446744073709551615' });
+  await wideRow.waitFor({ timeout: 20000 });
+  const wideId = await wideRow.getAttribute('data-job-id');
+  await page.waitForFunction((id) => {
+    const bar = document.querySelector(`tr[data-job-id="${id}"] progress`);
+    return bar && bar.value > 0;
+  }, wideId, { timeout: 90000 });
+  await shot('04b-count-to-2^64');
+  await api(`/api/v1/jobs/${wideId}`, { method: 'DELETE' });
+  await page.waitForFunction((id) => document.querySelector(`tr[data-job-id="${id}"]`)?.dataset.status === 'cancelled', wideId, { timeout: 20000 });
+
+  step('the n-th prime from the form');
+  await page.fill('form[data-kind="nth_prime"] input[name="n"]', '1000000000');
+  await page.click('form[data-kind="nth_prime"] button[type="submit"]');
+  const nthRow = page.locator('tbody[data-jobs="nth_prime"] tr', { hasText: '22801763489' });
+  await nthRow.waitFor({ timeout: 30000 });
+  expect((await nthRow.textContent()).includes('prime number 1000000000'), 'the result names n');
+
   step('a gene file: upload from the browser, parsed live');
   const fasta = Array.from({ length: 13 }, (_, i) => `>gene ${i} synthetic\n${'acgtgc'.repeat(10)}\n${'ggcc'.repeat(5)}\n`).join('');
   await page.setInputFiles('form[data-kind="genes"] input[name="file"]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(fasta) });

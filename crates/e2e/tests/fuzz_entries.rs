@@ -46,7 +46,7 @@ fn hostile(rng: &mut StdRng) -> Vec<u8> {
         2 => json!({"job_id": junk(rng), "owner_id": uuid(), "kind": "factorize", "params": {"n": "12"}}).to_string().into_bytes(),
         3 => json!({"job_id": uuid(), "owner_id": uuid(), "kind": junk(rng), "params": junk(rng)}).to_string().into_bytes(),
         4 => {
-            let kind = ["factorize", "primes", "check_url", "scrape_hotels", "genes"][rng.gen_range(0..5)];
+            let kind = ["factorize", "primes", "nth_prime", "check_url", "scrape_hotels", "genes"][rng.gen_range(0..6)];
             json!({"job_id": uuid(), "owner_id": uuid(), "kind": kind, "params": junk(rng)}).to_string().into_bytes()
         }
         _ => json!({"owner_id": junk(rng), "op": junk(rng), "hotel_ids": junk(rng), "at": junk(rng)}).to_string().into_bytes(),

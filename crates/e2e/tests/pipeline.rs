@@ -167,7 +167,7 @@ async fn bad_requests_get_clear_json_errors() -> R {
     }
     let r = env.submit(json!({"kind": "sing"})).await?;
     let err: Value = r.json().await?;
-    assert_eq!(err["error"]["details"]["valid_kinds"], json!(["factorize", "primes", "check_url", "scrape_hotels", "genes"]));
+    assert_eq!(err["error"]["details"]["valid_kinds"], json!(["factorize", "primes", "nth_prime", "check_url", "scrape_hotels", "genes"]));
     let r = env.submit(json!({"kind": "factorize", "params": {"n": "1".repeat(301)}})).await?;
     let err: Value = r.json().await?;
     assert!(err["error"]["message"].as_str().unwrap_or("").contains("300"), "{err}");

@@ -262,3 +262,28 @@ async fn wide_counts_go_through_pi_with_live_progress_and_cancel() -> R {
     assert_eq!(done["status"], "cancelled");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nth_prime_small_and_large_and_bad_n_refused() -> R {
+    let env = TestEnv::start().await?;
+    let mut jobs = Vec::new();
+    // 1: the quick queue; 10^6: one sieve; 10^10: pi(x) and the last gap.
+    for (n, p) in [(json!(1), "2"), (json!(1_000_000), "15485863"), (json!("10000000000"), "252097800623")] {
+        let r = env.submit(json!({"kind": "nth_prime", "params": {"n": n}})).await?;
+        assert_eq!(r.status(), 202);
+        jobs.push((r.json::<Value>().await?["id"].as_str().unwrap_or_default().to_owned(), p));
+    }
+    for (id, p) in jobs {
+        let job = env.wait_finished(&id).await?;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["result"]["prime"], p, "{job}");
+    }
+    for (n, needle) in [(json!(0), "at least 1"), (json!("425656284035217744"), "pi(2^64 - 1)"), (json!(-1), "negative")] {
+        let r = env.submit(json!({"kind": "nth_prime", "params": {"n": n}})).await?;
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().await?;
+        assert_eq!(body["error"]["code"], "invalid_params");
+        assert!(body["error"]["message"].as_str().unwrap_or("").contains(needle), "{body}");
+    }
+    Ok(())
+}

@@ -104,6 +104,7 @@ function inputText(job) {
   switch (job.kind) {
     case 'factorize': return p.n;
     case 'primes': return `[${p.from}, ${p.to}] ${p.mode}`;
+    case 'nth_prime': return `n = ${p.n}`;
     case 'check_url': return `${p.method || 'GET'} ${p.url}`;
     case 'scrape_hotels': return `${p.city || p.start_url} · ${p.pages} page${p.pages === 1 ? '' : 's'}`;
     case 'genes': return state.fileNames.get(p.file_id) || `file ${String(p.file_id).slice(0, 8)}`;
@@ -130,6 +131,8 @@ function resultNodes(job) {
       }
       return [el('span', { text: head }), el('div', { class: 'muted', text: `${fmtMs(r.elapsed_ms)}${r.shards ? ` · ${r.shards} shards` : ''}` })];
     }
+    case 'nth_prime':
+      return [el('span', { text: r.prime }), el('div', { class: 'muted', text: `prime number ${r.n} · ${fmtMs(r.elapsed_ms)}` })];
     case 'check_url': {
       if (!r.ok) {
         const err = r.error || {};
@@ -352,6 +355,7 @@ const intOrText = (t) => (/^[0-9]{1,15}$/.test(t) ? Number(t) : t === '' ? undef
 const formParams = {
   factorize: (form) => ({ n: form.n.value.trim() }),
   primes: (form) => ({ from: form.from.value.trim(), to: form.to.value.trim(), mode: form.mode.value }),
+  nth_prime: (form) => ({ n: intOrText(form.n.value.trim()) }),
   check_url: (form) => ({ url: form.url.value.trim(), method: form.method.value, retries: intOrText(form.retries.value.trim()), timeout_ms: intOrText(form.timeout_ms.value.trim()) }),
   scrape_hotels: (form) => ({ city: form.city.value || undefined, pages: intOrText(form.pages.value.trim()), details: form.details.checked }),
 };
@@ -596,7 +600,7 @@ async function checkReady() {
 // --- charts: the server's own numbers (GET /api/v1/stats/jobs), as SVG ---
 
 // The same colours as the legend's (app.css, .legend i.k-<kind>).
-const KIND_COLORS = { factorize: '#2f6fed', primes: '#1a7f37', check_url: '#b26a00', scrape_hotels: '#8e44ad', genes: '#c62828' };
+const KIND_COLORS = { factorize: '#2f6fed', primes: '#1a7f37', nth_prime: '#0b7a75', check_url: '#b26a00', scrape_hotels: '#8e44ad', genes: '#c62828' };
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 function svg(tag, attrs = {}, text) {

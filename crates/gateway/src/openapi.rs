@@ -13,7 +13,7 @@ use crate::routes::results;
 #[openapi(
     info(title = "Crunch API", description = "Submit CPU- and I/O-heavy jobs, follow them live, read their results. Every error is `{\"error\": {\"code\", \"message\"}}`."),
     // Only what no route's operation names: the rest is collected from the routes.
-    components(schemas(crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, crunch_domain::PrimesResult, crunch_domain::CheckUrlResult, crunch_domain::ScrapeHotelsResult, crunch_domain::GenesResult, results::PrimePage)),
+    components(schemas(crunch_domain::JobEvent, crunch_domain::EventType, crunch_domain::FactorizeResult, crunch_domain::FactorizePartial, crunch_domain::PrimesResult, crunch_domain::NthPrimeResult, crunch_domain::CheckUrlResult, crunch_domain::ScrapeHotelsResult, crunch_domain::GenesResult, results::PrimePage)),
     modifiers(&BearerAuth),
     tags((name = "jobs", description = "Job submission and results"), (name = "events", description = "Live job events"), (name = "url-checks", description = "URL-check history"), (name = "hotels", description = "Cities, hotels and selections"),
          (name = "operations", description = "Health, readiness and metrics"), (name = "dashboard", description = "Settings of the dashboard page"),
@@ -168,10 +168,10 @@ mod tests {
         let doc = super::served(&limits, 30);
         let kinds = doc["components"]["schemas"]["SubmitRequest"]["oneOf"].as_array().expect("a oneOf of kinds");
         let names: Vec<&str> = kinds.iter().filter_map(|k| k["properties"]["kind"]["enum"][0].as_str()).collect();
-        assert_eq!(names, ["factorize", "primes", "check_url", "scrape_hotels"]);
+        assert_eq!(names, ["factorize", "primes", "nth_prime", "check_url", "scrape_hotels"]);
         let n = &kinds[0]["properties"]["params"]["properties"]["n"]["oneOf"][0];
         assert_eq!((n["pattern"].as_str(), n["maxLength"].as_u64()), (Some("^0*[1-9][0-9]{0,39}(?!\\n)$"), Some(104)));
-        assert_eq!(kinds[3]["properties"]["params"]["properties"]["pages"]["maximum"], 3);
+        assert_eq!(kinds[4]["properties"]["params"]["properties"]["pages"]["maximum"], 3);
         assert!(kinds.iter().all(|k| k["additionalProperties"] == false && k["properties"]["params"]["additionalProperties"] == false));
         let status = doc["paths"]["/api/v1/jobs"]["get"]["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "status")).expect("status");
         assert_eq!(status["schema"]["enum"][0], "");

@@ -6,6 +6,7 @@
 pub mod check_url;
 pub mod factorize;
 pub mod genes;
+pub mod nth_prime;
 pub mod primes;
 pub mod scrape_hotels;
 
@@ -125,6 +126,8 @@ job_kinds! {
     Factorize = "factorize", cpu, factorize::FactorizeParams;
     /// Primes in a range: `{"from": .., "to": .., "mode": "list" | "count"}`.
     Primes = "primes", cpu, primes::PrimesParams;
+    /// The n-th prime: `{"n": ..}`, 1 to pi(2^64 - 1).
+    NthPrime = "nth_prime", cpu, nth_prime::NthPrimeParams;
     /// Check a URL: `{"url": .., "method"?, "retries"?, "timeout_ms"?}`.
     CheckUrl = "check_url", io, check_url::CheckUrlParams;
     /// Scrape hotel listings: `{"city" | "start_url", "pages"?, "details"?}`.

@@ -47,7 +47,8 @@ impl PrimesParams {
         Self { from, to, mode: self.mode }
     }
 
-    fn bound(obj: &serde_json::Map<String, serde_json::Value>, field: &'static str) -> Result<u64, SpecError> {
+    /// A required integer field from 0 to 2^64 - 1 (decimal string or JSON number).
+    pub(super) fn bound(obj: &serde_json::Map<String, serde_json::Value>, field: &'static str) -> Result<u64, SpecError> {
         let rule = "must be an integer from 0 to 18446744073709551615 (2^64 - 1): a decimal string, or a JSON number up to 2^53";
         match obj.get(field) {
             None | Some(serde_json::Value::Null) => Err(SpecError::param(field, format!("is required: it {rule}"))),

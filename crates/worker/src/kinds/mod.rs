@@ -7,13 +7,14 @@
 pub mod check_url;
 pub mod factorize;
 pub mod genes;
+pub mod nth_prime;
 pub mod primes;
 pub mod scrape_hotels;
 
 use std::time::Duration;
 
 use crunch_compute::{Control, Stop};
-use crunch_domain::{CheckUrlParams, FactorizeParams, GenesParams, JobError, JobKind, JobSpec, PrimesParams, ScrapeHotelsParams};
+use crunch_domain::{CheckUrlParams, FactorizeParams, GenesParams, JobError, JobKind, JobSpec, NthPrimeParams, PrimesParams, ScrapeHotelsParams};
 use crunch_store::models::JobRow;
 use futures::future::BoxFuture;
 use uuid::Uuid;
@@ -146,6 +147,7 @@ macro_rules! kinds {
 kinds! {
     Factorize(FactorizeParams),
     Primes(PrimesParams),
+    NthPrime(NthPrimeParams),
     CheckUrl(CheckUrlParams),
     ScrapeHotels(ScrapeHotelsParams),
     Genes(GenesParams),
