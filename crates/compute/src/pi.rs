@@ -94,7 +94,7 @@ fn iroot(x: u64, k: u32) -> u64 {
 }
 
 /// `y = alpha x^(1/3)`: a larger alpha moves work from the hard sieve (up to
-/// `x / y`) to the tables (up to `y`). Tuned with `crunch-primes pi X --alpha A`
+/// `x / y`) to the tables (up to `y`). Tuned with `crunch-primes pi X THREADS ALPHA`
 /// (docs/benchmarks.md).
 pub fn alpha(x: u64) -> f64 {
     // (log10 x, alpha) measured best on one thread; linear in between.

@@ -87,11 +87,24 @@ fn start_kind<K: Kind>(params: K, ctl: Control, shared: &Shared, job_id: Uuid) -
             let (tx, rx) = tokio::sync::oneshot::channel();
             let span = tracing::Span::current();
             let ctx = JobContext { job_id, pool: shared.pool.clone() };
-            rayon::spawn(move || {
+            let job = move || {
                 let _g = span.enter();
                 let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&params, &ctl, &ctx)));
                 let _ = tx.send(out);
-            });
+            };
+            // Each job on its own pool of kernel threads: on a shared pool a
+            // thread waiting inside one job's parallel loop takes the next
+            // job from the queue and runs it to the end before returning, so
+            // a short job could wait for a long one. Concurrent jobs share
+            // the cores through the OS instead. The pool's threads end with
+            // the job.
+            match rayon::ThreadPoolBuilder::new().num_threads(shared.cfg.threads).thread_name(|i| format!("kernel-{i}")).build() {
+                Ok(pool) => pool.spawn(job),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no thread pool for the job: it runs on the shared one");
+                    rayon::spawn(job);
+                }
+            }
             Running { outcome: Box::pin(async move { rx.await.ok().and_then(Result::ok) }), abort: None }
         }
         Kernel::Io { run, abortable } => {
