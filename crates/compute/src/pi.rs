@@ -721,22 +721,26 @@ fn hard(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
         (0..segments.div_ceil(HARD_CHUNK_SEGMENTS)).map(|i| (i * HARD_CHUNK_SEGMENTS, ((i + 1) * HARD_CHUNK_SEGMENTS).min(segments))).collect();
     let xps: Vec<u64> = (0..p.b_end).map(|b| p.x / t.prime(b)).collect();
     let done = AtomicU64::new(0);
-    let outs: Vec<HardOut> = chunks
-        .into_par_iter()
-        .with_max_len(1)
-        .map(|(first, end)| {
-            let out = hard_chunk(p, t, &xps, first, end, ctl);
-            ctl.progress((done.fetch_add(end - first, Ordering::Relaxed) + end - first) as f64 / segments as f64);
-            out
-        })
-        .collect::<Result<_, _>>()?;
     let mut phi = vec![0u64; p.b_end];
     let mut sum = 0i128;
-    for o in outs {
-        sum += o.sum;
-        for ((phi, &signs), &more) in phi.iter_mut().zip(&o.signs).zip(&o.phi).skip(C) {
-            sum += i128::from(signs) * i128::from(*phi);
-            *phi += more;
+    // A few chunks per thread at a time, combined in order as each group
+    // ends: memory stays a few chunks' per-prime sums whatever z is.
+    for group in chunks.chunks(rayon::current_num_threads() * 8) {
+        let outs: Vec<HardOut> = group
+            .par_iter()
+            .with_max_len(1)
+            .map(|&(first, end)| {
+                let out = hard_chunk(p, t, &xps, first, end, ctl);
+                ctl.progress((done.fetch_add(end - first, Ordering::Relaxed) + end - first) as f64 / segments as f64);
+                out
+            })
+            .collect::<Result<_, _>>()?;
+        for o in outs {
+            sum += o.sum;
+            for ((phi, &signs), &more) in phi.iter_mut().zip(&o.signs).zip(&o.phi).skip(C) {
+                sum += i128::from(signs) * i128::from(*phi);
+                *phi += more;
+            }
         }
     }
     Ok(sum)
