@@ -1,6 +1,6 @@
 //! `primes`: count or list the primes in `[from, to]`.
 //!
-//! Count mode runs on the whole rayon pool: a sieve in pieces for narrow
+//! Count mode runs on the job's rayon pool: a sieve in pieces for narrow
 //! ranges, pi(to) - pi(from - 1) by the combinatorial method for wide ones
 //! (`crunch_compute::pi`). List mode sieves in
 //! order on one thread and stores the primes as gap-encoded chunks of 65,536
