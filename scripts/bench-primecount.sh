@@ -50,4 +50,4 @@ for x in $POINTS; do
   for t in 1 2; do point "$x" "$t"; done
 done
 [ -n "${MAX:-}" ] && point 18446744073709551615 2
-printf '\n(primecount %s; %s)\n' "$(primecount --version | head -1 | awk '{print $2}')" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf '\n(primecount %s; %s)\n' "$(primecount --version | head -1 | awk '{print $2}' | tr -d ,)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
