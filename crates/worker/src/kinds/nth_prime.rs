@@ -20,3 +20,12 @@ fn run(p: &NthPrimeParams, ctl: &Control, _ctx: &JobContext) -> Outcome {
         Err(stop) => stopped(stop, started.elapsed().as_millis() as u64, json!({})),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_domain_and_the_kernel_agree_on_the_largest_n() {
+        // The domain refuses n above its bound; the kernel asserts its own.
+        assert_eq!(crunch_domain::NTH_PRIME_MAX, crunch_compute::pi::PI_MAX);
+    }
+}
