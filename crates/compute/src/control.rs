@@ -103,6 +103,29 @@ impl Control {
     }
 }
 
+/// Work done out of a known total, reported as progress by threads that
+/// finish parts in any order: the sum and the report happen under one lock,
+/// so the reports reach the control in increasing order.
+pub struct Tally<'a> {
+    ctl: &'a Control,
+    total: f64,
+    done: std::sync::Mutex<f64>,
+}
+
+impl<'a> Tally<'a> {
+    pub fn new(ctl: &'a Control, total: f64) -> Self {
+        Tally { ctl, total: total.max(f64::MIN_POSITIVE), done: std::sync::Mutex::new(0.0) }
+    }
+
+    /// Adds `amount` of work done and reports the fraction.
+    pub fn add(&self, amount: f64) {
+        if let Ok(mut done) = self.done.lock() {
+            *done += amount;
+            self.ctl.progress(*done / self.total);
+        }
+    }
+}
+
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Control")

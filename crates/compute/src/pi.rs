@@ -26,12 +26,11 @@
 //! before the chunk, the same for every leaf of one prime), so chunks run in
 //! any order on any thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use crate::control::{Control, Stop};
+use crate::control::{Control, Stop, Tally};
 use crate::primes::{self, isqrt};
 
 /// Below this, pi(x) is a plain sieve count (faster than setting up the
@@ -427,23 +426,20 @@ fn s1(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
 /// pi(x/(pq)) are counted together.
 fn easy_small(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
     let range = p.pi_sqrty.max(C)..p.a;
-    let (first, width) = (range.start, (range.end - range.start).max(1));
+    let first = range.start;
+    // Progress and the control's check at one prime in `step` (1,000 in all).
+    let step = (range.end - range.start).max(1).div_ceil(1000);
     // The work per prime falls steeply with b: progress is the fraction of
     // the primes done, weighted by x / p^2 (which bounds their leaves).
     let weight = |b: usize| -> f64 { 1.0 / (t.prime(b) as f64).powi(2) };
-    let total: f64 = range.clone().step_by(width.div_ceil(1000)).map(weight).sum::<f64>().max(f64::MIN_POSITIVE);
-    let step = width.div_ceil(1000);
-    let done = std::sync::Mutex::new(0.0f64);
+    let tally = Tally::new(ctl, range.clone().step_by(step).map(weight).sum());
     range
         .into_par_iter()
         .with_max_len(64)
         .map(|b| {
             if (b - first) % step == 0 {
                 ctl.check()?;
-                if let Ok(mut d) = done.lock() {
-                    *d += weight(b);
-                    ctl.progress(*d / total);
-                }
+                tally.add(weight(b));
             }
             let pr = t.prime(b);
             let xp = p.x / pr;
@@ -509,13 +505,13 @@ fn pass(p: &Params, t: &Tables, ctl: &Control) -> Result<(i128, i128), Stop> {
             (lo, (lo + PASS_SPAN - 1).min(p.z))
         })
         .collect();
-    let (total, done) = (chunks.len() as f64, AtomicU64::new(0));
+    let tally = Tally::new(ctl, chunks.len() as f64);
     let outs: Vec<PassOut> = chunks
         .into_par_iter()
         .with_max_len(1)
         .map(|(lo, hi)| {
             let out = pass_chunk(p, t, lo, hi, ctl);
-            ctl.progress((done.fetch_add(1, Ordering::Relaxed) + 1) as f64 / total);
+            tally.add(1.0);
             out
         })
         .collect::<Result<_, _>>()?;
@@ -720,7 +716,7 @@ fn hard(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
     let chunks: Vec<(u64, u64)> =
         (0..segments.div_ceil(HARD_CHUNK_SEGMENTS)).map(|i| (i * HARD_CHUNK_SEGMENTS, ((i + 1) * HARD_CHUNK_SEGMENTS).min(segments))).collect();
     let xps: Vec<u64> = (0..p.b_end).map(|b| p.x / t.prime(b)).collect();
-    let done = AtomicU64::new(0);
+    let tally = Tally::new(ctl, segments as f64);
     let mut phi = vec![0u64; p.b_end];
     let mut sum = 0i128;
     // A few chunks per thread at a time, combined in order as each group
@@ -731,7 +727,7 @@ fn hard(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
             .with_max_len(1)
             .map(|&(first, end)| {
                 let out = hard_chunk(p, t, &xps, first, end, ctl);
-                ctl.progress((done.fetch_add(end - first, Ordering::Relaxed) + end - first) as f64 / segments as f64);
+                tally.add((end - first) as f64);
                 out
             })
             .collect::<Result<_, _>>()?;

@@ -403,13 +403,12 @@ pub fn count_parallel(lo: u64, hi: u64, pieces: usize, ctl: &Control) -> Result<
         })
         .filter(|(a, b)| a <= b && *a <= hi)
         .collect();
-    let done = std::sync::atomic::AtomicU64::new(0);
+    let tally = crate::control::Tally::new(ctl, width as f64 + 1.0);
     bounds
         .into_par_iter()
         .map(|(a, b)| {
             let n = count(a, b, ctl)?;
-            let d = done.fetch_add(b - a + 1, std::sync::atomic::Ordering::Relaxed) + (b - a + 1);
-            ctl.progress(d as f64 / (width as f64 + 1.0));
+            tally.add((b - a + 1) as f64);
             Ok(n)
         })
         .try_reduce(|| 0, |x, y| Ok(x + y))
