@@ -214,21 +214,45 @@ async fn bad_gene_files_fail_clearly_and_nothing_else_is_affected() -> R {
     Ok(())
 }
 
+/// The name of record `i` of the kill test's file: every 97th record repeats
+/// the name of the record 100 before it (often in the same batch), every
+/// 1009th from 30,000 on the name of one 29,999 before (across kills).
+fn repeat_name(i: usize) -> String {
+    if i >= 100 && i % 97 == 50 {
+        repeat_name(i - 100)
+    } else if i >= 30_000 && i % 1009 == 7 {
+        repeat_name(i - 29_999)
+    } else {
+        format!("seq{i}")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_file_resumes_without_duplicates() -> R {
-    // Small batches: many checkpoints.
+    // Tiny batches on two writers: many checkpoints, batches committed out of
+    // order, and kills between a batch and its checkpoint.
     let mut env = TestEnv::start_with(Options {
-        worker_env: vec![("CRUNCH_GENES_BATCH_RECORDS".into(), "500".into()), ("CRUNCH_WORKER_THREADS".into(), "1".into())],
+        worker_env: vec![
+            ("CRUNCH_GENES_BATCH_RECORDS".into(), "100".into()),
+            ("CRUNCH_GENES_WRITERS".into(), "2".into()),
+            ("CRUNCH_WORKER_THREADS".into(), "1".into()),
+        ],
         ..Default::default()
     })
     .await?;
-    // 60,000 records of 300-900 bases (~37 MB).
+    // 60,000 records of 300-900 bases (~37 MB), some names repeated.
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let pool: Vec<u8> = (0..8192).map(|_| b"ACGT"[rng.gen_range(0..4)]).collect();
     let mut fasta = Vec::with_capacity(40 << 20);
     let total = 60_000;
+    let mut names = std::collections::HashSet::new();
+    let mut expected: Vec<i64> = Vec::new();
     for i in 0..total {
-        fasta.extend_from_slice(format!(">seq{i}\n").as_bytes());
+        let name = repeat_name(i);
+        if names.insert(name.clone()) {
+            expected.push(i as i64);
+        }
+        fasta.extend_from_slice(format!(">{name}\n").as_bytes());
         let (len, at) = (rng.gen_range(300..900), rng.gen_range(0..7000));
         let seq = &pool[at..at + len];
         for line in seq.chunks(70) {
@@ -242,32 +266,100 @@ async fn a_worker_killed_mid_file_resumes_without_duplicates() -> R {
     assert_eq!(status, 202, "{file}");
     let job_id = file["job"]["id"].as_str().unwrap_or_default().to_owned();
 
-    // Kill the worker once some batches are committed, then start another.
+    // Kill the worker at three points of the file, starting another each time.
     let file_uuid = uuid::Uuid::parse_str(&id)?;
     let t = Instant::now();
-    loop {
-        let mut c = env.db()?;
-        let row = crunch_store::genes::get(&mut c, file_uuid)?.expect("file");
-        if row.records_done >= 5000 {
-            break;
+    for at in [5_000, 25_000, 45_000] {
+        loop {
+            let row = crunch_store::genes::get(&mut env.db()?, file_uuid)?.expect("file");
+            if row.records_done >= at {
+                break;
+            }
+            anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "no progress: {row:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(60), "no progress: {row:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        env.kill_worker(0);
+        let done_at_kill = crunch_store::genes::get(&mut env.db()?, file_uuid)?.expect("file").records_done;
+        eprintln!("killed after {:?} at record {done_at_kill}", t.elapsed());
+        assert!(done_at_kill < total as i64, "killed before the end");
+        env.workers.remove(0);
+        env.worker_health.remove(0);
+        env.spawn_worker()?;
     }
-    eprintln!("killing after {:?}", t.elapsed());
-    env.kill_worker(0);
-    let done_at_kill = crunch_store::genes::get(&mut env.db()?, file_uuid)?.expect("file").records_done;
-    assert!(done_at_kill < total, "killed before the end");
-    env.spawn_worker()?;
     let job = env.wait_for(&job_id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed")).await?;
     eprintln!("done after {:?}: {}", t.elapsed(), job["result"]["elapsed_ms"]);
     assert_eq!(job["status"], "succeeded", "{job}");
     let r = &job["result"];
-    assert_eq!((r["stored"].as_i64(), r["duplicates"].as_i64(), r["records"].as_i64()), (Some(total), Some(0), Some(total)), "{r}");
-    assert!(r["resumed_from"].as_i64().unwrap_or(0) >= 5000, "{r}");
-    assert_eq!(job["attempts"], 2);
+    let stored = expected.len() as i64;
+    assert_eq!(
+        (r["stored"].as_i64(), r["duplicates"].as_i64(), r["records"].as_i64()),
+        (Some(stored), Some(total as i64 - stored), Some(total as i64)),
+        "{r}"
+    );
+    assert!(r["resumed_from"].as_i64().unwrap_or(0) >= 45_000, "{r}");
+    assert_eq!(job["attempts"], 4);
+    // Exactly the first record of each name, nothing pending.
+    #[derive(diesel::QueryableByName)]
+    struct Index {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        record_index: i64,
+    }
+    let indexes: Vec<i64> = diesel::sql_query(format!("SELECT record_index FROM gene_sequences WHERE file_id = '{id}' ORDER BY record_index"))
+        .load::<Index>(&mut env.db()?)?
+        .into_iter()
+        .map(|r| r.record_index)
+        .collect();
+    assert!(indexes == expected, "stored {} records, expected {}", indexes.len(), expected.len());
+    let pending = diesel::sql_query(format!("SELECT record_index FROM gene_sequences_pending WHERE file_id = '{id}'")).load::<Index>(&mut env.db()?)?;
+    assert!(pending.is_empty(), "{} pending rows left", pending.len());
     let (_, page) = get_json(&env, &format!("/api/v1/gene-files/{id}/sequences?limit=1")).await?;
-    assert_eq!(page["total"], total, "every record exactly once");
+    assert_eq!(page["total"], stored, "every record exactly once");
+    Ok(())
+}
+
+/// The end of a file, on the store alone: a pending record is kept when it
+/// is the first of its name, whether the Bloom filter took the name's first
+/// record for a repeat (a false positive) or not.
+#[test]
+fn pending_sequences_keep_the_first_of_each_name() -> R {
+    use crunch_store::genes::{copy_batch, resolve_pending, CopyRows, NewGeneFile};
+    let (mut conn, owner) = crunch_e2e::store_fixture()?;
+    let file_id = uuid::Uuid::new_v4();
+    let new = NewGeneFile {
+        id: file_id,
+        owner_id: owner,
+        file_name: "f.fasta",
+        format: crunch_domain::GeneFormat::Fasta,
+        compression: None,
+        on_invalid: crunch_domain::OnInvalid::Skip,
+        object_key: "k",
+    };
+    crunch_store::genes::create(&mut conn, new)?;
+    let (mut rows, mut pending) = (CopyRows::default(), CopyRows::default());
+    // a: stored at 0, repeated at 2 and 5. b: a false positive at 1, so its
+    // first record is pending too; repeated at 3. c: pending alone at 4.
+    // d: stored at 6 with a name that differs from a pending one by case.
+    rows.push(file_id, 0, 1, "a", "ACGT", 4, 0.5);
+    pending.push(file_id, 1, 3, "b", "GGGG", 4, 1.0);
+    pending.push(file_id, 2, 5, "a", "TTTT", 4, 0.0);
+    copy_batch(&mut conn, &rows, &pending)?;
+    let (mut rows, mut pending) = (CopyRows::default(), CopyRows::default());
+    pending.push(file_id, 3, 7, "b", "CCCC", 4, 1.0);
+    pending.push(file_id, 4, 9, "c", "AAAA", 4, 0.0);
+    pending.push(file_id, 5, 11, "a", "ACGA", 4, 0.25);
+    pending.push(file_id, 7, 15, "D", "ACGA", 4, 0.25);
+    rows.push(file_id, 6, 13, "d", "AC", 2, 0.5);
+    copy_batch(&mut conn, &rows, &pending)?;
+    let kept = resolve_pending(&mut conn, file_id, |kept| json!({"kept": kept}))?;
+    assert_eq!(kept, 3);
+    let (stored, total) = crunch_store::genes::sequences_page(&mut conn, file_id, None, 0, 100)?;
+    assert_eq!(total, 5);
+    let got: Vec<(i64, &str, &str)> = stored.iter().map(|r| (r.record_index, r.name.as_str(), r.sequence.as_str())).collect();
+    assert_eq!(got, vec![(0, "a", "ACGT"), (1, "b", "GGGG"), (4, "c", "AAAA"), (6, "d", "AC"), (7, "D", "ACGA")]);
+    assert_eq!(crunch_store::genes::get(&mut conn, file_id)?.and_then(|f| f.checkpoint), Some(json!({"kept": 3})));
+    // Nothing is left to resolve: a second run (a worker that died after the
+    // first committed) keeps nothing more.
+    assert_eq!(resolve_pending(&mut conn, file_id, |kept| json!({"kept": kept}))?, 0);
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::models::JobRow;
-use crate::schema::{gene_files, gene_sequences, jobs};
+use crate::schema::{gene_files, gene_sequences, gene_sequences_pending, jobs};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = gene_files, check_for_backend(diesel::pg::Pg))]
@@ -166,6 +166,7 @@ pub fn release_upload(conn: &mut PgConnection, id: Uuid, claim: Uuid) -> Result<
 pub fn reset_run(conn: &mut PgConnection, id: Uuid) -> Result<()> {
     conn.transaction(|c| {
         diesel::delete(gene_sequences::table.filter(gene_sequences::file_id.eq(id))).execute(c)?;
+        diesel::delete(gene_sequences_pending::table.filter(gene_sequences_pending::file_id.eq(id))).execute(c)?;
         diesel::update(gene_files::table.find(id))
             .set((
                 gene_files::job_id.eq(None::<Uuid>),
@@ -183,26 +184,138 @@ pub fn set_job(conn: &mut PgConnection, id: Uuid, job_id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Stores a batch of sequences and the checkpoint in one transaction; the
-/// first sequence of each name wins. `checkpoint` gets how many were inserted
-/// (the rest were duplicate names) and returns the checkpoint to store.
-pub fn store_batch(
-    conn: &mut PgConnection,
-    file_id: Uuid,
-    rows: &[GeneSequenceRow],
-    records_done: i64,
-    checkpoint: impl FnOnce(usize) -> serde_json::Value,
-) -> Result<usize> {
-    conn.transaction(|c| {
-        let mut inserted = 0;
-        // 7 binds a row, PostgreSQL takes at most 65535 binds a statement.
-        for part in rows.chunks(9000) {
-            inserted += diesel::insert_into(gene_sequences::table).values(part).on_conflict_do_nothing().execute(c)?;
+/// Sequences encoded for `COPY ... (FORMAT binary)`, straight from the
+/// parser's records (no row structs in between): the header, then per row
+/// seven fields, each a big-endian length and its bytes.
+pub struct CopyRows {
+    buf: Vec<u8>,
+    rows: usize,
+}
+
+/// The binary COPY signature, flags and header-extension length.
+const COPY_HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+impl Default for CopyRows {
+    fn default() -> Self {
+        Self { buf: COPY_HEADER.to_vec(), rows: 0 }
+    }
+}
+
+impl CopyRows {
+    /// Appends a row of `gene_sequences`, columns in the table's order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push(&mut self, file_id: Uuid, record_index: i64, line_number: i64, name: &str, sequence: &str, length: i64, gc: f64) {
+        let b = &mut self.buf;
+        b.reserve(2 + 7 * 4 + 16 + 8 * 4 + name.len() + sequence.len());
+        b.extend_from_slice(&7i16.to_be_bytes());
+        for field in [file_id.as_bytes().as_slice(), &record_index.to_be_bytes(), &line_number.to_be_bytes(), name.as_bytes(), sequence.as_bytes(), &length.to_be_bytes(), &gc.to_be_bytes()] {
+            // Records are bounded by the parser's record limit, far below 2 GiB.
+            b.extend_from_slice(&(field.len() as i32).to_be_bytes());
+            b.extend_from_slice(field);
         }
-        diesel::update(gene_files::table.find(file_id))
-            .set((gene_files::records_done.eq(records_done), gene_files::checkpoint.eq(checkpoint(inserted))))
+        self.rows += 1;
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes encoded so far.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes the rows and the trailer: the body of a `COPY ... FROM STDIN
+    /// (FORMAT binary)` with the columns in `gene_sequences`' order.
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::result::Result<(), diesel::result::Error> {
+        let io = |e: std::io::Error| diesel::result::Error::SerializationError(Box::new(e));
+        out.write_all(&self.buf).map_err(io)?;
+        out.write_all(&(-1i16).to_be_bytes()).map_err(io)
+    }
+}
+
+macro_rules! copy_rows {
+    ($conn:expr, $table:ident, $rows:expr) => {{
+        use crate::schema::$table as t;
+        let rows = $rows;
+        diesel::copy_from(t::table)
+            .from_raw_data((t::file_id, t::record_index, t::line_number, t::name, t::sequence, t::length, t::gc), |out| rows.write_to(out))
+            .with_format(diesel::pg::CopyFormat::Binary)
+            .execute($conn)
+    }};
+}
+
+/// Stores one batch in one transaction: `rows` into `gene_sequences` and
+/// `pending` (names that may repeat an earlier one) into
+/// `gene_sequences_pending`, each with one binary COPY.
+pub fn copy_batch(conn: &mut PgConnection, rows: &CopyRows, pending: &CopyRows) -> Result<()> {
+    conn.transaction(|c| {
+        if rows.rows() > 0 {
+            copy_rows!(c, gene_sequences, rows)?;
+        }
+        if pending.rows() > 0 {
+            copy_rows!(c, gene_sequences_pending, pending)?;
+        }
+        Ok(())
+    })
+}
+
+/// Moves the checkpoint forward to `records_done` (never back: batches
+/// written in parallel commit in any order, and only the caller knows the
+/// prefix that is complete).
+pub fn advance_checkpoint(conn: &mut PgConnection, file_id: Uuid, records_done: i64, checkpoint: &serde_json::Value) -> Result<()> {
+    diesel::update(gene_files::table.find(file_id).filter(gene_files::records_done.le(records_done)))
+        .set((gene_files::records_done.eq(records_done), gene_files::checkpoint.eq(checkpoint)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Before a run resumes at `records_done`: removes what batches after the
+/// checkpoint stored (parallel writers may have committed them before an
+/// earlier batch), so that the parse can store them again exactly once.
+pub fn drop_after(conn: &mut PgConnection, file_id: Uuid, records_done: i64) -> Result<()> {
+    conn.transaction(|c| {
+        diesel::delete(gene_sequences::table.filter(gene_sequences::file_id.eq(file_id)).filter(gene_sequences::record_index.ge(records_done))).execute(c)?;
+        diesel::delete(gene_sequences_pending::table.filter(gene_sequences_pending::file_id.eq(file_id)).filter(gene_sequences_pending::record_index.ge(records_done)))
             .execute(c)?;
-        Ok(inserted)
+        Ok(())
+    })
+}
+
+#[derive(QueryableByName)]
+struct Kept {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Ends a file: of the pending sequences, keeps the first of each name that
+/// `gene_sequences` does not hold yet, drops the rest (duplicates), and
+/// stores the checkpoint `checkpoint(kept)` returns, all in one transaction,
+/// so it happens once even if the worker dies here.
+///
+/// Why this is exact: a name's first record goes to `gene_sequences` unless
+/// the Bloom filter took it for a repeat, and every later record of a name
+/// is pending (a Bloom filter has no false negatives). So a pending name
+/// that `gene_sequences` holds is a duplicate, and otherwise its first
+/// pending record is the name's first.
+pub fn resolve_pending(conn: &mut PgConnection, file_id: Uuid, checkpoint: impl FnOnce(u64) -> serde_json::Value) -> Result<u64> {
+    conn.transaction(|c| {
+        // A few pending names against millions of rows: one hash anti-join
+        // over the file's rows, never one scan per name.
+        diesel::sql_query("SET LOCAL enable_nestloop = off").execute(c)?;
+        let kept = diesel::sql_query(
+            "WITH p AS (DELETE FROM gene_sequences_pending WHERE file_id = $1 RETURNING *), \
+             first AS (SELECT DISTINCT ON (name COLLATE \"C\") * FROM p ORDER BY name COLLATE \"C\", record_index), \
+             kept AS (INSERT INTO gene_sequences (file_id, record_index, line_number, name, sequence, length, gc) \
+                      SELECT f.file_id, f.record_index, f.line_number, f.name, f.sequence, f.length, f.gc FROM first f \
+                      WHERE NOT EXISTS (SELECT 1 FROM gene_sequences s WHERE s.file_id = $1 AND s.name = f.name) RETURNING 1) \
+             SELECT count(*) AS n FROM kept",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(file_id)
+        .get_result::<Kept>(c)?
+        .n as u64;
+        diesel::update(gene_files::table.find(file_id)).set(gene_files::checkpoint.eq(checkpoint(kept))).execute(c)?;
+        Ok(kept)
     })
 }
 
@@ -239,13 +352,45 @@ pub fn sequences_after(conn: &mut PgConnection, file_id: Uuid, after: i64, limit
 }
 
 /// One sequence as the result document writes it:
-/// `{"line_number", "gene_name", "sequence", "length", "gc"}`.
-pub fn result_item(row: &GeneSequenceRow) -> serde_json::Value {
-    serde_json::json!({
-        "line_number": row.line_number,
-        "gene_name": row.name,
-        "sequence": row.sequence,
-        "length": row.length,
-        "gc": (row.gc * 1e6).round() / 1e6,
-    })
+/// `{"line_number", "gene_name", "sequence", "length", "gc"}` (borrowed:
+/// serialized straight from the row).
+#[derive(Debug, serde::Serialize)]
+pub struct ResultItem<'a> {
+    pub line_number: i64,
+    pub gene_name: &'a str,
+    pub sequence: &'a str,
+    pub length: i64,
+    pub gc: f64,
+}
+
+pub fn result_item(row: &GeneSequenceRow) -> ResultItem<'_> {
+    ResultItem { line_number: row.line_number, gene_name: &row.name, sequence: &row.sequence, length: row.length, gc: (row.gc * 1e6).round() / 1e6 }
+}
+
+/// The result document of a file, `[item, ...]` in file order, written a page
+/// of sequences at a time (keyset pages: memory stays bounded, and no page
+/// costs more than the one before): `emit` gets each piece and stops the walk
+/// by returning false. Returns whether the whole document was emitted.
+pub fn result_document(conn: &mut PgConnection, file_id: Uuid, mut emit: impl FnMut(Vec<u8>) -> bool) -> Result<bool> {
+    let mut after = -1i64;
+    let mut buf = vec![b'['];
+    let mut first = true;
+    loop {
+        let rows = sequences_after(conn, file_id, after, 1000)?;
+        let Some(last) = rows.last() else { break };
+        after = last.record_index;
+        buf.reserve(rows.iter().map(|r| r.sequence.len() + r.name.len() + 96).sum());
+        for r in &rows {
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut buf, &result_item(r)).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        }
+        if !emit(std::mem::take(&mut buf)) {
+            return Ok(false);
+        }
+    }
+    buf.push(b']');
+    Ok(emit(buf))
 }

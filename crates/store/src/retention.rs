@@ -107,8 +107,8 @@ struct Doomed {
     result_key: Option<String>,
 }
 
-/// Removes up to `limit` sequences of the oldest deleted gene file, or, when
-/// it has none left, names its blobs.
+/// Removes up to `limit` sequences (and as many pending ones) of the oldest
+/// deleted gene file, or, when it has none left, names its blobs.
 pub fn purge_gene_file(conn: &mut PgConnection, limit: i64) -> Result<PurgeStep> {
     conn.transaction(|conn| {
         let Some(file) = diesel::sql_query(
@@ -119,13 +119,16 @@ pub fn purge_gene_file(conn: &mut PgConnection, limit: i64) -> Result<PurgeStep>
         else {
             return Ok(PurgeStep::Idle);
         };
-        let n = diesel::sql_query(
-            "DELETE FROM gene_sequences WHERE file_id = $1
-                AND record_index IN (SELECT record_index FROM gene_sequences WHERE file_id = $1 ORDER BY record_index LIMIT $2)",
-        )
-        .bind::<SqlUuid, _>(file.id)
-        .bind::<BigInt, _>(limit)
-        .execute(conn)?;
+        let mut n = 0;
+        for table in ["gene_sequences", "gene_sequences_pending"] {
+            n += diesel::sql_query(format!(
+                "DELETE FROM {table} WHERE file_id = $1
+                    AND record_index IN (SELECT record_index FROM {table} WHERE file_id = $1 ORDER BY record_index LIMIT $2)"
+            ))
+            .bind::<SqlUuid, _>(file.id)
+            .bind::<BigInt, _>(limit)
+            .execute(conn)?;
+        }
         if n > 0 {
             return Ok(PurgeStep::Sequences(n));
         }

@@ -126,6 +126,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    gene_sequences_pending (file_id, record_index) {
+        file_id -> Uuid,
+        record_index -> Int8,
+        line_number -> Int8,
+        name -> Text,
+        sequence -> Text,
+        length -> Int8,
+        gc -> Float8,
+    }
+}
+
 diesel::joinable!(jobs -> api_keys (owner_id));
 diesel::table! {
     monitors (id) {
@@ -158,6 +170,7 @@ diesel::joinable!(selections -> hotels (hotel_id));
 diesel::joinable!(job_events -> jobs (job_id));
 diesel::joinable!(prime_chunks -> jobs (job_id));
 diesel::joinable!(gene_sequences -> gene_files (file_id));
+diesel::joinable!(gene_sequences_pending -> gene_files (file_id));
 diesel::joinable!(gene_files -> jobs (job_id));
 diesel::joinable!(monitor_checks -> monitors (monitor_id));
-diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections, gene_files, gene_sequences, monitors, monitor_checks);
+diesel::allow_tables_to_appear_in_same_query!(api_keys, jobs, job_events, prime_chunks, cities, hotels, selections, gene_files, gene_sequences, gene_sequences_pending, monitors, monitor_checks);

@@ -168,8 +168,11 @@ pub struct GenesArgs {
     #[arg(long, env = "CRUNCH_GENES_MAX_RECORD_BYTES", default_value_t = 64 << 20)]
     pub genes_max_record_bytes: usize,
     /// Gene files: sequences stored per transaction (each with a checkpoint).
-    #[arg(long, env = "CRUNCH_GENES_BATCH_RECORDS", default_value_t = 5000)]
+    #[arg(long, env = "CRUNCH_GENES_BATCH_RECORDS", default_value_t = 50_000)]
     pub genes_batch_records: usize,
+    /// Gene files: connections that write one file's batches in parallel.
+    #[arg(long, env = "CRUNCH_GENES_WRITERS", default_value_t = 2)]
+    pub genes_writers: usize,
     /// Gene files: problems listed in the result (all are counted).
     #[arg(long, env = "CRUNCH_GENES_MAX_PROBLEMS", default_value_t = 100)]
     pub genes_max_problems: usize,
@@ -315,6 +318,7 @@ pub async fn run(cfg: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result
         max_decompressed_bytes: cfg.genes.genes_max_decompressed_bytes,
         max_record_bytes: cfg.genes.genes_max_record_bytes,
         batch_records: cfg.genes.genes_batch_records.clamp(1, 100_000),
+        writers: cfg.genes.genes_writers.clamp(1, 16),
         max_problems: cfg.genes.genes_max_problems,
     });
     let blobs = crunch_blob::Blobs::new(&cfg.blob).context("opening blob storage")?;

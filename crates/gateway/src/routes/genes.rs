@@ -525,8 +525,9 @@ async fn succeeded(state: &AppState, id: Uuid, owner: Uuid) -> Result<GeneFileRo
 ///
 /// A JSON array in file order, one object per sequence with its statistics:
 /// `[{"line_number", "gene_name", "sequence", "length", "gc"}]`, streamed from
-/// the database a page at a time (never built whole in memory). The file's
-/// totals are in the job's `result`.
+/// the database a page at a time (never built whole in memory); gzip,
+/// Brotli or zstd when `Accept-Encoding` asks. The file's totals are in the
+/// job's `result`.
 #[utoipa::path(
     get, path = "/api/v1/gene-files/{id}/result", tag = "gene-files",
     params(("id" = Uuid, Path, description = "Gene file id")),
@@ -538,47 +539,24 @@ async fn succeeded(state: &AppState, id: Uuid, owner: Uuid) -> Result<GeneFileRo
     ),
     security(("bearer" = []))
 )]
-#[get("/api/v1/gene-files/{id}/result")]
+#[get("/api/v1/gene-files/{id}/result", wrap = "actix_web::middleware::Compress::default()")]
 pub async fn result(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let row = succeeded(&state, id, caller.key_id).await?;
     let pool = state.pool.clone();
     let file_id = row.id;
-    // State: (last record index sent, first item?, finished?).
-    let body = stream::unfold((-1i64, true, false), move |(after, first, finished)| {
-        let pool = pool.clone();
-        async move {
-            if finished {
-                return None;
-            }
-            let page = web::block(move || {
-                let mut conn = pool.get()?;
-                crunch_store::genes::sequences_after(&mut conn, file_id, after, 1000)
-            })
-            .await;
-            match page {
-                Ok(Ok(rows)) => {
-                    let mut buf: Vec<u8> = Vec::with_capacity(rows.iter().map(|r| r.sequence.len() + 128).sum::<usize>() + 2);
-                    if first {
-                        buf.push(b'[');
-                    }
-                    let Some(last) = rows.last().map(|r| r.record_index) else {
-                        buf.push(b']');
-                        return Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), (after, false, true)));
-                    };
-                    for (i, r) in rows.iter().enumerate() {
-                        if i > 0 || !first {
-                            buf.push(b',');
-                        }
-                        let _ = serde_json::to_writer(&mut buf, &crunch_store::genes::result_item(r));
-                    }
-                    Some((Ok(web::Bytes::from(buf)), (last, false, false)))
-                }
-                Ok(Err(e)) => Some((Err(ApiError::from(e).into()), (after, first, true))),
-                Err(e) => Some((Err(ApiError::from(e).into()), (after, first, true))),
-            }
+    // Pages are read and encoded on a blocking thread while the one before
+    // is sent.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, ApiError>>(2);
+    tokio::task::spawn_blocking(move || {
+        let written = pool.get().map_err(crunch_store::StoreError::from).and_then(|mut conn| {
+            crunch_store::genes::result_document(&mut conn, file_id, |piece| tx.blocking_send(Ok(piece.into())).is_ok())
+        });
+        if let Err(e) = written {
+            let _ = tx.blocking_send(Err(ApiError::from(e)));
         }
     });
+    let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item.map_err(actix_web::Error::from), rx)) });
     Ok(HttpResponse::Ok().content_type("application/json").streaming(body.boxed_local()))
 }
 

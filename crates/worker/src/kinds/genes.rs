@@ -18,7 +18,7 @@ use crunch_blob::Blobs;
 use crunch_compute::genes::{parse_stream, Format, Item, ParseError, ParseOptions, Problem, Stats};
 use crunch_compute::{Control, Stop};
 use crunch_domain::{Compression, GeneFormat, GeneProblem, GenesParams, GenesResult, JobError, OnInvalid};
-use crunch_store::genes::{GeneFileRow, GeneSequenceRow};
+use crunch_store::genes::{CopyRows, GeneFileRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -34,6 +34,8 @@ pub struct GenesConfig {
     pub max_record_bytes: usize,
     /// Sequences stored per transaction (and checkpoint).
     pub batch_records: usize,
+    /// Connections that write one file's batches in parallel.
+    pub writers: usize,
     /// Problems listed in the result (all are counted).
     pub max_problems: usize,
 }
@@ -44,8 +46,16 @@ struct Progress {
     /// Totals of the records after `resume_from` (lines and bytes unused).
     #[serde(flatten)]
     stats: Stats,
+    /// Sequences in `gene_sequences` (before the end: those whose name
+    /// was new for certain).
     stored: u64,
+    /// Sequences waiting in `gene_sequences_pending` for the end of the file.
+    #[serde(default)]
+    pending: u64,
     duplicates: u64,
+    /// The pending sequences were resolved (the file's last step).
+    #[serde(default)]
+    resolved: bool,
     problems: Vec<GeneProblem>,
 }
 
@@ -92,11 +102,19 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
+/// One transaction's worth of sequences, with the checkpoint that holds
+/// once it and every batch before it are stored.
 struct Batch {
-    rows: Vec<GeneSequenceRow>,
+    seq: u64,
+    rows: CopyRows,
+    pending: CopyRows,
     records_done: u64,
     progress: Progress,
 }
+
+/// Encoded bytes per batch: two writers and two queued batches stay well
+/// inside the worker's memory bound.
+const BATCH_BYTES: usize = 8 << 20;
 
 fn failed(code: &str, message: impl Into<String>) -> Outcome {
     Outcome::Failed(JobError::new(code, message))
@@ -170,26 +188,9 @@ async fn write_result_document(blobs: &Blobs, pool: &crunch_store::PgPool, file_
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, io::Error>>(4);
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut conn = p.get()?;
-        let mut after = -1i64;
-        let mut first = true;
-        let _ = tx.blocking_send(Ok(bytes::Bytes::from_static(b"[")));
-        loop {
-            let rows = crunch_store::genes::sequences_after(&mut conn, file_id, after, 2000)?;
-            let Some(last) = rows.last() else { break };
-            after = last.record_index;
-            let mut buf = Vec::with_capacity(rows.iter().map(|r| r.sequence.len() + 128).sum());
-            for r in &rows {
-                if !first {
-                    buf.push(b',');
-                }
-                first = false;
-                serde_json::to_writer(&mut buf, &crunch_store::genes::result_item(r))?;
-            }
-            if tx.blocking_send(Ok(buf.into())).is_err() {
-                anyhow::bail!("the upload stopped");
-            }
+        if !crunch_store::genes::result_document(&mut conn, file_id, |piece| tx.blocking_send(Ok(piece.into())).is_ok())? {
+            anyhow::bail!("the upload stopped");
         }
-        let _ = tx.blocking_send(Ok(bytes::Bytes::from_static(b"]")));
         Ok(())
     });
     let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
@@ -214,34 +215,84 @@ fn format_of(file: &GeneFileRow) -> Format {
     }
 }
 
-/// The writer thread: stores batches in order, each in one transaction with
-/// its checkpoint. It owns the stored / duplicate totals (only the insert
-/// knows how many names were already there).
-fn writer(rx: Receiver<Batch>, file_id: uuid::Uuid, pool: crunch_store::PgPool, error: Arc<Mutex<Option<String>>>, totals: Arc<Mutex<(u64, u64)>>) {
-    for batch in rx {
-        let (stored, dups) = totals.lock().map(|t| *t).unwrap_or_default();
-        let n = batch.rows.len();
-        let mut progress = batch.progress;
-        let attempt = (|| -> anyhow::Result<usize> {
-            let mut c = pool.get()?;
-            Ok(crunch_store::genes::store_batch(&mut c, file_id, &batch.rows, batch.records_done as i64, |inserted| {
-                progress.stored = stored + inserted as u64;
-                progress.duplicates = dups + (n - inserted) as u64;
-                serde_json::to_value(&progress).unwrap_or_default()
-            })?)
+/// The names seen so far in a file, as a Bloom filter: `insert` says
+/// "maybe seen" for every repeat and, rarely, for a new name. A repeat is
+/// only a candidate (`resolve_pending` decides exactly), so memory stays
+/// fixed however many records the file has. Blocked: a name's four bits lie
+/// in one 64-bit word, so a lookup costs one cache miss, not four.
+struct Seen {
+    words: Vec<u64>,
+    hasher: foldhash::quality::FixedState,
+}
+
+impl Seen {
+    /// Sized for a file of `bytes` (decompressed, as far as known): a bit per
+    /// two bytes (a record takes at least five), between 1 Mbit and 128 Mbit
+    /// (16 MiB).
+    fn for_bytes(bytes: u64) -> Self {
+        let bits = bytes.saturating_mul(2).clamp(1 << 20, 1 << 27).next_power_of_two();
+        Self { words: vec![0; (bits / 64) as usize], hasher: foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15) }
+    }
+
+    /// Adds the name; true if it may have been added before.
+    fn insert(&mut self, name: &str) -> bool {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(name);
+        // The low bits pick the word (at most 2^21 of them), the top 24 bits
+        // the four bits in it.
+        let at = (h as usize) & (self.words.len() - 1);
+        let word = &mut self.words[at];
+        let bits = (0..4).fold(0u64, |m, i| m | 1 << ((h >> (40 + 6 * i)) & 63));
+        let seen = *word & bits == bits;
+        *word |= bits;
+        seen
+    }
+}
+
+/// Where parallel writers meet: the checkpoint moves to the end of the
+/// longest run of stored batches from the start, so a resume never skips a
+/// batch that a slower writer had not committed.
+struct Checkpoints {
+    next: u64,
+    done: std::collections::BTreeMap<u64, (u64, Progress)>,
+}
+
+/// A writer thread: stores batches (one transaction each) as they come and
+/// moves the checkpoint. The first error stops every writer.
+fn writer(rx: Arc<Mutex<Receiver<Batch>>>, file_id: uuid::Uuid, pool: crunch_store::PgPool, error: Arc<Mutex<Option<String>>>, order: Arc<Mutex<Checkpoints>>) {
+    let fail = |e: String| {
+        if let Ok(mut slot) = error.lock() {
+            slot.get_or_insert(e);
+        }
+    };
+    let mut conn = None;
+    loop {
+        let Some(batch) = rx.lock().ok().and_then(|rx| rx.recv().ok()) else { return };
+        if error.lock().map(|e| e.is_some()).unwrap_or(true) {
+            return;
+        }
+        let attempt = (|| -> anyhow::Result<()> {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(pool.get()?),
+            };
+            crunch_store::genes::copy_batch(c, &batch.rows, &batch.pending)?;
+            let mut guard = order.lock().map_err(|_| anyhow::anyhow!("a writer panicked"))?;
+            let order = &mut *guard;
+            order.done.insert(batch.seq, (batch.records_done, batch.progress));
+            let mut latest = None;
+            while let Some(entry) = order.done.remove(&order.next) {
+                latest = Some(entry);
+                order.next += 1;
+            }
+            // Written under the lock, so checkpoints reach the row in order.
+            if let Some((records_done, progress)) = latest {
+                crunch_store::genes::advance_checkpoint(c, file_id, records_done as i64, &serde_json::to_value(&progress)?)?;
+            }
+            Ok(())
         })();
-        match attempt {
-            Ok(inserted) => {
-                if let Ok(mut t) = totals.lock() {
-                    *t = (stored + inserted as u64, dups + (n - inserted) as u64);
-                }
-            }
-            Err(e) => {
-                if let Ok(mut slot) = error.lock() {
-                    *slot = Some(e.to_string());
-                }
-                return;
-            }
+        if let Err(e) = attempt {
+            return fail(e.to_string());
         }
     }
 }
@@ -268,19 +319,34 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
         tracing::info!(resume_from, "resuming the gene file after its last committed batch");
     }
     let fail_on_invalid = file.on_invalid == OnInvalid::Fail;
+    // What batches after the checkpoint stored is stored again below.
+    if let Err(e) = pool.get().map_err(anyhow::Error::from).and_then(|mut c| Ok(crunch_store::genes::drop_after(&mut c, file.id, resume_from as i64)?)) {
+        return Outcome::Retry(format!("preparing to store sequences: {e}"));
+    }
     let write_error = Arc::new(Mutex::new(None::<String>));
-    let totals = Arc::new(Mutex::new((progress.stored, progress.duplicates)));
-    let (tx, rx) = sync_channel::<Batch>(2);
-    let writer_thread = {
-        let (pool, error, totals, id) = (pool.clone(), Arc::clone(&write_error), Arc::clone(&totals), file.id);
-        std::thread::spawn(move || writer(rx, id, pool, error, totals))
-    };
-    let mut rows: Vec<GeneSequenceRow> = Vec::with_capacity(cfg.batch_records);
-    let mut rows_bytes = 0usize;
+    let writers = cfg.writers.max(1);
+    let (tx, rx) = sync_channel::<Batch>(writers);
+    let rx = Arc::new(Mutex::new(rx));
+    let order = Arc::new(Mutex::new(Checkpoints { next: 0, done: Default::default() }));
+    let writer_threads: Vec<_> = (0..writers)
+        .map(|_| {
+            let (rx, pool, error, order, id) = (Arc::clone(&rx), pool.clone(), Arc::clone(&write_error), Arc::clone(&order), file.id);
+            std::thread::spawn(move || writer(rx, id, pool, error, order))
+        })
+        .collect();
+    drop(rx);
+    let mut seen = Seen::for_bytes(if file.compression == Some(Compression::Gzip) { size.saturating_mul(4) } else { size });
+    let (mut rows, mut pending, mut batches) = (CopyRows::default(), CopyRows::default(), 0u64);
     let mut records_done = resume_from;
     let mut invalid_problem: Option<GeneProblem> = None;
     let mut opts = ParseOptions::new(format_of(&file));
     opts.max_record_bytes = cfg.max_record_bytes;
+    // Owns the sender: dropping it ends the writers.
+    let mut send = move |rows: &mut CopyRows, pending: &mut CopyRows, records_done: u64, progress: &Progress| {
+        let batch = Batch { seq: batches, rows: std::mem::take(rows), pending: std::mem::take(pending), records_done, progress: progress.clone() };
+        batches += 1;
+        tx.send(batch).map_err(|_| "the writers stopped".to_owned())
+    };
     let parsed = parse_stream(input, &opts, ctl, |items, _| {
         if let Some(e) = write_error.lock().ok().and_then(|e| e.clone()) {
             return Err(format!("storing sequences failed: {e}"));
@@ -291,23 +357,18 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
                 Item::Problem(p) => p.index,
             };
             if index < resume_from {
+                // Stored before: only the names are needed, to know repeats.
+                if let Item::Record(r) = &it {
+                    seen.insert(&r.name);
+                }
                 continue;
             }
             progress.stats.add_item(&it);
             match it {
                 Item::Record(r) => {
-                    let gc = r.gc();
-                    let sequence = r.sequence().into_owned();
-                    rows_bytes += sequence.len() + r.name.len();
-                    rows.push(GeneSequenceRow {
-                        file_id: file.id,
-                        record_index: r.index as i64,
-                        line_number: r.line as i64,
-                        name: r.name,
-                        length: r.length as i64,
-                        sequence,
-                        gc,
-                    });
+                    let (to, count) = if seen.insert(&r.name) { (&mut pending, &mut progress.pending) } else { (&mut rows, &mut progress.stored) };
+                    to.push(file.id, r.index as i64, r.line as i64, &r.name, &r.sequence(), r.length as i64, r.gc());
+                    *count += 1;
                 }
                 Item::Problem(p) => {
                     let view = problem_view(&p);
@@ -321,12 +382,8 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
                 }
             }
             records_done = index + 1;
-            if rows.len() >= cfg.batch_records || rows_bytes >= 16 << 20 {
-                let batch = Batch { rows: std::mem::take(&mut rows), records_done, progress: progress.clone() };
-                rows_bytes = 0;
-                if tx.send(batch).is_err() {
-                    return Err("the writer stopped".into());
-                }
+            if rows.rows() + pending.rows() >= cfg.batch_records || rows.bytes() + pending.bytes() >= BATCH_BYTES {
+                send(&mut rows, &mut pending, records_done, &progress)?;
             }
         }
         ctl.progress((read.load(Ordering::Relaxed) as f64 / size as f64).min(0.999));
@@ -334,14 +391,16 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
     });
     // The last batch (also when empty: it carries the final checkpoint).
     if parsed.is_ok() {
-        let _ = tx.send(Batch { rows: std::mem::take(&mut rows), records_done, progress: progress.clone() });
+        let _ = send(&mut rows, &mut pending, records_done, &progress);
     }
-    drop(tx);
-    let _ = writer_thread.join();
+    drop(send);
+    for w in writer_threads {
+        let _ = w.join();
+    }
     if let Some(e) = write_error.lock().ok().and_then(|e| e.clone()) {
         return Outcome::Retry(format!("storing sequences failed: {e}"));
     }
-    let (stored, duplicates) = totals.lock().map(|t| *t).unwrap_or_default();
+    let stored = progress.stored;
     let stats: Stats = match parsed {
         Ok(s) => s,
         Err(ParseError::Stopped(Stop::Cancelled)) => return Outcome::Cancelled,
@@ -374,15 +433,29 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
                 .with_details(json!({"problems": progress.problems, "invalid": progress.stats.invalid})),
         );
     }
+    if !progress.resolved {
+        let resolved = pool.get().map_err(anyhow::Error::from).and_then(|mut c| {
+            Ok(crunch_store::genes::resolve_pending(&mut c, file.id, |kept| {
+                progress.stored += kept;
+                progress.duplicates += progress.pending - kept;
+                progress.pending = 0;
+                progress.resolved = true;
+                serde_json::to_value(&progress).unwrap_or_default()
+            })?)
+        });
+        if let Err(e) = resolved {
+            return Outcome::Retry(format!("resolving repeated names failed: {e}"));
+        }
+    }
     let gc = if progress.stats.bases > 0 { progress.stats.gc_bases as f64 / progress.stats.bases as f64 } else { 0.0 };
     super::succeeded(GenesResult {
         file_id: file.id,
         format: file.format,
         compression: file.compression,
         records: progress.stats.valid + progress.stats.invalid,
-        stored,
+        stored: progress.stored,
         invalid: progress.stats.invalid,
-        duplicates,
+        duplicates: progress.duplicates,
         whitespace_stripped: progress.stats.whitespace_stripped,
         bases: progress.stats.bases,
         gc: (gc * 1e6).round() / 1e6,
@@ -397,4 +470,19 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
         elapsed_ms: started.elapsed().as_millis() as u64,
         result_key: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn the_bloom_filter_never_misses_a_repeat_and_rarely_cries_wolf() {
+        let mut seen = Seen::for_bytes(20_000_000);
+        let names: Vec<String> = (0..1_000_000).map(|i| format!("r{i}")).collect();
+        let false_positives = names.iter().filter(|n| seen.insert(n)).count();
+        assert!(names.iter().all(|n| seen.insert(n)), "every repeat is seen");
+        // 1 M names in 64 Mbit: about 64 bits a name.
+        assert!(false_positives < 1_000, "{false_positives} false positives");
+    }
 }
