@@ -60,6 +60,20 @@ impl Record {
         }
     }
 
+    /// Appends the sequence's bytes (as [`Record::sequence`] gives them) to
+    /// `out`, straight from the chunk: no string in between.
+    pub fn write_sequence(&self, out: &mut Vec<u8>) {
+        match &self.seq {
+            Seq::Owned(s) => out.extend_from_slice(s.as_bytes()),
+            Seq::Raw { chunk, start, end, breaks: false } => out.extend_from_slice(&chunk[*start..*end]),
+            Seq::Raw { chunk, start, end, breaks: true } => {
+                for piece in chunk[*start..*end].split(|&b| b == b'\n') {
+                    out.extend_from_slice(piece);
+                }
+            }
+        }
+    }
+
     /// The sequence as written (case kept), line breaks and whitespace removed.
     pub fn sequence(&self) -> Cow<'_, str> {
         match &self.seq {

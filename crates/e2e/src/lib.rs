@@ -75,6 +75,9 @@ pub struct Options {
     pub kafka_brokers: Option<String>,
     /// Adminer's address, for the dashboard's link.
     pub adminer_url: Option<String>,
+    /// Deliveries of a job message before it is dead-lettered (the gateway's
+    /// queues and the workers' `CRUNCH_DELIVERY_LIMIT`).
+    pub delivery_limit: i64,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             protect: Default::default(),
             kafka_brokers: None,
             adminer_url: None,
+            delivery_limit: 5,
         }
     }
 }
@@ -215,11 +219,13 @@ impl TestEnv {
         cfg.genes_max_upload_bytes = opts.genes_max_upload_bytes;
         cfg.adminer_url = opts.adminer_url.clone();
         cfg.protect = opts.protect;
+        cfg.core.amqp.delivery_limit = opts.delivery_limit;
         if let Some(b) = &opts.kafka_brokers {
             cfg.kafka.kafka_brokers = b.clone();
         }
         let kafka_brokers = cfg.kafka.kafka_brokers.clone();
         let mut worker_env = blob_env(&cfg.blob);
+        worker_env.push(("CRUNCH_DELIVERY_LIMIT".into(), opts.delivery_limit.to_string()));
         worker_env.extend(opts.worker_env);
         let app = Application::build(cfg).await?;
         let base = format!("http://127.0.0.1:{}", app.port());

@@ -205,14 +205,32 @@ impl CopyRows {
     /// Appends a row of `gene_sequences`, columns in the table's order.
     #[allow(clippy::too_many_arguments)]
     pub fn push(&mut self, file_id: Uuid, record_index: i64, line_number: i64, name: &str, sequence: &str, length: i64, gc: f64) {
-        let b = &mut self.buf;
-        b.reserve(2 + 7 * 4 + 16 + 8 * 4 + name.len() + sequence.len());
-        b.extend_from_slice(&7i16.to_be_bytes());
-        for field in [file_id.as_bytes().as_slice(), &record_index.to_be_bytes(), &line_number.to_be_bytes(), name.as_bytes(), sequence.as_bytes(), &length.to_be_bytes(), &gc.to_be_bytes()] {
-            // Records are bounded by the parser's record limit, far below 2 GiB.
-            b.extend_from_slice(&(field.len() as i32).to_be_bytes());
-            b.extend_from_slice(field);
+        self.push_with(file_id, record_index, line_number, name, |out| out.extend_from_slice(sequence.as_bytes()), length, gc);
+    }
+
+    /// [`CopyRows::push`] with the sequence written by `sequence` (valid
+    /// UTF-8, as the parser's records are), so it goes from the parser's
+    /// chunk to the buffer in one copy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_with(&mut self, file_id: Uuid, record_index: i64, line_number: i64, name: &str, sequence: impl FnOnce(&mut Vec<u8>), length: i64, gc: f64) {
+        // Records are bounded by the parser's record limit, far below 2 GiB.
+        fn field(b: &mut Vec<u8>, bytes: &[u8]) {
+            b.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            b.extend_from_slice(bytes);
         }
+        let b = &mut self.buf;
+        b.extend_from_slice(&7i16.to_be_bytes());
+        field(b, file_id.as_bytes());
+        field(b, &record_index.to_be_bytes());
+        field(b, &line_number.to_be_bytes());
+        field(b, name.as_bytes());
+        let at = b.len();
+        b.extend_from_slice(&[0; 4]);
+        sequence(b);
+        let len = (b.len() - at - 4) as i32;
+        b[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        field(b, &length.to_be_bytes());
+        field(b, &gc.to_be_bytes());
         self.rows += 1;
     }
 

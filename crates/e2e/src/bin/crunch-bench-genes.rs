@@ -218,8 +218,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let writers: usize = plain.get(1).map(|w| w.parse()).transpose()?.unwrap_or(2);
     let size = std::fs::metadata(&path)?.len();
-    let worker_env = vec![("RUST_LOG".into(), "warn".into()), ("CRUNCH_GENES_WRITERS".into(), writers.to_string())];
-    let mut env = TestEnv::start_with(Options { worker_env, genes_max_upload_bytes: 4 << 30, ..Default::default() }).await?;
+    let worker_env = vec![("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())), ("CRUNCH_GENES_WRITERS".into(), writers.to_string())];
+    // Each kill redelivers the job: the dead-letter limit must not end it.
+    let delivery_limit = kills as i64 + 5;
+    let mut env = TestEnv::start_with(Options { worker_env, genes_max_upload_bytes: 4 << 30, delivery_limit, ..Default::default() }).await?;
 
     let batches = encode(&path)?;
     let records: usize = batches.iter().map(CopyRows::rows).sum();
@@ -233,6 +235,8 @@ async fn main() -> anyhow::Result<()> {
     drop(batches);
     println!();
     let worker_pid = env.workers[0].id();
+    // From the state each ceiling run starts from.
+    diesel::sql_query("CHECKPOINT").execute(&mut env.db()?)?;
     let (id, job_id, uploaded) = upload(&env, &path).await?;
     let started = Instant::now() - uploaded;
     let mut peak = 0;
