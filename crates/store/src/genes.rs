@@ -369,46 +369,100 @@ pub fn sequences_after(conn: &mut PgConnection, file_id: Uuid, after: i64, limit
         .load(conn)?)
 }
 
-/// One sequence as the result document writes it:
-/// `{"line_number", "gene_name", "sequence", "length", "gc"}` (borrowed:
-/// serialized straight from the row).
-#[derive(Debug, serde::Serialize)]
-pub struct ResultItem<'a> {
-    pub line_number: i64,
-    pub gene_name: &'a str,
-    pub sequence: &'a str,
-    pub length: i64,
-    pub gc: f64,
-}
-
-pub fn result_item(row: &GeneSequenceRow) -> ResultItem<'_> {
-    ResultItem { line_number: row.line_number, gene_name: &row.name, sequence: &row.sequence, length: row.length, gc: (row.gc * 1e6).round() / 1e6 }
+/// Appends one sequence as the result document writes it:
+/// `{"line_number","gene_name","sequence","length","gc"}`, each value as
+/// serde_json writes it. A sequence of letters and `-` (every stored one:
+/// the parser admits only IUPAC codes) needs no escaping and is copied as
+/// it is; escaping 1 GB of bases was a third of the download's time.
+pub fn write_result_item(out: &mut Vec<u8>, row: &GeneSequenceRow) -> serde_json::Result<()> {
+    out.extend_from_slice(b"{\"line_number\":");
+    serde_json::to_writer(&mut *out, &row.line_number)?;
+    out.extend_from_slice(b",\"gene_name\":");
+    serde_json::to_writer(&mut *out, &row.name)?;
+    out.extend_from_slice(b",\"sequence\":");
+    if row.sequence.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+        out.push(b'"');
+        out.extend_from_slice(row.sequence.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, &row.sequence)?;
+    }
+    out.extend_from_slice(b",\"length\":");
+    serde_json::to_writer(&mut *out, &row.length)?;
+    out.extend_from_slice(b",\"gc\":");
+    serde_json::to_writer(&mut *out, &((row.gc * 1e6).round() / 1e6))?;
+    out.push(b'}');
+    Ok(())
 }
 
 /// The result document of a file, `[item, ...]` in file order, written a page
 /// of sequences at a time (keyset pages: memory stays bounded, and no page
 /// costs more than the one before): `emit` gets each piece and stops the walk
-/// by returning false. Returns whether the whole document was emitted.
+/// by returning false. Returns whether the whole document was emitted. Pages
+/// are read on a second thread while the one before is encoded, so the
+/// database and the encoding work at the same time.
 pub fn result_document(conn: &mut PgConnection, file_id: Uuid, mut emit: impl FnMut(Vec<u8>) -> bool) -> Result<bool> {
-    let mut after = -1i64;
-    let mut buf = vec![b'['];
-    let mut first = true;
-    loop {
-        let rows = sequences_after(conn, file_id, after, 1000)?;
-        let Some(last) = rows.last() else { break };
-        after = last.record_index;
-        buf.reserve(rows.iter().map(|r| r.sequence.len() + r.name.len() + 96).sum());
-        for r in &rows {
-            if !first {
-                buf.push(b',');
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<GeneSequenceRow>>>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut after = -1i64;
+            loop {
+                let page = sequences_after(conn, file_id, after, 1000);
+                let last = page.as_ref().ok().and_then(|rows| rows.last().map(|r| r.record_index));
+                if tx.send(page).is_err() {
+                    return;
+                }
+                match last {
+                    Some(last) => after = last,
+                    None => return,
+                }
             }
-            first = false;
-            serde_json::to_writer(&mut buf, &result_item(r)).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+        });
+        let mut buf = vec![b'['];
+        let mut first = true;
+        for page in rx {
+            let rows = page?;
+            if rows.is_empty() {
+                break;
+            }
+            buf.reserve(rows.iter().map(|r| r.sequence.len() + r.name.len() + 96).sum());
+            for r in &rows {
+                if !first {
+                    buf.push(b',');
+                }
+                first = false;
+                write_result_item(&mut buf, r).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            }
+            if !emit(std::mem::take(&mut buf)) {
+                return Ok(false);
+            }
         }
-        if !emit(std::mem::take(&mut buf)) {
-            return Ok(false);
+        buf.push(b']');
+        Ok(emit(buf))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{write_result_item, GeneSequenceRow};
+
+    #[test]
+    fn result_items_are_what_serde_json_writes() {
+        let row = |name: &str, sequence: &str| GeneSequenceRow {
+            file_id: uuid::Uuid::nil(),
+            record_index: 7,
+            line_number: 15,
+            name: name.into(),
+            sequence: sequence.into(),
+            length: sequence.len() as i64,
+            gc: 1.0 / 3.0,
+        };
+        for r in [row("NM_1 \"quoted\" \\ tab\t", "acgtNNRY-"), row("plain", "ACGT"), row("odd", "AC\"GT\n"), row("", "")] {
+            let mut ours = Vec::new();
+            write_result_item(&mut ours, &r).expect("writes");
+            let theirs = serde_json::json!({"line_number": r.line_number, "gene_name": r.name, "sequence": r.sequence, "length": r.length, "gc": (r.gc * 1e6).round() / 1e6});
+            assert_eq!(serde_json::from_slice::<serde_json::Value>(&ours).expect("valid JSON"), theirs);
+            assert!(ours.starts_with(b"{\"line_number\":15,\"gene_name\":"), "the documented order");
         }
     }
-    buf.push(b']');
-    Ok(emit(buf))
 }
