@@ -2,7 +2,7 @@
 //! and one release `crunch-worker`, then
 //!  1. the raw ceiling: the file's rows, parsed and encoded beforehand, written
 //!     by plain `COPY ... (FORMAT binary)` from 1 and from WRITERS connections
-//!     into a table with only a primary key;
+//!     into a table with only a primary key (`gene_sequences_pending`, empty);
 //!  2. upload to all stored: creates a gene file, streams FILE to
 //!     `PUT /api/v1/gene-files/{id}/content`, waits until every sequence is
 //!     in PostgreSQL; the times and the worker's peak RSS;
@@ -24,18 +24,6 @@ use crunch_e2e::{Options, TestEnv};
 use crunch_store::genes::CopyRows;
 use diesel::prelude::*;
 use serde_json::{json, Value};
-
-diesel::table! {
-    bench_copy_ceiling (file_id, record_index) {
-        file_id -> Uuid,
-        record_index -> Int8,
-        line_number -> Int8,
-        name -> Text,
-        sequence -> Text,
-        length -> Int8,
-        gc -> Float8,
-    }
-}
 
 /// The file's valid records encoded as the worker batches them (50,000 rows
 /// or 8 MiB a batch).
@@ -63,16 +51,12 @@ fn encode(path: &str) -> anyhow::Result<Vec<CopyRows>> {
     Ok(batches)
 }
 
-/// Seconds to write every batch into a fresh primary-key-only table from
-/// `conns` connections, one transaction a batch.
+/// Seconds to write every batch from `conns` connections, one transaction a
+/// batch, into `gene_sequences_pending`: a table of the same columns with
+/// only its primary key (lz4 like `gene_sequences`), emptied before and after.
 fn ceiling(database_url: &str, batches: &[CopyRows], conns: usize) -> anyhow::Result<f64> {
     let mut admin = PgConnection::establish(database_url)?;
-    diesel::sql_query("DROP TABLE IF EXISTS bench_copy_ceiling").execute(&mut admin)?;
-    diesel::sql_query(
-        "CREATE TABLE bench_copy_ceiling (file_id uuid NOT NULL, record_index bigint NOT NULL, line_number bigint NOT NULL, name text NOT NULL, \
-         sequence text COMPRESSION lz4 NOT NULL, length bigint NOT NULL, gc double precision NOT NULL, PRIMARY KEY (file_id, record_index))",
-    )
-    .execute(&mut admin)?;
+    diesel::sql_query("TRUNCATE gene_sequences_pending").execute(&mut admin)?;
     diesel::sql_query("CHECKPOINT").execute(&mut admin)?;
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -81,14 +65,9 @@ fn ceiling(database_url: &str, batches: &[CopyRows], conns: usize) -> anyhow::Re
             .map(|_| {
                 scope.spawn(|| -> anyhow::Result<()> {
                     let mut conn = PgConnection::establish(database_url)?;
+                    let none = CopyRows::default();
                     while let Some(rows) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        use bench_copy_ceiling as t;
-                        conn.transaction(|c| {
-                            diesel::copy_from(t::table)
-                                .from_raw_data((t::file_id, t::record_index, t::line_number, t::name, t::sequence, t::length, t::gc), |out| rows.write_to(out))
-                                .with_format(diesel::pg::CopyFormat::Binary)
-                                .execute(c)
-                        })?;
+                        crunch_store::genes::copy_batch(&mut conn, &none, rows)?;
                     }
                     Ok(())
                 })
@@ -100,7 +79,7 @@ fn ceiling(database_url: &str, batches: &[CopyRows], conns: usize) -> anyhow::Re
         Ok(())
     })?;
     let secs = started.elapsed().as_secs_f64();
-    diesel::sql_query("DROP TABLE bench_copy_ceiling").execute(&mut admin)?;
+    diesel::sql_query("TRUNCATE gene_sequences_pending").execute(&mut admin)?;
     Ok(secs)
 }
 
