@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::PgPool;
 use crate::models::JobRow;
 use crate::schema::{gene_files, gene_sequences, gene_sequences_pending, jobs};
 
@@ -357,18 +358,6 @@ pub fn sequences_page(conn: &mut PgConnection, file_id: Uuid, name: Option<&str>
     Ok((rows, total))
 }
 
-/// Up to `limit` sequences after record `after` (keyset pagination, for
-/// streaming a whole file's result in bounded memory).
-pub fn sequences_after(conn: &mut PgConnection, file_id: Uuid, after: i64, limit: i64) -> Result<Vec<GeneSequenceRow>> {
-    Ok(gene_sequences::table
-        .filter(gene_sequences::file_id.eq(file_id))
-        .filter(gene_sequences::record_index.gt(after))
-        .order(gene_sequences::record_index.asc())
-        .limit(limit)
-        .select(GeneSequenceRow::as_select())
-        .load(conn)?)
-}
-
 /// Appends one sequence as the result document writes it:
 /// `{"line_number","gene_name","sequence","length","gc"}`, each value as
 /// serde_json writes it. A sequence of letters and `-` (every stored one:
@@ -395,36 +384,51 @@ pub fn write_result_item(out: &mut Vec<u8>, row: &GeneSequenceRow) -> serde_json
     Ok(())
 }
 
-/// The result document of a file, `[item, ...]` in file order, written a page
-/// of sequences at a time (keyset pages: memory stays bounded, and no page
-/// costs more than the one before): `emit` gets each piece and stops the walk
-/// by returning false. Returns whether the whole document was emitted. Pages
-/// are read on a second thread while the one before is encoded, so the
-/// database and the encoding work at the same time.
-pub fn result_document(conn: &mut PgConnection, file_id: Uuid, mut emit: impl FnMut(Vec<u8>) -> bool) -> Result<bool> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<GeneSequenceRow>>>(1);
+/// The result document of a file, `[item, ...]` in file order: `emit` gets
+/// each piece (a page of 1,000 record indexes) and stops the walk by
+/// returning false. Returns whether the whole document was emitted. For a
+/// finished file only (its rows no longer change).
+///
+/// Two threads read alternate pages, each page by a primary-key range on a
+/// connection taken for that page alone (a slow reader holds no connection),
+/// while this thread encodes them in order: PostgreSQL's two backends and
+/// the encoding work at the same time, and at most four pages are in memory.
+pub fn result_document(pool: &PgPool, file_id: Uuid, mut emit: impl FnMut(Vec<u8>) -> bool) -> Result<bool> {
+    const PAGE: i64 = 1000;
+    const READERS: i64 = 2;
+    let last: Option<i64> = {
+        let mut conn = pool.get()?;
+        gene_sequences::table.filter(gene_sequences::file_id.eq(file_id)).select(diesel::dsl::max(gene_sequences::record_index)).first(&mut conn)?
+    };
+    let pages = last.map_or(0, |last| last / PAGE + 1);
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut after = -1i64;
-            loop {
-                let page = sequences_after(conn, file_id, after, 1000);
-                let last = page.as_ref().ok().and_then(|rows| rows.last().map(|r| r.record_index));
-                if tx.send(page).is_err() {
-                    return;
-                }
-                match last {
-                    Some(last) => after = last,
-                    None => return,
-                }
-            }
-        });
+        let readers: Vec<_> = (0..READERS)
+            .map(|first| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<GeneSequenceRow>>>(1);
+                scope.spawn(move || {
+                    for page in (first..pages).step_by(READERS as usize) {
+                        let rows = pool.get().map_err(crate::StoreError::from).and_then(|mut c| {
+                            Ok(gene_sequences::table
+                                .filter(gene_sequences::file_id.eq(file_id))
+                                .filter(gene_sequences::record_index.ge(page * PAGE))
+                                .filter(gene_sequences::record_index.lt((page + 1) * PAGE))
+                                .order(gene_sequences::record_index.asc())
+                                .select(GeneSequenceRow::as_select())
+                                .load(&mut c)?)
+                        });
+                        let failed = rows.is_err();
+                        if tx.send(rows).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
         let mut buf = vec![b'['];
         let mut first = true;
-        for page in rx {
-            let rows = page?;
-            if rows.is_empty() {
-                break;
-            }
+        for page in 0..pages {
+            let rows = readers[(page % READERS) as usize].recv().map_err(|_| crate::StoreError::Unavailable("a page reader stopped".into()))??;
             buf.reserve(rows.iter().map(|r| r.sequence.len() + r.name.len() + 96).sum());
             for r in &rows {
                 if !first {

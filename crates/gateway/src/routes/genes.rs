@@ -545,14 +545,11 @@ pub async fn result(state: web::Data<AppState>, caller: Caller, id: web::Path<St
     let row = succeeded(&state, id, caller.key_id).await?;
     let pool = state.pool.clone();
     let file_id = row.id;
-    // Pages are read and encoded on a blocking thread while the one before
+    // Pages are read and encoded on blocking threads while the one before
     // is sent.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, ApiError>>(2);
     tokio::task::spawn_blocking(move || {
-        let written = pool.get().map_err(crunch_store::StoreError::from).and_then(|mut conn| {
-            crunch_store::genes::result_document(&mut conn, file_id, |piece| tx.blocking_send(Ok(piece.into())).is_ok())
-        });
-        if let Err(e) = written {
+        if let Err(e) = crunch_store::genes::result_document(&pool, file_id, |piece| tx.blocking_send(Ok(piece.into())).is_ok()) {
             let _ = tx.blocking_send(Err(ApiError::from(e)));
         }
     });

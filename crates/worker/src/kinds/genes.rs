@@ -3,10 +3,13 @@
 //! The upload is read from blob storage as a stream (never whole in memory),
 //! decompressed if gzip (with a decompressed-size limit against gzip bombs),
 //! cut into chunks and parsed on rayon (`crunch_compute::genes`). Sequences go
-//! to PostgreSQL in batches on a writer thread; each batch commits together
-//! with the checkpoint (records consumed, running totals), so a worker killed
-//! mid-file resumes after the last committed batch without duplicates. With
-//! the S3 backend the result document is also written to the bucket.
+//! to PostgreSQL in binary COPY batches on `CRUNCH_GENES_WRITERS` writer
+//! threads; the checkpoint (records consumed, running totals) follows the
+//! longest run of committed batches, so a worker killed mid-file resumes
+//! there without duplicates. A Bloom filter of names sends records whose name
+//! may repeat an earlier one to a pending table, resolved in one statement at
+//! the end (the first of each name wins). With the S3 backend the result
+//! document is also written to the bucket.
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -244,8 +247,7 @@ async fn write_result_document(blobs: &Blobs, pool: &crunch_store::PgPool, file_
     let p = pool.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, io::Error>>(4);
     let producer = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut conn = p.get()?;
-        if !crunch_store::genes::result_document(&mut conn, file_id, |piece| tx.blocking_send(Ok(piece.into())).is_ok())? {
+        if !crunch_store::genes::result_document(&p, file_id, |piece| tx.blocking_send(Ok(piece.into())).is_ok())? {
             anyhow::bail!("the upload stopped");
         }
         Ok(())
