@@ -306,6 +306,14 @@ impl TestEnv {
         let _ = self.workers[i].wait();
     }
 
+    /// Removes worker `i` (killed already) and its health address from the
+    /// lists, so that indexes name the running workers only.
+    pub fn forget_worker(&mut self, i: usize) {
+        let mut gone = self.workers.remove(i);
+        let _ = gone.wait();
+        self.worker_health.remove(i);
+    }
+
     /// A service's metric, summed over the series whose labels contain
     /// `labels` (e.g. `reason="malformed"`), from `/metrics` at `health`
     /// (an entry of `worker_health` or `persister_health`); 0 when absent.

@@ -282,8 +282,7 @@ async fn a_worker_killed_mid_file_resumes_without_duplicates() -> R {
         let done_at_kill = crunch_store::genes::get(&mut env.db()?, file_uuid)?.expect("file").records_done;
         eprintln!("killed after {:?} at record {done_at_kill}", t.elapsed());
         assert!(done_at_kill < total as i64, "killed before the end");
-        env.workers.remove(0);
-        env.worker_health.remove(0);
+        env.forget_worker(0);
         env.spawn_worker()?;
     }
     let job = env.wait_for(&job_id, Duration::from_secs(120), |s| matches!(s, "succeeded" | "failed")).await?;

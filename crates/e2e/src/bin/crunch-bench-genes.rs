@@ -10,6 +10,7 @@
 //!  4. with `--kills N`: the file once more, the worker SIGKILLed at N random
 //!     points of the ingest (another started each time); the stored set must
 //!     equal step 2's, by count and checksum.
+//!
 //! Used by `scripts/bench-genes.sh`.
 //!
 //!   crunch-bench-genes FILE [WRITERS] [--kills N]      (WRITERS: default 2)
@@ -161,8 +162,7 @@ async fn killed_run(env: &mut TestEnv, path: &str, clean_id: &str, clean_secs: f
         anyhow::ensure!(job["status"] == "running", "the ingest ended before kill {} of {kills}: {}", at_kills.len() + 1, job["status"]);
         env.kill_worker(0);
         at_kills.push(records_done(env)?);
-        env.workers.remove(0);
-        env.worker_health.remove(0);
+        env.forget_worker(0);
         env.spawn_worker()?;
     }
     let job = env.wait_for(&job_id, Duration::from_secs(3600), |s| matches!(s, "succeeded" | "failed" | "cancelled")).await?;
