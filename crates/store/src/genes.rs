@@ -401,7 +401,7 @@ pub fn write_result_item(out: &mut Vec<u8>, row: &GeneSequenceRow) -> serde_json
 /// Two threads read alternate pages, each page by a primary-key range on a
 /// connection taken for that page alone (a slow reader holds no connection),
 /// while this thread encodes them in order: PostgreSQL's two backends and
-/// the encoding work at the same time, and at most four pages are in memory.
+/// the encoding work at the same time, and at most five pages are in memory.
 pub fn result_document(pool: &PgPool, file_id: Uuid, mut emit: impl FnMut(Vec<u8>) -> bool) -> Result<bool> {
     const PAGE: i64 = 1000;
     const READERS: i64 = 2;
