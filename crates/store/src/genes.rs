@@ -193,6 +193,11 @@ pub struct CopyRows {
     rows: usize,
 }
 
+/// Encoded bytes per COPY batch at most (one record larger than this makes a
+/// batch of its own): the worker's writers and queued batches stay well
+/// inside its memory bound.
+pub const BATCH_BYTES: usize = 8 << 20;
+
 /// The binary COPY signature, flags and header-extension length.
 const COPY_HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 

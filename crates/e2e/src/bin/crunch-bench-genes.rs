@@ -15,24 +15,25 @@
 //!
 //!   crunch-bench-genes FILE [WRITERS] [--kills N]      (WRITERS: default 2)
 
-use std::time::{Duration, Instant};
-
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crunch_compute::genes::{parse_stream, Format, Item, ParseOptions};
 use crunch_compute::Control;
+use crunch_domain::GeneFormat;
 use crunch_e2e::{Options, TestEnv};
-use crunch_store::genes::CopyRows;
+use crunch_store::genes::{CopyRows, BATCH_BYTES};
 use diesel::prelude::*;
 use serde_json::{json, Value};
 
-/// The file's valid records encoded as the worker batches them (50,000 rows
-/// or 8 MiB a batch).
+/// The file's valid records encoded as the worker batches them (the default
+/// `CRUNCH_GENES_BATCH_RECORDS`, 50,000 rows, or `BATCH_BYTES` a batch); the
+/// format is inferred from the name as the gateway does.
 fn encode(path: &str) -> anyhow::Result<Vec<CopyRows>> {
-    let format = match path.rsplit('.').next() {
-        Some("fastq" | "fq") => Format::Fastq,
-        Some("csv") => Format::Csv,
-        _ => Format::Fasta,
+    let format = match GeneFormat::infer(path) {
+        Some(GeneFormat::Fastq) => Format::Fastq,
+        Some(GeneFormat::Csv) => Format::Csv,
+        Some(GeneFormat::Fasta) | None => Format::Fasta,
     };
     let file_id = uuid::Uuid::new_v4();
     let mut batches = vec![CopyRows::default()];
@@ -41,7 +42,7 @@ fn encode(path: &str) -> anyhow::Result<Vec<CopyRows>> {
             if let Item::Record(r) = it {
                 let last = batches.last_mut().expect("one batch");
                 last.push(file_id, r.index as i64, r.line as i64, &r.name, &r.sequence(), r.length as i64, r.gc());
-                if last.rows() >= 50_000 || last.bytes() >= 8 << 20 {
+                if last.rows() >= 50_000 || last.bytes() >= BATCH_BYTES {
                     batches.push(CopyRows::default());
                 }
             }

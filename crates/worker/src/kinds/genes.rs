@@ -175,10 +175,6 @@ struct Batch {
     progress: Progress,
 }
 
-/// Encoded bytes per batch: two writers and two queued batches stay well
-/// inside the worker's memory bound.
-const BATCH_BYTES: usize = 8 << 20;
-
 fn failed(code: &str, message: impl Into<String>) -> Outcome {
     Outcome::Failed(JobError::new(code, message))
 }
@@ -285,9 +281,9 @@ struct Seen {
 }
 
 impl Seen {
-    /// Sized for a file of `bytes` (decompressed, as far as known): a bit per
-    /// two bytes (a record takes at least five), between 1 Mbit and 128 Mbit
-    /// (16 MiB).
+    /// Sized for a file of `bytes` (decompressed, as far as known): two bits
+    /// per byte (at least ten per record, which takes at least five bytes),
+    /// between 1 Mbit and 128 Mbit (16 MiB).
     fn for_bytes(bytes: u64) -> Self {
         let bits = bytes.saturating_mul(2).clamp(1 << 20, 1 << 27).next_power_of_two();
         Self { words: vec![0; (bits / 64) as usize], hasher: foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15) }
@@ -444,7 +440,7 @@ fn parse_into_db<R: Read + Send>(file: GeneFileRow, size: u64, reader: R, ctl: &
                 }
             }
             records_done = index + 1;
-            if rows.rows() + pending.rows() >= cfg.batch_records || rows.bytes() + pending.bytes() >= BATCH_BYTES {
+            if rows.rows() + pending.rows() >= cfg.batch_records || rows.bytes() + pending.bytes() >= crunch_store::genes::BATCH_BYTES {
                 send(&mut rows, &mut pending, records_done, &progress)?;
             }
         }
