@@ -280,6 +280,12 @@ async function loadJobs() {
 
 function onEvent(ev) {
   if (ev.type === 'lagged') { loadJobs(); return; }
+  // Any of the key's jobs that ends moves the charts, seen by this tab or not
+  // (a job submitted elsewhere can end before its row is fetched).
+  if (ev.type === 'succeeded' || ev.type === 'failed' || ev.type === 'cancelled') {
+    refreshStatsSoon();
+    if (ev.kind === 'check_url') refreshMonitorsSoon();
+  }
   const list = state.jobs.get(ev.kind);
   if (!list) return;
   const view = { status: ev.status, progress: ev.type === 'succeeded' ? 1 : ev.progress };
@@ -300,10 +306,6 @@ function onEvent(ev) {
   const rows = list.map((j) => (j.id === job.id ? next : j));
   state.jobs.set(ev.kind, rows);
   renderJobs(ev.kind);
-  if (ev.type === 'succeeded' || ev.type === 'failed' || ev.type === 'cancelled') {
-    refreshStatsSoon();
-    if (ev.kind === 'check_url') refreshMonitorsSoon();
-  }
   if (ev.kind === 'scrape_hotels' && ev.type === 'succeeded') {
     // The city the scrape found (perhaps through the site's search) is the
     // one shown.
