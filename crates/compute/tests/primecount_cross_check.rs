@@ -1,8 +1,8 @@
 //! pi(x) and wide counts against primecount (Debian package primecount,
 //! installed by scripts/test.sh) and narrow ones against the sieve:
 //! - 300 seeded x: random below 10^12 (every size from 10^8 on), powers of
-//!   ten to 10^14, powers of two to 2^46 and their neighbours, three alphas far
-//!   from the tuned one at a dozen sizes; pi(10^15) with its progress;
+//!   ten to 10^14, powers of two to 2^46 and their neighbours, four pairs of
+//!   alphas far from the tuned ones at a dozen sizes; pi(10^15) with its progress;
 //! - `pi::count(a, b)` on seeded ranges, wide (pi) and narrow (sieve), up to
 //!   2^64 - 1;
 //! - `pi::nth_prime(n)` on 40 seeded n up to 10^11 against `primecount -n`.
@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crunch_compute::pi::{count, nth_prime, pi, pi_with_alpha, prefers_pi};
+use crunch_compute::pi::{count, nth_prime, pi, pi_with_alphas, prefers_pi};
 use crunch_compute::{primes, Control};
 use rand::{Rng, SeedableRng};
 
@@ -53,10 +53,10 @@ fn pi_matches_primecount() {
     for (x, w) in xs.iter().zip(&want) {
         assert_eq!(pi(*x, &ctl).expect("unlimited"), *w, "pi({x})");
     }
-    // Far from the tuned alpha: every part of the split still adds up.
+    // Far from the tuned alphas: every part of the split still adds up.
     for (x, w) in xs.iter().zip(&want).filter(|(x, _)| **x > 1_000_000_000).take(12) {
-        for alpha in [1.0, 3.0, 30.0] {
-            assert_eq!(pi_with_alpha(*x, alpha, &ctl).expect("unlimited"), *w, "pi({x}) with alpha {alpha}");
+        for (alpha_y, alpha_z) in [(1.0, 1.0), (3.0, 4.0), (30.0, 1.0), (8.0, 2.5)] {
+            assert_eq!(pi_with_alphas(*x, alpha_y, alpha_z, &ctl).expect("unlimited"), *w, "pi({x}) with alphas {alpha_y}, {alpha_z}");
         }
     }
 }

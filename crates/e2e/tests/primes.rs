@@ -168,8 +168,8 @@ async fn cancelling_a_sharded_job_cancels_its_shards() -> R {
         ..Default::default()
     })
     .await?;
-    // 1.2 * 10^12 numbers at 10^18: sieved in shards (pi(10^18) twice would take longer).
-    let id = submit(&env, json!({"from": "1000000000000000000", "to": "1000001199999999999", "mode": "count"})).await?;
+    // 1.2 * 10^12 numbers at 1.8 * 10^19: sieved in shards (pi there twice would take longer).
+    let id = submit(&env, json!({"from": "18000000000000000000", "to": "18000001199999999999", "mode": "count"})).await?;
     env.wait_for(&id, Duration::from_secs(20), |s| s == "running").await?;
     // wait until the shards exist
     let mut conn = env.db()?;

@@ -3,11 +3,12 @@
 //!
 //!   crunch-primes count LO HI [THREADS]   prints the number of primes in [LO, HI]
 //!   crunch-primes list LO HI              prints the primes in [LO, HI], one per line
-//!   crunch-primes pi X [THREADS] [ALPHA]  prints pi(X) by the combinatorial method
+//!   crunch-primes pi X [THREADS] [ALPHA_Y] [ALPHA_Z]
+//!                                       prints pi(X) by the combinatorial method
 
 use std::io::{BufWriter, Write};
 
-use crunch_compute::pi::{alpha, pi_with_alpha};
+use crunch_compute::pi::{alphas, pi_with_alphas};
 use crunch_compute::primes::{count, count_parallel, for_each_prime};
 use crunch_compute::Control;
 
@@ -22,7 +23,7 @@ fn parse(s: &str) -> u64 {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: crunch-primes count LO HI [THREADS] | crunch-primes list LO HI | crunch-primes pi X [THREADS] [ALPHA]");
+    eprintln!("usage: crunch-primes count LO HI [THREADS] | crunch-primes list LO HI | crunch-primes pi X [THREADS] [ALPHA_Y] [ALPHA_Z]");
     std::process::exit(2)
 }
 
@@ -56,9 +57,11 @@ fn main() -> std::io::Result<()> {
         ["pi", x, rest @ ..] => {
             let x = parse(x);
             let threads: usize = rest.first().map_or(Ok(0), |t| t.parse()).unwrap_or_else(|_| usage());
-            let a: f64 = rest.get(1).map_or(Ok(alpha(x)), |a| a.parse()).unwrap_or_else(|_| usage());
+            let (ay, az) = alphas(x);
+            let ay: f64 = rest.get(1).map_or(Ok(ay), |a| a.parse()).unwrap_or_else(|_| usage());
+            let az: f64 = rest.get(2).map_or(Ok(az), |a| a.parse()).unwrap_or_else(|_| usage());
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(std::io::Error::other)?;
-            println!("{}", pool.install(|| pi_with_alpha(x, a, &ctl)).unwrap_or(0));
+            println!("{}", pool.install(|| pi_with_alphas(x, ay, az, &ctl)).unwrap_or(0));
         }
         _ => usage(),
     }
