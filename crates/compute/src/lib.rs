@@ -8,7 +8,8 @@
 //!   Montgomery arithmetic on 64- and 128-bit words, ECM on those words,
 //!   SIQS, BPSW-proven primes); [`factor::big`] chains the splitters.
 //! - [`primes`]: prime ranges, counted or listed, by a segmented wheel sieve.
-//! - [`pi`]: pi(x) for any x < 2^64 by the combinatorial method (Deleglise-Rivat).
+//! - [`pi`]: pi(x) for any x < 2^64 by the combinatorial method (Gourdon's
+//!   variant of Deleglise-Rivat).
 //! - [`genes`]: streaming FASTA, FASTQ and CSV parsers and their statistics.
 
 pub mod control;

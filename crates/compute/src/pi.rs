@@ -603,7 +603,7 @@ where
             before: out.primes as i128,
         };
         leaves(&segment, &mut out);
-        // B (and P2): primes y < p <= sqrt(x) with x/p in the segment.
+        // B: the primes y < p <= sqrt(x) with x/p in the segment.
         if segment.hi >= p.sqrtx {
             let p_lo = p.y.max(p.x / (segment.hi + 1)) + 1;
             let p_hi = p.sqrtx.min(p.x / segment.lo);
@@ -745,9 +745,10 @@ fn first_bit(p: u64, lo: u64) -> usize {
 }
 
 /// Segments per chunk of the hard sieve: at most 16, fewer when that leaves
-/// less than 8 chunks per thread (small x).
+/// less than 8 chunks per thread (small x, where the chunks then make one
+/// group of [`hard`]).
 fn hard_chunk_segments(segments: u64) -> u64 {
-    (segments / (rayon::current_num_threads() as u64 * 8)).clamp(1, 16)
+    segments.div_ceil(rayon::current_num_threads() as u64 * 8).clamp(1, 16)
 }
 
 /// One chunk's sums, relative to the sieve's state at its start.
