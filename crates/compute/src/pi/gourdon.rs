@@ -116,6 +116,7 @@ fn ac_leaves(g: &G, t: &Tables, i: usize, u_lo: u64, u_hi: u64, mut leaf: impl F
         }
         return;
     }
+    // C's leaves add pi(u) - b + 2, b = i + 1.
     let konst = 1 - i as i64;
     let cube = xp / pr / pr;
     if i >= g.pi_sqrtz {
