@@ -96,6 +96,13 @@ pub enum Presign {
     Get,
 }
 
+/// A blob's bytes ([`Blobs::get_body`]).
+pub enum Body {
+    /// The local backend's file, positioned at its start.
+    File(std::fs::File),
+    Stream(futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>),
+}
+
 /// The blob store of a service.
 #[derive(Clone)]
 pub struct Blobs {
@@ -206,6 +213,25 @@ impl Blobs {
         }
     }
 
+    /// The blob's size and its bytes: the file itself with the local backend
+    /// (for large reads: object_store's stream of a local file hands every
+    /// 8 KiB piece to a blocking thread), a stream (one request) with S3. None
+    /// if there is no such blob.
+    pub async fn get_body(&self, key: &str) -> Result<Option<(u64, Body)>, BlobError> {
+        match self.store.get(&Path::from(key)).await {
+            Ok(res) => {
+                let size = res.meta.size;
+                let body = match res.payload {
+                    object_store::GetResultPayload::File(file, _) => Body::File(file),
+                    object_store::GetResultPayload::Stream(s) => Body::Stream(Box::pin(s.map_err(std::io::Error::other))),
+                };
+                Ok(Some((size, body)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The blob's size and its bytes as a stream (one request), or None if
     /// there is no such blob.
     pub async fn get_stream(&self, key: &str) -> Result<Option<(u64, impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static)>, BlobError> {
@@ -257,6 +283,12 @@ mod tests {
         let all: Vec<u8> = read.concat();
         assert_eq!(all.len(), 15 << 20);
         assert_eq!((all[0], all[(3 << 20) + 1], all[all.len() - 1]), (b'a', b'b', b'e'));
+        // The reader's way in: the file itself, from its start.
+        let Some((size, Body::File(mut file))) = blobs.get_body("x/source").await.unwrap() else { panic!("the local backend gives the file") };
+        let mut direct = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut direct).unwrap();
+        assert_eq!((size, direct == all), (15 << 20, true));
+        assert!(blobs.get_body("nothing/here").await.unwrap().is_none());
 
         let parts: Vec<Result<Bytes, std::io::Error>> = (0..5).map(|_| Ok(Bytes::from(vec![0u8; 1 << 20]))).collect();
         let err = blobs.put_stream("y/source", futures::stream::iter(parts), 3 << 20).await.unwrap_err();

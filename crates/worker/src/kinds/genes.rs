@@ -82,10 +82,10 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// The upload as a blocking reader: a task gathers the stream's pieces into
-/// buffers of 1 MiB and hands them over a channel. The local backend yields
-/// 8 KiB pieces, and handing each to a blocking reader on its own cost a
-/// thread wake-up: a quarter of the worker's time on a 1 GiB file.
+/// An upload streamed from S3 as a blocking reader: a task gathers the
+/// stream's pieces into buffers of 1 MiB and hands them over a channel
+/// (handing each small piece to a blocking reader on its own costs a thread
+/// wake-up). The local backend's file is read directly.
 struct Gathered {
     rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
     current: bytes::Bytes,
@@ -208,7 +208,7 @@ async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blobs, 
         Ok(Err(e)) => return Outcome::Retry(format!("loading the gene file: {e}")),
         Err(e) => return Outcome::Retry(format!("loading the gene file: {e}")),
     };
-    let (size, stream) = match blobs.get_stream(&file.object_key).await {
+    let (size, body) = match blobs.get_body(&file.object_key).await {
         Ok(Some(found)) => found,
         Ok(None) => return failed("upload_missing", "nothing was uploaded for this gene file"),
         Err(e) => return Outcome::Retry(format!("blob storage: {e}")),
@@ -218,7 +218,10 @@ async fn run(p: GenesParams, ctl: Control, cfg: Arc<GenesConfig>, blobs: Blobs, 
     }
     let key = file.object_key.clone();
     let p3 = pool.clone();
-    let reader = Gathered::spawn(stream);
+    let reader: Box<dyn Read + Send> = match body {
+        crunch_blob::Body::File(f) => Box::new(f),
+        crunch_blob::Body::Stream(stream) => Box::new(Gathered::spawn(stream)),
+    };
     let outcome = tokio::task::spawn_blocking(move || parse_into_db(file, size, reader, &ctl, &cfg, &p3))
     .await
     .unwrap_or_else(|e| Outcome::Failed(JobError::new("internal_error", format!("the parse failed unexpectedly: {e}"))));
