@@ -253,7 +253,8 @@ struct PiWord {
     below: u64,
 }
 
-/// The sizes D, Phi0 and the prime count work with.
+/// The sizes of one computation (prime indexes from 0: the b-th prime of the
+/// formulas is `t.prime(b - 1)`).
 #[derive(Debug, Clone, Copy)]
 struct Params {
     x: u64,
@@ -263,10 +264,22 @@ struct Params {
     /// D's sieve covers `[0, x / z]`.
     xz: u64,
     /// pi(sqrt(z)): below it, hard leaves come with any squarefree m, from
-    /// it on with a prime.
+    /// it on with a prime; C's first part ends there.
     pi_sqrtz: usize,
-    /// D's sieve runs the primes of index C..b_end (up to x*).
-    b_end: usize,
+    /// pi(x*): D's primes and C's second part end there, A's begin.
+    pi_xs: usize,
+    /// Where C's first and second parts begin (`c1_lo..pi_sqrtz`,
+    /// `c2_lo..pi_xs`) and A ends (`pi_xs..pi_x13`).
+    c1_lo: usize,
+    c2_lo: usize,
+    pi_x13: usize,
+}
+
+impl Params {
+    /// D's sieve runs the primes of index C..b_end.
+    fn b_end(&self) -> usize {
+        self.pi_xs.max(C)
+    }
 }
 
 /// Seconds of one thread for pi(x) (measured: 0.04 s at 10^12, 0.55 s at
@@ -510,7 +523,8 @@ where
             out
         })
         .collect::<Result<_, _>>()?;
-    let mut pi_before = t.pi(p.y) as i128;
+    let pi_y = t.pi(p.y) as i128;
+    let mut pi_before = pi_y;
     let (mut sums, mut p2_primes) = (Passed { leaves: 0, b: 0, pi_sqrtx: 0 }, 0i128);
     for o in outs {
         sums.leaves += o.rel + o.weight * pi_before + o.konst;
@@ -518,7 +532,7 @@ where
         p2_primes += o.p2_primes;
         pi_before += i128::from(o.primes);
     }
-    sums.pi_sqrtx = (t.pi(p.y) as i128 + p2_primes) as u64;
+    sums.pi_sqrtx = (pi_y + p2_primes) as u64;
     Ok(sums)
 }
 
@@ -762,12 +776,13 @@ struct HardOut {
 
 /// D, the hard leaves, from a segmented sieve of `[0, x/z]`.
 fn hard(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
+    let b_end = p.b_end();
     let segments = p.xz / SEG_SPAN + 1;
     let per = hard_chunk_segments(segments);
     let chunks: Vec<(u64, u64)> = (0..segments.div_ceil(per)).map(|i| (i * per, ((i + 1) * per).min(segments))).collect();
-    let xps: Vec<u64> = (0..p.b_end).map(|b| p.x / t.prime(b)).collect();
+    let xps: Vec<u64> = (0..b_end).map(|b| p.x / t.prime(b)).collect();
     let tally = Tally::new(ctl, segments as f64);
-    let mut phi = vec![0u64; p.b_end];
+    let mut phi = vec![0u64; b_end];
     let mut sum = 0i128;
     // A few chunks per thread at a time, combined in order as each group
     // ends: memory stays a few chunks' per-prime sums whatever x is.
@@ -794,10 +809,11 @@ fn hard(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
 
 /// The hard leaves whose x/(pm) falls in segments `first..end`.
 fn hard_chunk(p: &Params, t: &Tables, xps: &[u64], first: u64, end: u64, ctl: &Control) -> Result<HardOut, Stop> {
-    let mut out = HardOut { sum: 0, signs: vec![0; p.b_end], phi: vec![0; p.b_end] };
+    let b_end = p.b_end();
+    let mut out = HardOut { sum: 0, signs: vec![0; b_end], phi: vec![0; b_end] };
     let mut sieve = Sieve::new();
     let start = first * SEG_SPAN;
-    let mut next: Vec<usize> = (0..p.b_end).map(|b| if b < C { 0 } else { first_bit(t.prime(b), start) }).collect();
+    let mut next: Vec<usize> = (0..b_end).map(|b| if b < C { 0 } else { first_bit(t.prime(b), start) }).collect();
     for s in first..end {
         ctl.check()?;
         let lo = s * SEG_SPAN;
@@ -805,10 +821,10 @@ fn hard_chunk(p: &Params, t: &Tables, xps: &[u64], first: u64, end: u64, ctl: &C
         sieve.reset(lo);
         // Every leaf has x/(pm) >= p^2: a prime above sqrt(x / lo) has none
         // here or in any later segment, and the sieve needs it no more.
-        let mut b_stop = p.b_end;
-        if lo > 0 && p.b_end > C {
+        let mut b_stop = b_end;
+        if lo > 0 && b_end > C {
             let bound = isqrt(p.x / lo);
-            if bound < t.prime(p.b_end - 1) {
+            if bound < t.prime(b_end - 1) {
                 b_stop = b_stop.min(t.pi(bound) + 1);
             }
         }

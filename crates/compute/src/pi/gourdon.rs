@@ -28,26 +28,9 @@ fn x_star(x: u64, y: u64) -> u64 {
     iroot(x, 4).max(x_div_yy).min(y).min(isqrt(x / y)).max(1)
 }
 
-/// The sizes of one computation (prime indexes from 0: the b-th prime of the
-/// formulas is `t.prime(b - 1)`).
-struct G {
-    x: u64,
-    y: u64,
-    z: u64,
-    /// Index ranges: C's first part `c1_lo..pi_sqrtz`, its second
-    /// `c2_lo..pi_xs`, A's `pi_xs..pi_x13`.
-    c1_lo: usize,
-    pi_sqrtz: usize,
-    c2_lo: usize,
-    pi_xs: usize,
-    pi_x13: usize,
-}
-
-impl G {
-    /// The prime indexes with leaves in A or C.
-    fn indexes(&self) -> impl Iterator<Item = usize> {
-        (self.c1_lo..self.pi_sqrtz).chain(self.c2_lo.max(self.pi_sqrtz)..self.pi_x13)
-    }
+/// The prime indexes with leaves in A or C.
+fn ac_indexes(p: &Params) -> impl Iterator<Item = usize> {
+    (p.c1_lo..p.pi_sqrtz).chain(p.c2_lo..p.pi_x13)
 }
 
 /// [`super::pi`] with chosen tuning factors: y = alpha_y x^(1/3), z = alpha_z y.
@@ -71,23 +54,24 @@ pub fn pi_with_alphas(x: u64, alpha_y: f64, alpha_z: f64, ctl: &Control) -> Resu
     let t = Tables::build(y.max(isqrt(x / xs)), z, y, ctl)?;
     let pi_sqrtz = t.pi(isqrt(z));
     let pi_xs = t.pi(xs);
-    let g = G {
+    let p = Params {
         x,
         y,
         z,
-        c1_lo: C.max(t.pi(iroot(x / z, 3))),
+        sqrtx,
+        xz: x / z,
         pi_sqrtz,
-        c2_lo: C.max(t.pi(iroot(x / y, 3))).max(pi_sqrtz),
         pi_xs,
+        c1_lo: C.max(t.pi(iroot(x / z, 3))),
+        c2_lo: C.max(t.pi(iroot(x / y, 3))).max(pi_sqrtz),
         pi_x13: t.pi(x13),
     };
-    let p = Params { x, y, z, sqrtx, xz: x / z, pi_sqrtz, b_end: pi_xs.max(C) };
     lap("tables");
     let phi0 = phi0(&p, &t, ctl)?;
     lap("phi0");
-    let ac_small = ac_table(&g, &t, &ctl.part(0.0, 0.3))?;
+    let ac_small = ac_table(&p, &t, &ctl.part(0.0, 0.3))?;
     lap("ac table");
-    let passed = pass(&p, &t, x / y, &ctl.part(0.3, 0.5), |seg, out| ac_segment(&g, &t, seg, out))?;
+    let passed = pass(&p, &t, x / y, &ctl.part(0.3, 0.5), |seg, out| ac_segment(&p, &t, seg, out))?;
     lap("ac pass + b");
     let d = hard(&p, &t, &ctl.part(0.5, 1.0))?;
     lap("d");
@@ -99,17 +83,17 @@ pub fn pi_with_alphas(x: u64, alpha_y: f64, alpha_z: f64, ctl: &Control) -> Resu
 /// The leaves of A and C for the prime of index i with `u = x/(pm)` in
 /// `[u_lo, u_hi]`: `leaf(u, w, konst)` adds `w pi(u) + konst`.
 #[inline]
-fn ac_leaves(g: &G, t: &Tables, i: usize, u_lo: u64, u_hi: u64, mut leaf: impl FnMut(u64, i64, i64)) {
+fn ac_leaves(p: &Params, t: &Tables, i: usize, u_lo: u64, u_hi: u64, mut leaf: impl FnMut(u64, i64, i64)) {
     let pr = t.prime(i);
-    let xp = g.x / pr;
+    let xp = p.x / pr;
     // q < x / (p (u_hi + 1)) + 1 means x/(pq) <= u_hi; q <= x / (p u_lo) means x/(pq) >= u_lo.
     let (above, below) = (xp / (u_hi + 1), xp / u_lo);
-    if i >= g.pi_xs {
+    if i >= p.pi_xs {
         // A: q in (p, sqrt(x/p)].
         let q_min = pr.max(above);
         let q_max = isqrt(xp).min(below);
         if q_max > q_min {
-            let once = xp / g.y;
+            let once = xp / p.y;
             for j in t.pi(q_min)..t.pi(q_max) {
                 leaf(t.div(xp, j), if t.prime(j) <= once { 1 } else { 2 }, 0);
             }
@@ -119,10 +103,10 @@ fn ac_leaves(g: &G, t: &Tables, i: usize, u_lo: u64, u_hi: u64, mut leaf: impl F
     // C's leaves add pi(u) - b + 2, b = i + 1.
     let konst = 1 - i as i64;
     let cube = xp / pr / pr;
-    if i >= g.pi_sqrtz {
+    if i >= p.pi_sqrtz {
         // C, second part: m = q prime in (max(x/p^3, p), min(x/p^2, y)].
         let q_min = cube.max(pr).max(above);
-        let q_max = (xp / pr).min(g.y).min(below);
+        let q_max = (xp / pr).min(p.y).min(below);
         if q_max > q_min {
             for j in t.pi(q_min)..t.pi(q_max) {
                 leaf(t.div(xp, j), 1, konst);
@@ -131,25 +115,25 @@ fn ac_leaves(g: &G, t: &Tables, i: usize, u_lo: u64, u_hi: u64, mut leaf: impl F
         return;
     }
     // C, first part: m in (max(x/p^3, z/p), z].
-    let min_m = cube.max(g.z / pr).max(above);
-    let max_m = g.z.min(below);
+    let min_m = cube.max(p.z / pr).max(above);
+    let max_m = p.z.min(below);
     if min_m >= max_m {
         return;
     }
-    let max_prime = g.y.min(max_m);
+    let max_prime = p.y.min(max_m);
     if min_m < max_prime {
         for j in t.pi(min_m)..t.pi(max_prime) {
             leaf(t.div(xp, j), 1, konst);
         }
     }
     // m = q r, p < q < r <= y.
-    let max_q = g.y.min(isqrt(max_m));
-    let min_q = pr.max(min_m / g.y);
+    let max_q = p.y.min(isqrt(max_m));
+    let min_q = pr.max(min_m / p.y);
     if min_q < max_q {
         for j in t.pi(min_q)..t.pi(max_q) {
             let q = t.prime(j);
             let min_r = q.max(min_m / q);
-            let max_r = g.y.min(max_m / q);
+            let max_r = p.y.min(max_m / q);
             if min_r >= max_r {
                 continue;
             }
@@ -162,8 +146,8 @@ fn ac_leaves(g: &G, t: &Tables, i: usize, u_lo: u64, u_hi: u64, mut leaf: impl F
 }
 
 /// The leaves of A and C with `u <= y`, pi from the table.
-fn ac_table(g: &G, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
-    let indexes: Vec<usize> = g.indexes().collect();
+fn ac_table(p: &Params, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
+    let indexes: Vec<usize> = ac_indexes(p).collect();
     let step = indexes.len().max(1).div_ceil(1000);
     let tally = crate::control::Tally::new(ctl, indexes.len().div_ceil(step) as f64);
     indexes
@@ -176,7 +160,7 @@ fn ac_table(g: &G, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
                 tally.add(1.0);
             }
             let (mut pis, mut konst) = (0i64, 0i64);
-            ac_leaves(g, t, i, 1, g.y, |u, w, k| {
+            ac_leaves(p, t, i, 1, p.y, |u, w, k| {
                 pis += w * t.pi(u) as i64;
                 konst += k;
             });
@@ -186,14 +170,14 @@ fn ac_table(g: &G, t: &Tables, ctl: &Control) -> Result<i128, Stop> {
 }
 
 /// The leaves of A and C with u in a segment of the prime count above y.
-fn ac_segment(g: &G, t: &Tables, seg: &Segment, out: &mut PassOut) {
+fn ac_segment(p: &Params, t: &Tables, seg: &Segment, out: &mut PassOut) {
     // Every leaf has p^2 > u (p > x^(1/4) in A, m > x/p^3 in C) and
     // u < x/p^2.
     let lo = t.pi(isqrt(seg.lo)).saturating_sub(1);
-    let hi = t.pi(isqrt(g.x / seg.lo)).min(g.pi_x13);
-    let (c1, c2) = (lo.max(g.c1_lo)..hi.min(g.pi_sqrtz), lo.max(g.c2_lo).max(g.pi_sqrtz)..hi);
+    let hi = t.pi(isqrt(p.x / seg.lo)).min(p.pi_x13);
+    let (c1, c2) = (lo.max(p.c1_lo)..hi.min(p.pi_sqrtz), lo.max(p.c2_lo)..hi);
     for i in c1.chain(c2) {
-        ac_leaves(g, t, i, seg.lo, seg.hi, |u, w, k| out.leaf(seg, u, w, k));
+        ac_leaves(p, t, i, seg.lo, seg.hi, |u, w, k| out.leaf(seg, u, w, k));
     }
 }
 
