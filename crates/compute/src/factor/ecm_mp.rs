@@ -1,17 +1,22 @@
 //! Lenstra's elliptic-curve method on multi-precision integers (above 128
 //! bits, up to 1,024), on [`MontN`] limb arrays.
 //!
-//! - **Curves**: Montgomery curves `By^2 = x^3 + Ax^2 + x` in x:z coordinates,
-//!   Suyama's parametrisation (group order divisible by 12), normalised with
-//!   one inversion so that the base point has `z = 1` and `(A + 2) / 4` is a
-//!   number: 10 multiplications per bit of stage 1.
-//! - **Stage 1**: the Montgomery ladder over the product of every prime power
-//!   up to B1 at once (one scalar of about 1.44 B1 bits, cached per B1), so
-//!   that the difference of the ladder's two points is always the base point.
-//! - **Stage 2**: baby-step giant-step with prime pairing up to `B2 = 100 B1`:
-//!   `D = 2310`, baby steps `[j]Q` for the 240 `j < D/2` prime to `D`, giant
-//!   steps `[mD]Q` normalised 256 at a time by one inversion, so that each
-//!   pair of primes `mD +- j` costs one multiplication.
+//! - **Curves**: Edwards curves `x^2 + y^2 = 1 + d x^2 y^2` with rational
+//!   torsion Z/12 (the family of Bernstein, Birkner, Lange and Peters, "ECM
+//!   using Edwards curves", made from the multiples `[k](-2, 4)` of the
+//!   rank-one curve `v^2 = u^3 - 12u`): every group order is divisible by 12
+//!   and its powers of 2 and 3 run higher than Suyama's curves give.
+//! - **Stage 1**: the product of every prime power up to B1 at once (one
+//!   scalar of about 1.44 B1 bits, cached per B1 as signed digits of a
+//!   width-6 window), in extended coordinates (Hisil, Wong, Carter and
+//!   Dawson): a doubling is 3 multiplications and 4 squarings, and one digit
+//!   in 7 adds an odd multiple up to 31 kept with `z = 1` (7 more), so about
+//!   8 multiplications per bit.
+//! - **Stage 2**: on the curve's Montgomery form `u = (1 + y) / (1 - y)`, x:z
+//!   coordinates: baby-step giant-step with prime pairing up to
+//!   `B2 = 100 B1`: `D = 2310`, baby steps `[j]Q` for the 240 `j < D/2` prime
+//!   to `D`, giant steps `[mD]Q` normalised 256 at a time by one inversion,
+//!   so that each pair of primes `mD +- j` costs one multiplication.
 //! - **Levels**: B1 and curve counts per factor size ([`LEVELS`]); curves of a
 //!   level run in parallel on rayon and stop as soon as one finds a factor.
 
@@ -52,6 +57,8 @@ pub const LEVELS: &[Level] = &[
     Level { digits: 45, b1: 11_000_000, curves: 9_774 },
 ];
 
+/// Stage 1's signed window: digits are odd and below `2^(WINDOW - 1)`.
+const WINDOW: u32 = 6;
 /// Stage-2 giant step: 2 * 3 * 5 * 7 * 11.
 const D: u64 = 2310;
 /// Giant steps normalised per inversion.
@@ -72,10 +79,11 @@ fn babies() -> &'static [u64] {
     TABLE.get_or_init(|| (1..D / 2).step_by(2).filter(|&j| num_integer::Integer::gcd(&j, &D) == 1).collect())
 }
 
-/// Per-B1 tables shared by every curve: the stage-1 scalar and stage 2's map
-/// of which `mD +- j` are primes in `(B1, B2]`.
+/// Per-B1 tables shared by every curve: the stage-1 scalar's window digits
+/// and stage 2's map of which `mD +- j` are primes in `(B1, B2]`.
 struct Plan {
-    scalar: BigUint,
+    /// Most significant first; the first is positive.
+    digits: Vec<i8>,
     m_lo: u64,
     /// Per giant step `m_lo + i`: a bit per baby step (`babies()` order).
     masks: Vec<[u64; 4]>,
@@ -94,7 +102,7 @@ fn plan(b1: u64, ctl: &Control) -> Result<Arc<Plan>, Stop> {
     while level.len() > 1 {
         level = level.chunks(2).map(|c| c.iter().product()).collect();
     }
-    let scalar = level.pop().unwrap_or_else(BigUint::one);
+    let digits = signed_window(&level.pop().unwrap_or_else(BigUint::one), WINDOW);
     let index: HashMap<u64, usize> = babies().iter().enumerate().map(|(i, &j)| (j, i)).collect();
     let m_lo = (b1 + 1 + D / 2) / D;
     let m_hi = (b2 + D / 2) / D;
@@ -108,11 +116,235 @@ fn plan(b1: u64, ctl: &Control) -> Result<Arc<Plan>, Stop> {
             }
         }
     })?;
-    let p = Arc::new(Plan { scalar, m_lo, masks });
+    let p = Arc::new(Plan { digits, m_lo, masks });
     if let Ok(mut c) = cache.lock() {
         c.insert(b1, Arc::clone(&p));
     }
     Ok(p)
+}
+
+/// The width-`w` signed window digits (w-NAF) of `k > 0`, most significant
+/// first: `k = sum digit_i 2^i`, every nonzero digit odd and below
+/// `2^(w - 1)` in size, at least `w - 1` zeros between two of them.
+fn signed_window(k: &BigUint, w: u32) -> Vec<i8> {
+    let mut bits: Vec<bool> = (0..k.bits()).map(|i| k.bit(i)).collect();
+    bits.extend([false; 8]);
+    let mut digits = vec![0i8; bits.len()];
+    let mut i = 0;
+    while i + (w as usize) < bits.len() {
+        if !bits[i] {
+            i += 1;
+            continue;
+        }
+        let window: i32 = (0..w as usize).map(|j| i32::from(bits[i + j]) << j).sum();
+        let digit = if window >= 1 << (w - 1) { window - (1 << w) } else { window };
+        digits[i] = digit as i8;
+        bits[i..i + w as usize].fill(false);
+        if digit < 0 {
+            // k - digit 2^i = k - window 2^i + 2^(i + w): carry into bit i + w.
+            let mut j = i + w as usize;
+            while bits[j] {
+                bits[j] = false;
+                j += 1;
+            }
+            bits[j] = true;
+        }
+        i += w as usize;
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    digits.reverse();
+    digits
+}
+
+/// A point `(X/Z, Y/Z)` of the Edwards curve `x^2 + y^2 = 1 + d x^2 y^2`.
+#[derive(Clone, Copy)]
+struct Ed<const L: usize> {
+    x: Limbs<L>,
+    y: Limbs<L>,
+    z: Limbs<L>,
+}
+
+/// The same in extended coordinates: also `T = XY/Z`, which additions need.
+#[derive(Clone, Copy)]
+struct EdExt<const L: usize> {
+    p: Ed<L>,
+    t: Limbs<L>,
+}
+
+/// A point with `z = 1` and `d x y` at hand: what stage 1 adds.
+#[derive(Clone, Copy)]
+struct EdAffine<const L: usize> {
+    x: Limbs<L>,
+    y: Limbs<L>,
+    dxy: Limbs<L>,
+}
+
+struct Edwards<'m, const L: usize> {
+    m: &'m MontN<L>,
+    d: Limbs<L>,
+}
+
+impl<const L: usize> Edwards<'_, L> {
+    /// `2p` in projective coordinates: 3 multiplications and 4 squarings.
+    #[inline(always)]
+    fn dbl(&self, p: &Ed<L>) -> Ed<L> {
+        self.dbl_ext(p).p
+    }
+
+    /// `2p` with its `T` (one multiplication more), for an addition next.
+    #[inline(always)]
+    fn dbl_ext(&self, p: &Ed<L>) -> EdExt<L> {
+        let m = self.m;
+        let a = m.sqr(&p.x);
+        let b = m.sqr(&p.y);
+        let zz = m.sqr(&p.z);
+        let c = m.add(&zz, &zz);
+        let e = m.sub(&m.sub(&m.sqr(&m.add(&p.x, &p.y)), &a), &b);
+        let g = m.add(&a, &b);
+        let f = m.sub(&g, &c);
+        let h = m.sub(&a, &b);
+        EdExt { p: Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }, t: m.mul(&e, &h) }
+    }
+
+    /// `p + q` for `q` with `z = 1`, in projective coordinates: 7
+    /// multiplications.
+    #[inline(always)]
+    fn add_affine(&self, p: &EdExt<L>, q: &EdAffine<L>) -> Ed<L> {
+        let m = self.m;
+        let a = m.mul(&p.p.x, &q.x);
+        let b = m.mul(&p.p.y, &q.y);
+        let c = m.mul(&p.t, &q.dxy);
+        let e = m.sub(&m.sub(&m.mul(&m.add(&p.p.x, &p.p.y), &m.add(&q.x, &q.y)), &a), &b);
+        let f = m.sub(&p.p.z, &c);
+        let g = m.add(&p.p.z, &c);
+        let h = m.sub(&b, &a);
+        Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }
+    }
+
+    /// `p + q`, both extended (stage 1's table).
+    fn add(&self, p: &EdExt<L>, q: &EdExt<L>) -> EdExt<L> {
+        let m = self.m;
+        let a = m.mul(&p.p.x, &q.p.x);
+        let b = m.mul(&p.p.y, &q.p.y);
+        let c = m.mul(&m.mul(&p.t, &q.t), &self.d);
+        let dd = m.mul(&p.p.z, &q.p.z);
+        let e = m.sub(&m.sub(&m.mul(&m.add(&p.p.x, &p.p.y), &m.add(&q.p.x, &q.p.y)), &a), &b);
+        let f = m.sub(&dd, &c);
+        let g = m.add(&dd, &c);
+        let h = m.sub(&b, &a);
+        EdExt { p: Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }, t: m.mul(&e, &h) }
+    }
+
+    /// `[k]p` for the scalar whose signed window digits are `digits` (most
+    /// significant first), `p` with `z = 1`; `Err` from `stop`, which is
+    /// asked every [`CHECK_BITS`] digits, or the gcd of a failed inversion.
+    fn mul(&self, p: &EdAffine<L>, digits: &[i8], stop: &dyn Fn() -> Result<(), Halt>) -> Result<Result<Ed<L>, BigUint>, Halt> {
+        let m = self.m;
+        // The odd multiples 1p, 3p, ..., (2^(WINDOW - 1) - 1)p, with z = 1.
+        let one = EdExt { p: Ed { x: p.x, y: p.y, z: m.one() }, t: m.mul(&p.x, &p.y) };
+        let twice = self.dbl_ext(&one.p);
+        let mut odd = vec![one];
+        for i in 1..1 << (WINDOW - 2) {
+            odd.push(self.add(&odd[i - 1], &twice));
+        }
+        let mut zs: Vec<Limbs<L>> = odd.iter().map(|q| q.p.z).collect();
+        if let Err(g) = m.batch_inv(&mut zs, &mut Vec::new()) {
+            return Ok(Err(g));
+        }
+        let zero = [0u64; L];
+        let table: Vec<[EdAffine<L>; 2]> = odd
+            .iter()
+            .zip(&zs)
+            .map(|(q, zi)| {
+                let (x, y) = (m.mul(&q.p.x, zi), m.mul(&q.p.y, zi));
+                let dxy = m.mul(&m.mul(&x, &y), &self.d);
+                [EdAffine { x, y, dxy }, EdAffine { x: m.sub(&zero, &x), y, dxy: m.sub(&zero, &dxy) }]
+            })
+            .collect();
+        let entry = |digit: i8| &table[usize::from(digit.unsigned_abs() / 2)][usize::from(digit < 0)];
+        let Some((&first, rest)) = digits.split_first() else { return Ok(Ok(Ed { x: zero, y: m.one(), z: m.one() })) };
+        let start = entry(first);
+        let mut q = Ed { x: start.x, y: start.y, z: m.one() };
+        for (i, &digit) in rest.iter().enumerate() {
+            q = if digit == 0 { self.dbl(&q) } else { self.add_affine(&self.dbl_ext(&q), entry(digit)) };
+            if i as u64 % CHECK_BITS == 0 {
+                stop()?;
+            }
+        }
+        Ok(Ok(q))
+    }
+}
+
+/// The starting point `(x, y)` and `d` of the Z/12 Edwards curve made from
+/// `[k](-2, 4)` on `v^2 = u^3 - 12u` (`k >= 2`), or the gcd of a failed
+/// inversion: with `(u, v) = [k](-2, 4)`, `d1 = v^2 + 12u^2`,
+/// `d2 = v^2 - 4u^2`, `w = u^2 (u^2 + 12)^2`:
+/// `x = 8 u^2 v (u^2 + 12) / ((v^2 + 4u^2) d1)`, `y = (w - d1 d2) / (w + d1 d2)`,
+/// and `d = (x^2 + y^2 - 1) / (x^2 y^2)` puts the point on its curve. (This is
+/// Montgomery's Z/12 family, `A + 2` a square times `B`, in Edwards form.)
+fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<(EdAffine<L>, Limbs<L>), BigUint> {
+    let (u, v) = z12_multiple(m, k)?;
+    let c12 = m.from_u64(12);
+    let uu = m.sqr(&u);
+    let vv = m.sqr(&v);
+    let uu4 = m.add(&m.add(&uu, &uu), &m.add(&uu, &uu));
+    let d1 = m.add(&vv, &m.mul(&c12, &uu));
+    let d2 = m.sub(&vv, &uu4);
+    let s = m.add(&uu, &c12);
+    let w = m.mul(&uu, &m.sqr(&s));
+    let x_num = m.mul(&m.mul(&uu, &v), &s);
+    let x_num = m.add(&m.add(&m.add(&x_num, &x_num), &m.add(&x_num, &x_num)), &m.add(&m.add(&x_num, &x_num), &m.add(&x_num, &x_num)));
+    let x_den = m.mul(&m.add(&vv, &uu4), &d1);
+    let d12 = m.mul(&d1, &d2);
+    let (y_num, y_den) = (m.sub(&w, &d12), m.add(&w, &d12));
+    let inv = m.inv(&m.mul(&x_den, &y_den))?;
+    let x = m.mul(&m.mul(&x_num, &y_den), &inv);
+    let y = m.mul(&m.mul(&y_num, &x_den), &inv);
+    let (xx, yy) = (m.sqr(&x), m.sqr(&y));
+    let xxyy = m.mul(&xx, &yy);
+    let d = m.mul(&m.sub(&m.add(&xx, &yy), &m.one()), &m.inv(&xxyy)?);
+    Ok((EdAffine { x, y, dxy: m.mul(&m.mul(&x, &y), &d) }, d))
+}
+
+/// `[k](-2, 4)` on `v^2 = u^3 - 12u`, in Jacobian coordinates with one
+/// inversion at the end.
+fn z12_multiple<const L: usize>(m: &MontN<L>, k: u64) -> Result<(Limbs<L>, Limbs<L>), BigUint> {
+    let c12 = m.from_u64(12);
+    let (bx, by) = (m.sub(&[0u64; L], &m.from_u64(2)), m.from_u64(4));
+    let (mut x, mut y, mut z) = (bx, by, m.one());
+    let twice = |a: &Limbs<L>| m.add(a, a);
+    for i in (0..63 - k.leading_zeros()).rev() {
+        // dbl-2007-bl, a = -12.
+        let (xx, yy, zz) = (m.sqr(&x), m.sqr(&y), m.sqr(&z));
+        let yyyy = m.sqr(&yy);
+        let s = twice(&m.sub(&m.sub(&m.sqr(&m.add(&x, &yy)), &xx), &yyyy));
+        let mm = m.sub(&m.add(&twice(&xx), &xx), &m.mul(&c12, &m.sqr(&zz)));
+        let t = m.sub(&m.sqr(&mm), &twice(&s));
+        let y8 = twice(&twice(&twice(&yyyy)));
+        let z2 = m.sub(&m.sub(&m.sqr(&m.add(&y, &z)), &yy), &zz);
+        (x, y, z) = (t, m.sub(&m.mul(&mm, &m.sub(&s, &t)), &y8), z2);
+        if (k >> i) & 1 == 1 {
+            // madd-2007-bl.
+            let z1z1 = m.sqr(&z);
+            let u2 = m.mul(&bx, &z1z1);
+            let s2 = m.mul(&m.mul(&by, &z), &z1z1);
+            let h = m.sub(&u2, &x);
+            let hh = m.sqr(&h);
+            let i4 = twice(&twice(&hh));
+            let j = m.mul(&h, &i4);
+            let r = twice(&m.sub(&s2, &y));
+            let vv = m.mul(&x, &i4);
+            let x3 = m.sub(&m.sub(&m.sqr(&r), &j), &twice(&vv));
+            let y3 = m.sub(&m.mul(&r, &m.sub(&vv, &x3)), &twice(&m.mul(&y, &j)));
+            let z3 = m.sub(&m.sub(&m.sqr(&m.add(&z, &h)), &z1z1), &hh);
+            (x, y, z) = (x3, y3, z3);
+        }
+    }
+    let zi = m.inv(&z)?;
+    let zi2 = m.sqr(&zi);
+    Ok((m.mul(&x, &zi2), m.mul(&y, &m.mul(&zi2, &zi))))
 }
 
 #[derive(Clone, Copy)]
@@ -194,35 +426,30 @@ fn proper(g: BigUint, n: &BigUint) -> Found {
     (!g.is_one() && &g != n).then_some(g)
 }
 
-/// One curve (Suyama's `sigma >= 6`) through both stages.
-fn curve<const L: usize>(m: &MontN<L>, sigma: u64, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+/// One curve (the Z/12 Edwards curve of `[k](-2, 4)`, `k >= 2`) through both
+/// stages.
+fn curve<const L: usize>(m: &MontN<L>, k: u64, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
     let n = m.modulus();
-    // u = s^2 - 5, v = 4s, x0 = u^3 / v^3, (A + 2) / 4 = (v - u)^3 (3u + v) / (16 u^3 v).
-    let s = m.from_u64(sigma);
-    let u = m.sub(&m.sqr(&s), &m.from_u64(5));
-    let v = m.add(&m.add(&s, &s), &m.add(&s, &s));
-    let u3 = m.mul(&m.sqr(&u), &u);
-    let v3 = m.mul(&m.sqr(&v), &v);
-    let vmu = m.sub(&v, &u);
-    let num = m.mul(&m.mul(&m.sqr(&vmu), &vmu), &m.add(&m.add(&m.add(&u, &u), &u), &v));
-    let den = m.mul(&m.from_u64(16), &m.mul(&u3, &v));
-    // One inversion gives both 1/v^3 and 1/den.
-    let inv = match m.inv(&m.mul(&den, &v3)) {
-        Ok(i) => i,
+    let (start, d) = match z12_curve(m, k) {
+        Ok(c) => c,
         Err(g) => return Ok(proper(g, n)),
     };
-    let x0 = m.mul(&m.mul(&u3, &den), &inv);
-    let curve = Curve { m, a24: m.mul(&m.mul(&num, &v3), &inv) };
-
-    let k = &plan.scalar;
-    let q = curve.ladder(&x0, k.bits(), |i| k.bit(i), stop)?;
-    // z has no inverse exactly when gcd(z, n) is not 1: the inversion is the
-    // end-of-stage-1 gcd.
-    let xq = match m.inv(&q.z) {
-        Ok(i) => m.mul(&q.x, &i),
+    let edwards = Edwards { m, d };
+    let q = match edwards.mul(&start, &plan.digits, stop)? {
+        Ok(q) => q,
         Err(g) => return Ok(proper(g, n)),
     };
-    stage2(&curve, &xq, plan, stop)
+    // The neutral element is (0, 1): z - y has no inverse exactly when
+    // gcd(z - y, n) is not 1, so the inversion is the end-of-stage-1 gcd.
+    // Stage 2 runs on the Montgomery form, u = (1 + y) / (1 - y) and
+    // (A + 2) / 4 = 1 / (1 - d).
+    let (zmy, zpy) = (m.sub(&q.z, &q.y), m.add(&q.z, &q.y));
+    let mut both = [zmy, m.sub(&m.one(), &d)];
+    if let Err(g) = m.batch_inv(&mut both, &mut Vec::new()) {
+        return Ok(proper(g, n));
+    }
+    let curve = Curve { m, a24: both[1] };
+    stage2(&curve, &m.mul(&zpy, &both[0]), plan, stop)
 }
 
 fn stage2<const L: usize>(curve: &Curve<'_, L>, xq: &Limbs<L>, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
@@ -373,6 +600,107 @@ mod tests {
         // mD + j and mD - j can both be prime: one bit covers the pair.
         assert!(marked <= primes && marked * 10 > primes * 7, "{marked} bits for {primes} primes");
         assert_eq!(babies().len(), 240);
+    }
+
+    #[test]
+    fn signed_window_digits_give_back_the_scalar() {
+        for k in [1u64, 2, 31, 32, 33, 63, 64, 65, 0xdead_beef, u64::MAX] {
+            let digits = signed_window(&BigUint::from(k), WINDOW);
+            assert!(digits[0] > 0);
+            let value = digits.iter().fold(0i128, |acc, &d| 2 * acc + i128::from(d));
+            assert_eq!(value, i128::from(k));
+            for (i, &d) in digits.iter().enumerate().filter(|(_, &d)| d != 0) {
+                assert!(d % 2 != 0 && d.unsigned_abs() < 1 << (WINDOW - 1));
+                assert!(digits[i + 1..].iter().take(WINDOW as usize - 1).all(|&e| e == 0));
+            }
+        }
+        let plan = plan(11_000, &Control::unlimited()).expect("unlimited");
+        let scalar: BigUint = super::super::ecm::stage1_scalars(11_000).into_iter().map(BigUint::from).product();
+        let mut back = num_bigint::BigInt::from(0);
+        for &d in &plan.digits {
+            back = back * 2 + d;
+        }
+        assert_eq!(back, num_bigint::BigInt::from(scalar));
+    }
+
+    /// Edwards stage 1 and the Montgomery ladder agree on `[k]P` (through
+    /// `u = (1 + y) / (1 - y)`), and the curve is the one stage 2 uses.
+    fn edwards_matches_montgomery<const L: usize>(n: &BigUint) {
+        let m = MontN::<L>::new(n).expect("odd");
+        for k in [2u64, 7, 1 << 40] {
+            let (p, d) = z12_curve(&m, k).expect("no factor of n shows up");
+            let (xx, yy) = (m.sqr(&p.x), m.sqr(&p.y));
+            assert_eq!(m.add(&xx, &yy), m.add(&m.one(), &m.mul(&d, &m.mul(&xx, &yy))), "on the curve");
+            let edwards = Edwards { m: &m, d };
+            let mont = Curve { m: &m, a24: m.inv(&m.sub(&m.one(), &d)).expect("invertible") };
+            let u_of = |q: &Ed<L>| m.mul(&m.add(&q.z, &q.y), &m.inv(&m.sub(&q.z, &q.y)).expect("invertible"));
+            let u0 = u_of(&Ed { x: p.x, y: p.y, z: m.one() });
+            for scalar in [3u64, 1000, 0xdead_beef_1234, u64::MAX] {
+                let digits = signed_window(&BigUint::from(scalar), WINDOW);
+                let q = match edwards.mul(&p, &digits, &|| Ok(())) {
+                    Ok(Ok(q)) => q,
+                    _ => panic!("no stop, no factor"),
+                };
+                let r = mont.mul_small(&u0, scalar);
+                let ur = m.mul(&r.x, &m.inv(&r.z).expect("invertible"));
+                assert_eq!(m.to_big(&u_of(&q)), m.to_big(&ur), "k = {k}, scalar = {scalar}");
+            }
+        }
+    }
+
+    #[test]
+    fn edwards_stage_one_matches_the_montgomery_ladder() {
+        edwards_matches_montgomery::<5>(&(prime("115792089237316195423570985008687907853269984665640564039457584007908834671663") * 1_000_000_007u32));
+        let q = prime("69054429069287486672210540816423036187859288681522642757592834861726067084961693");
+        edwards_matches_montgomery::<6>(&(&q * prime("17485029721327973713")));
+    }
+
+    /// Counts the points of `(A + 2) y^2 = x^3 + A x^2 + x` over F_p, the
+    /// Montgomery form of the Edwards curve `d` (`A = 2 (1 + d) / (1 - d)`).
+    fn group_order(p: u64, d: u64) -> u64 {
+        let pow = |mut b: u64, mut e: u64| {
+            let mut r = 1u64;
+            while e > 0 {
+                if e & 1 == 1 {
+                    r = (u128::from(r) * u128::from(b) % u128::from(p)) as u64;
+                }
+                b = (u128::from(b) * u128::from(b) % u128::from(p)) as u64;
+                e >>= 1;
+            }
+            r
+        };
+        let inv = |v: u64| pow(v, p - 2);
+        let a = 2 * (1 + d) % p * inv((1 + p - d) % p) % p;
+        let legendre = |v: u64| match pow(v % p, (p - 1) / 2) {
+            0 => 0i64,
+            1 => 1,
+            _ => -1,
+        };
+        let chi_b = legendre(a + 2);
+        let sum: i64 = (0..p).map(|x| legendre(((x * x % p + a * x % p) % p * x + x) % p)).sum();
+        (p as i64 + 1 + chi_b * sum) as u64
+    }
+
+    #[test]
+    fn every_curve_has_an_order_divisible_by_12() {
+        // Moduli of 3 limbs whose small prime factor p is where orders are
+        // counted.
+        for p in [10_007u64, 65_537, 100_003] {
+            let n = BigUint::from(p) * prime("115792089237316195423570985008687907853269984665640564039457584007908834671663");
+            let m = MontN::<5>::new(&n).expect("odd");
+            let mut counted = 0;
+            for k in 2..40 {
+                let Ok((_, d)) = z12_curve(&m, k) else { continue };
+                let d = (m.to_big(&d) % p).iter_u64_digits().next().unwrap_or(0);
+                if d <= 1 {
+                    continue;
+                }
+                let order = group_order(p, d);
+                assert_eq!(order % 12, 0, "p = {p}, k = {k}: order {order}");
+                counted += 1;
+            }
+            assert!(counted > 30, "{counted} curves counted mod {p}");
+        }
     }
 
     #[test]
