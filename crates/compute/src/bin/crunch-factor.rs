@@ -111,9 +111,9 @@ fn ecm_curves(args: &[String]) -> std::io::Result<()> {
     let mut found = 0;
     // The first curve builds the tables of B1 (kept for the others): untimed.
     crunch_compute::factor::ecm_mp::one_curve(&n, b1, 6);
-    for sigma in 7..7 + curves.max(1) {
+    for k in 7..7 + curves.max(1) {
         let started = std::time::Instant::now();
-        found += usize::from(crunch_compute::factor::ecm_mp::one_curve(&n, b1, sigma).is_some());
+        found += usize::from(crunch_compute::factor::ecm_mp::one_curve(&n, b1, k).is_some());
         times.push(started.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

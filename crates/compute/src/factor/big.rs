@@ -203,14 +203,14 @@ fn ecm_levels(n: &BigUint, ctl: &Control, tried: &mut Tried) -> Result<Option<Bi
             return Ok(None);
         }
         // Past the table: more curves at its last level, new ones each round.
-        let first_sigma = 6 + ((i as u64) << 40) + tried.ecm_rounds * u64::from(level.curves);
+        let first_k = 6 + ((i as u64) << 40) + tried.ecm_rounds * u64::from(level.curves);
         let note = |done: u32| {
             if ctl.wants_stage() {
                 ctl.stage(&format!("ECM p{}: {done} of {} curves (B1 = {}) on a {digits}-digit cofactor", level.digits, level.curves, level.b1));
             }
         };
         note(0);
-        match ecm_mp::run_level(n, &level, first_sigma, ctl, &note)? {
+        match ecm_mp::run_level(n, &level, first_k, ctl, &note)? {
             ecm_mp::LevelOutcome::Found(d) => return Ok(Some(d)),
             ecm_mp::LevelOutcome::Exhausted if tried.ecm_levels + 1 < ecm_mp::LEVELS.len() => tried.ecm_levels += 1,
             ecm_mp::LevelOutcome::Exhausted => {

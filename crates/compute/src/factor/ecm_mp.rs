@@ -42,11 +42,14 @@ pub struct Level {
 
 pub const B2_PER_B1: u64 = 100;
 
-/// B1 per level as GMP-ECM's README recommends; the curve counts are the
-/// expected number of curves for a factor of that many digits with our B2 and
-/// Suyama's curves, from Dickman's rho with the prime-to-B2 extension
-/// (`scripts/ecm-levels.py`, within 10% of what GMP-ECM's `-v` prints for the
-/// same B1, B2 and parametrisation where it prints them).
+/// B1 per level as GMP-ECM's README recommends (Dickman's rho with our costs,
+/// about 8 multiplications per bit of stage 1 and 0.83 per prime of stage 2,
+/// picks the same ones); the curve counts are the expected number of curves
+/// for a factor of that many digits with our B2, from Dickman's rho with the
+/// prime-to-B2 extension (`scripts/ecm-levels.py`, within 10% of what
+/// GMP-ECM's `-v` prints for Suyama's curves with the same B1 and B2 where it
+/// prints them). The Z/12 curves find as many: `scripts/ecm-curves.gp`
+/// counts their group orders beside Suyama's.
 pub const LEVELS: &[Level] = &[
     Level { digits: 15, b1: 2_000, curves: 22 },
     Level { digits: 20, b1: 11_000, curves: 80 },
@@ -63,7 +66,7 @@ const WINDOW: u32 = 6;
 const D: u64 = 2310;
 /// Giant steps normalised per inversion.
 const GIANT_BATCH: usize = 256;
-/// Ladder bits between two checks of the control.
+/// Stage-1 digits between two checks of the control.
 const CHECK_BITS: u64 = 2048;
 
 /// Why a curve or a level ended without a factor.
@@ -269,7 +272,7 @@ impl<const L: usize> Edwards<'_, L> {
         let mut q = Ed { x: start.x, y: start.y, z: m.one() };
         for (i, &digit) in rest.iter().enumerate() {
             q = if digit == 0 { self.dbl(&q) } else { self.add_affine(&self.dbl_ext(&q), entry(digit)) };
-            if i as u64 % CHECK_BITS == 0 {
+            if (i as u64).is_multiple_of(CHECK_BITS) {
                 stop()?;
             }
         }
@@ -387,34 +390,21 @@ impl<const L: usize> Curve<'_, L> {
         Point { x: m.mul(&diff.z, &m.sqr(&m.add(&u, &v))), z: m.mul(&diff.x, &m.sqr(&m.sub(&u, &v))) }
     }
 
-    /// `[k](x : 1)` by the Montgomery ladder over the `bits` of `k` (most
-    /// significant first, the leading one included), checking `stop` every
-    /// [`CHECK_BITS`].
-    fn ladder(&self, x: &Limbs<L>, bits: u64, bit: impl Fn(u64) -> bool, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Point<L>, Halt> {
+    /// `[k](x : 1)` by the Montgomery ladder (`k >= 1`).
+    fn mul_small(&self, x: &Limbs<L>, k: u64) -> Point<L> {
         let base = Point { x: *x, z: self.m.one() };
         let mut r0 = base;
         let mut r1 = self.dbl(&base);
-        for i in (0..bits.saturating_sub(1)).rev() {
-            if bit(i) {
+        for i in (0..63 - k.leading_zeros()).rev() {
+            if (k >> i) & 1 == 1 {
                 r0 = self.add_unit(&r1, &r0, x);
                 r1 = self.dbl(&r1);
             } else {
                 r1 = self.add_unit(&r0, &r1, x);
                 r0 = self.dbl(&r0);
             }
-            if i % CHECK_BITS == 0 {
-                stop()?;
-            }
         }
-        Ok(r0)
-    }
-
-    fn mul_small(&self, x: &Limbs<L>, k: u64) -> Point<L> {
-        let never = || Ok(());
-        match self.ladder(x, 64 - u64::from(k.leading_zeros()), |i| (k >> i) & 1 == 1, &never) {
-            Ok(p) => p,
-            Err(_) => unreachable!("a ladder that is never stopped"),
-        }
+        r0
     }
 }
 
@@ -521,12 +511,13 @@ pub enum LevelOutcome {
 }
 
 /// Runs `level.curves` curves on `n` (odd, composite, 129 to 1,024 bits), the
-/// first with `first_sigma`, in parallel; `progress(curves_done)` after each.
-pub fn run_level(n: &BigUint, level: &Level, first_sigma: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
+/// first made from `first_k` (the multiple of (-2, 4) behind a curve, see
+/// [`z12_curve`]), in parallel; `progress(curves_done)` after each.
+pub fn run_level(n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
     macro_rules! widths {
         ($($l:literal)*) => {
             match n.bits().div_ceil(64) {
-                $($l => run_width::<$l>(n, level, first_sigma, ctl, progress),)*
+                $($l => run_width::<$l>(n, level, first_k, ctl, progress),)*
                 _ => Ok(LevelOutcome::Exhausted),
             }
         };
@@ -537,7 +528,7 @@ pub fn run_level(n: &BigUint, level: &Level, first_sigma: u64, ctl: &Control, pr
 /// The widest number [`run_level`] takes.
 pub const MAX_BITS: u64 = 1024;
 
-fn run_width<const L: usize>(n: &BigUint, level: &Level, first_sigma: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
+fn run_width<const L: usize>(n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
     let Some(m) = MontN::<L>::new(n) else { return Ok(LevelOutcome::Exhausted) };
     let plan = plan(level.b1, ctl)?;
     let abandon = AtomicBool::new(false);
@@ -548,7 +539,7 @@ fn run_width<const L: usize>(n: &BigUint, level: &Level, first_sigma: u64, ctl: 
         }
         ctl.check().map_err(Halt::Stop)
     };
-    let outcome = (0..level.curves as u64).into_par_iter().find_map_any(|c| match curve(&m, first_sigma + c, &plan, &stop) {
+    let outcome = (0..level.curves as u64).into_par_iter().find_map_any(|c| match curve(&m, first_k + c, &plan, &stop) {
         Ok(Some(f)) => {
             abandon.store(true, Ordering::Relaxed);
             Some(Ok(f))
@@ -572,9 +563,9 @@ fn run_width<const L: usize>(n: &BigUint, level: &Level, first_sigma: u64, ctl: 
 
 /// Times one curve at `b1` on `n` (benchmarks and the per-curve comparison
 /// with GMP-ECM): the factor it found, if any.
-pub fn one_curve(n: &BigUint, b1: u64, sigma: u64) -> Option<BigUint> {
+pub fn one_curve(n: &BigUint, b1: u64, k: u64) -> Option<BigUint> {
     let level = Level { digits: 0, b1, curves: 1 };
-    match run_level(n, &level, sigma, &Control::unlimited(), &|_| {}) {
+    match run_level(n, &level, k, &Control::unlimited(), &|_| {}) {
         Ok(LevelOutcome::Found(f)) => Some(f),
         _ => None,
     }
