@@ -4,8 +4,9 @@
 //! - **Curves**: Edwards curves `x^2 + y^2 = 1 + d x^2 y^2` with rational
 //!   torsion Z/12 (the family of Bernstein, Birkner, Lange and Peters, "ECM
 //!   using Edwards curves", made from the multiples `[k](-2, 4)` of the
-//!   rank-one curve `v^2 = u^3 - 12u`): every group order is divisible by 12
-//!   and its powers of 2 and 3 run higher than Suyama's curves give.
+//!   rank-one curve `v^2 = u^3 - 12u`): every group order is divisible by 12,
+//!   and a curve finds a factor as often as Suyama's or a little more often
+//!   (`scripts/ecm-curves.gp` counts both).
 //! - **Stage 1**: the product of every prime power up to B1 at once (one
 //!   scalar of about 1.44 B1 bits, cached per B1 as signed digits of a
 //!   width-6 window), in extended coordinates (Hisil, Wong, Carter and
