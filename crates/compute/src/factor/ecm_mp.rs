@@ -194,12 +194,22 @@ impl<const L: usize> Edwards<'_, L> {
     /// `2p` in projective coordinates: 3 multiplications and 4 squarings.
     #[inline(always)]
     fn dbl(&self, p: &Ed<L>) -> Ed<L> {
-        self.dbl_ext(p).p
+        let [e, f, g, h] = self.dbl_terms(p);
+        Ed { x: self.m.mul(&e, &f), y: self.m.mul(&g, &h), z: self.m.mul(&f, &g) }
     }
 
     /// `2p` with its `T` (one multiplication more), for an addition next.
     #[inline(always)]
     fn dbl_ext(&self, p: &Ed<L>) -> EdExt<L> {
+        let [e, f, g, h] = self.dbl_terms(p);
+        let m = self.m;
+        EdExt { p: Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }, t: m.mul(&e, &h) }
+    }
+
+    /// The doubling's `E, F, G, H` (dbl-2008-hwcd, a = 1): `2p = (EF : GH : FG)`
+    /// and `T = EH`.
+    #[inline(always)]
+    fn dbl_terms(&self, p: &Ed<L>) -> [Limbs<L>; 4] {
         let m = self.m;
         let a = m.sqr(&p.x);
         let b = m.sqr(&p.y);
@@ -207,9 +217,7 @@ impl<const L: usize> Edwards<'_, L> {
         let c = m.add(&zz, &zz);
         let e = m.sub(&m.sub(&m.sqr(&m.add(&p.x, &p.y)), &a), &b);
         let g = m.add(&a, &b);
-        let f = m.sub(&g, &c);
-        let h = m.sub(&a, &b);
-        EdExt { p: Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }, t: m.mul(&e, &h) }
+        [e, m.sub(&g, &c), g, m.sub(&a, &b)]
     }
 
     /// `p + q` for `q` with `z = 1`, in projective coordinates: 7
