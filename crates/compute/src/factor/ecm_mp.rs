@@ -306,8 +306,7 @@ fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<(EdAffine<L>, Limbs
     let d2 = m.sub(&vv, &uu4);
     let s = m.add(&uu, &c12);
     let w = m.mul(&uu, &m.sqr(&s));
-    let x_num = m.mul(&m.mul(&uu, &v), &s);
-    let x_num = m.add(&m.add(&m.add(&x_num, &x_num), &m.add(&x_num, &x_num)), &m.add(&m.add(&x_num, &x_num), &m.add(&x_num, &x_num)));
+    let x_num = m.mul(&m.from_u64(8), &m.mul(&m.mul(&uu, &v), &s));
     let x_den = m.mul(&m.add(&vv, &uu4), &d1);
     let d12 = m.mul(&d1, &d2);
     let (y_num, y_den) = (m.sub(&w, &d12), m.add(&w, &d12));
