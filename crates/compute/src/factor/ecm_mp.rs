@@ -191,23 +191,31 @@ struct Edwards<'m, const L: usize> {
 }
 
 impl<const L: usize> Edwards<'_, L> {
+    /// The point `(EF : GH : FG)` of the formulas' `E, F, G, H`.
+    #[inline(always)]
+    fn point(&self, [e, f, g, h]: &[Limbs<L>; 4]) -> Ed<L> {
+        Ed { x: self.m.mul(e, f), y: self.m.mul(g, h), z: self.m.mul(f, g) }
+    }
+
+    /// The same with `T = EH`.
+    #[inline(always)]
+    fn point_ext(&self, terms: &[Limbs<L>; 4]) -> EdExt<L> {
+        EdExt { p: self.point(terms), t: self.m.mul(&terms[0], &terms[3]) }
+    }
+
     /// `2p` in projective coordinates: 3 multiplications and 4 squarings.
     #[inline(always)]
     fn dbl(&self, p: &Ed<L>) -> Ed<L> {
-        let [e, f, g, h] = self.dbl_terms(p);
-        Ed { x: self.m.mul(&e, &f), y: self.m.mul(&g, &h), z: self.m.mul(&f, &g) }
+        self.point(&self.dbl_terms(p))
     }
 
     /// `2p` with its `T` (one multiplication more), for an addition next.
     #[inline(always)]
     fn dbl_ext(&self, p: &Ed<L>) -> EdExt<L> {
-        let [e, f, g, h] = self.dbl_terms(p);
-        let m = self.m;
-        EdExt { p: Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }, t: m.mul(&e, &h) }
+        self.point_ext(&self.dbl_terms(p))
     }
 
-    /// The doubling's `E, F, G, H` (dbl-2008-hwcd, a = 1): `2p = (EF : GH : FG)`
-    /// and `T = EH`.
+    /// The doubling's `E, F, G, H` (dbl-2008-hwcd, a = 1).
     #[inline(always)]
     fn dbl_terms(&self, p: &Ed<L>) -> [Limbs<L>; 4] {
         let m = self.m;
@@ -224,38 +232,33 @@ impl<const L: usize> Edwards<'_, L> {
     /// multiplications.
     #[inline(always)]
     fn add_affine(&self, p: &EdExt<L>, q: &EdAffine<L>) -> Ed<L> {
-        let m = self.m;
-        let a = m.mul(&p.p.x, &q.x);
-        let b = m.mul(&p.p.y, &q.y);
-        let c = m.mul(&p.t, &q.dxy);
-        let e = m.sub(&m.sub(&m.mul(&m.add(&p.p.x, &p.p.y), &m.add(&q.x, &q.y)), &a), &b);
-        let f = m.sub(&p.p.z, &c);
-        let g = m.add(&p.p.z, &c);
-        let h = m.sub(&b, &a);
-        Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }
+        self.point(&self.add_terms(p, &q.x, &q.y, p.p.z, self.m.mul(&p.t, &q.dxy)))
     }
 
     /// `p + q`, both extended (stage 1's table).
     fn add(&self, p: &EdExt<L>, q: &EdExt<L>) -> EdExt<L> {
         let m = self.m;
-        let a = m.mul(&p.p.x, &q.p.x);
-        let b = m.mul(&p.p.y, &q.p.y);
-        let c = m.mul(&m.mul(&p.t, &q.t), &self.d);
-        let dd = m.mul(&p.p.z, &q.p.z);
-        let e = m.sub(&m.sub(&m.mul(&m.add(&p.p.x, &p.p.y), &m.add(&q.p.x, &q.p.y)), &a), &b);
-        let f = m.sub(&dd, &c);
-        let g = m.add(&dd, &c);
-        let h = m.sub(&b, &a);
-        EdExt { p: Ed { x: m.mul(&e, &f), y: m.mul(&g, &h), z: m.mul(&f, &g) }, t: m.mul(&e, &h) }
+        self.point_ext(&self.add_terms(p, &q.p.x, &q.p.y, m.mul(&p.p.z, &q.p.z), m.mul(&m.mul(&p.t, &q.t), &self.d)))
     }
 
-    /// `[k]p` for the scalar whose signed window digits are `digits` (most
-    /// significant first), `p` with `z = 1`; `Err` from `stop`, which is
-    /// asked every [`CHECK_BITS`] digits, or the gcd of a failed inversion.
-    fn mul(&self, p: &EdAffine<L>, digits: &[i8], stop: &dyn Fn() -> Result<(), Halt>) -> Result<Result<Ed<L>, BigUint>, Halt> {
+    /// The addition's `E, F, G, H` (add-2008-hwcd, a = 1) for `p + (x : y)`,
+    /// given `zz = Z_p Z_q` and `c = d T_p T_q`.
+    #[inline(always)]
+    fn add_terms(&self, p: &EdExt<L>, x: &Limbs<L>, y: &Limbs<L>, zz: Limbs<L>, c: Limbs<L>) -> [Limbs<L>; 4] {
+        let m = self.m;
+        let a = m.mul(&p.p.x, x);
+        let b = m.mul(&p.p.y, y);
+        let e = m.sub(&m.sub(&m.mul(&m.add(&p.p.x, &p.p.y), &m.add(x, y)), &a), &b);
+        [e, m.sub(&zz, &c), m.add(&zz, &c), m.sub(&b, &a)]
+    }
+
+    /// `[k](x, y)` for the scalar whose signed window digits are `digits`
+    /// (most significant first); `Err` from `stop`, which is asked every
+    /// [`CHECK_BITS`] digits, or the gcd of a failed inversion.
+    fn mul(&self, (x, y): &(Limbs<L>, Limbs<L>), digits: &[i8], stop: &dyn Fn() -> Result<(), Halt>) -> Result<Result<Ed<L>, BigUint>, Halt> {
         let m = self.m;
         // The odd multiples 1p, 3p, ..., (2^(WINDOW - 1) - 1)p, with z = 1.
-        let one = EdExt { p: Ed { x: p.x, y: p.y, z: m.one() }, t: m.mul(&p.x, &p.y) };
+        let one = EdExt { p: Ed { x: *x, y: *y, z: m.one() }, t: m.mul(x, y) };
         let twice = self.dbl_ext(&one.p);
         let mut odd = vec![one];
         for i in 1..1 << (WINDOW - 2) {
@@ -296,7 +299,7 @@ impl<const L: usize> Edwards<'_, L> {
 /// `x = 8 u^2 v (u^2 + 12) / ((v^2 + 4u^2) d1)`, `y = (w - d1 d2) / (w + d1 d2)`,
 /// and `d = (x^2 + y^2 - 1) / (x^2 y^2)` puts the point on its curve. (This is
 /// Montgomery's Z/12 family, `A + 2` a square times `B`, in Edwards form.)
-fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<(EdAffine<L>, Limbs<L>), BigUint> {
+fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<((Limbs<L>, Limbs<L>), Limbs<L>), BigUint> {
     let (u, v) = z12_multiple(m, k)?;
     let c12 = m.from_u64(12);
     let uu = m.sqr(&u);
@@ -316,7 +319,7 @@ fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<(EdAffine<L>, Limbs
     let (xx, yy) = (m.sqr(&x), m.sqr(&y));
     let xxyy = m.mul(&xx, &yy);
     let d = m.mul(&m.sub(&m.add(&xx, &yy), &m.one()), &m.inv(&xxyy)?);
-    Ok((EdAffine { x, y, dxy: m.mul(&m.mul(&x, &y), &d) }, d))
+    Ok(((x, y), d))
 }
 
 /// `[k](-2, 4)` on `v^2 = u^3 - 12u`, in Jacobian coordinates with one
@@ -627,16 +630,16 @@ mod tests {
     fn edwards_matches_montgomery<const L: usize>(n: &BigUint) {
         let m = MontN::<L>::new(n).expect("odd");
         for k in [2u64, 7, 1 << 40] {
-            let (p, d) = z12_curve(&m, k).expect("no factor of n shows up");
-            let (xx, yy) = (m.sqr(&p.x), m.sqr(&p.y));
+            let (start, d) = z12_curve(&m, k).expect("no factor of n shows up");
+            let (xx, yy) = (m.sqr(&start.0), m.sqr(&start.1));
             assert_eq!(m.add(&xx, &yy), m.add(&m.one(), &m.mul(&d, &m.mul(&xx, &yy))), "on the curve");
             let edwards = Edwards { m: &m, d };
             let mont = Curve { m: &m, a24: m.inv(&m.sub(&m.one(), &d)).expect("invertible") };
             let u_of = |q: &Ed<L>| m.mul(&m.add(&q.z, &q.y), &m.inv(&m.sub(&q.z, &q.y)).expect("invertible"));
-            let u0 = u_of(&Ed { x: p.x, y: p.y, z: m.one() });
+            let u0 = u_of(&Ed { x: start.0, y: start.1, z: m.one() });
             for scalar in [3u64, 1000, 0xdead_beef_1234, u64::MAX] {
                 let digits = signed_window(&BigUint::from(scalar), WINDOW);
-                let q = match edwards.mul(&p, &digits, &|| Ok(())) {
+                let q = match edwards.mul(&start, &digits, &|| Ok(())) {
                     Ok(Ok(q)) => q,
                     _ => panic!("no stop, no factor"),
                 };
@@ -657,26 +660,10 @@ mod tests {
     /// Counts the points of `(A + 2) y^2 = x^3 + A x^2 + x` over F_p, the
     /// Montgomery form of the Edwards curve `d` (`A = 2 (1 + d) / (1 - d)`).
     fn group_order(p: u64, d: u64) -> u64 {
-        let pow = |mut b: u64, mut e: u64| {
-            let mut r = 1u64;
-            while e > 0 {
-                if e & 1 == 1 {
-                    r = (u128::from(r) * u128::from(b) % u128::from(p)) as u64;
-                }
-                b = (u128::from(b) * u128::from(b) % u128::from(p)) as u64;
-                e >>= 1;
-            }
-            r
-        };
-        let inv = |v: u64| pow(v, p - 2);
-        let a = 2 * (1 + d) % p * inv((1 + p - d) % p) % p;
-        let legendre = |v: u64| match pow(v % p, (p - 1) / 2) {
-            0 => 0i64,
-            1 => 1,
-            _ => -1,
-        };
-        let chi_b = legendre(a + 2);
-        let sum: i64 = (0..p).map(|x| legendre(((x * x % p + a * x % p) % p * x + x) % p)).sum();
+        use super::super::siqs::{inv_mod, jacobi};
+        let a = 2 * (1 + d) % p * inv_mod((1 + p - d) % p, p) % p;
+        let chi_b = i64::from(jacobi(a + 2, p));
+        let sum: i64 = (0..p).map(|x| i64::from(jacobi(((x * x % p + a * x % p) % p * x + x) % p, p))).sum();
         (p as i64 + 1 + chi_b * sum) as u64
     }
 

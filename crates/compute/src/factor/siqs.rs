@@ -622,7 +622,7 @@ fn try_dependency(n: &BigUint, fb: &FactorBase, rels: &[Rel], dep: &[usize]) -> 
 }
 
 /// The Jacobi symbol (a/n) for odd n.
-fn jacobi(mut a: u64, mut n: u64) -> i32 {
+pub(crate) fn jacobi(mut a: u64, mut n: u64) -> i32 {
     a %= n;
     let mut t = 1;
     while a != 0 {
@@ -682,7 +682,7 @@ fn pow_mod(mut b: u64, mut e: u64, p: u64) -> u64 {
 }
 
 /// The inverse of `a` modulo the prime `p` (`a` not divisible by `p`).
-fn inv_mod(a: u64, p: u64) -> u64 {
+pub(crate) fn inv_mod(a: u64, p: u64) -> u64 {
     let (mut t, mut nt) = (0i64, 1i64);
     let (mut r, mut nr) = (p as i64, (a % p) as i64);
     while nr != 0 {
