@@ -1,4 +1,5 @@
-//! End-to-end test harness: starts the real gateway (in-process, port 0) and
+//! End-to-end test harness: starts the real gateway (in-process, port 0, see
+//! [`Gateway`]) and
 //! real worker processes (the built `crunch-worker` binary, so tests can
 //! SIGKILL them) against the real PostgreSQL and RabbitMQ, each test with a
 //! fresh database and its own RabbitMQ namespace so tests run in parallel.
@@ -101,6 +102,55 @@ impl Default for Options {
 
 /// A running gateway plus worker processes, a fresh database, a namespace
 /// and an API key.
+/// A gateway serving in this process on a thread of its own, in its own
+/// actix system as `crunch-gateway serve` runs it, stopped and joined on
+/// drop: its database connections are closed before the test returns, never
+/// while the process exits (see [`Application::run_until_stopped`]).
+pub struct Gateway {
+    pub port: u16,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Gateway {
+    pub async fn start(cfg: Config) -> anyhow::Result<Self> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new().name("gateway".into()).spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match Application::build(cfg).await {
+                    Ok(app) => {
+                        let _ = tx.send(Ok((app.port(), app.handle())));
+                        if let Err(e) = app.run_until_stopped().await {
+                            eprintln!("the gateway stopped with an error: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })
+        })?;
+        let (port, handle) = rx.await.context("the gateway's thread ended")??;
+        Ok(Self { port, handle, thread: Some(thread) })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // The stop command is sent at once; the thread ends once the server
+        // and everything it holds are gone.
+        drop(self.handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 pub struct TestEnv {
     pub base: String,
     pub database_url: String,
@@ -115,6 +165,7 @@ pub struct TestEnv {
     pub persister_health: Vec<String>,
     worker_env: Vec<(String, String)>,
     kafka_brokers: String,
+    gateway: Option<Gateway>,
 }
 
 pub fn kafka_brokers() -> String {
@@ -227,9 +278,8 @@ impl TestEnv {
         let mut worker_env = blob_env(&cfg.blob);
         worker_env.push(("CRUNCH_DELIVERY_LIMIT".into(), opts.delivery_limit.to_string()));
         worker_env.extend(opts.worker_env);
-        let app = Application::build(cfg).await?;
-        let base = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let gateway = Gateway::start(cfg).await?;
+        let base = gateway.base();
         let key = create_key(&database_url, "test")?;
         let mut env = Self {
             base,
@@ -243,6 +293,7 @@ impl TestEnv {
             persister_health: Vec::new(),
             worker_env,
             kafka_brokers,
+            gateway: Some(gateway),
         };
         for _ in 0..opts.workers {
             env.spawn_worker()?;
@@ -404,6 +455,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        self.gateway.take();
         for w in self.workers.iter_mut().chain(self.persisters.iter_mut()) {
             let _ = w.kill();
             let _ = w.wait();

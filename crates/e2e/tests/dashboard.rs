@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crunch_e2e::{create_key, fresh_database, gateway_config, HotelSite, Options, TestEnv};
-use crunch_gateway::Application;
 use diesel::sql_types::BigInt;
 use diesel::RunQueryDsl;
 use serde_json::{json, Value};
@@ -83,15 +82,15 @@ async fn one_demo_generator_per_deployment_whatever_the_replicas() -> R {
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut db = <diesel::PgConnection as diesel::Connection>::establish(&db_url)?;
     crunch_store::run_migrations(&mut db)?;
-    let mut ports = Vec::new();
+    let (mut ports, mut gateways) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         let mut cfg = gateway_config(&db_url, &amqp, &namespace, 64 * 1024);
         cfg.demo.demo_interval_secs = 0.25;
         cfg.demo.demo_key_name = "demo-owner".into();
         cfg.adminer_url = Some("http://127.0.0.1:8088/".into());
-        let app = Application::build(cfg).await?;
-        ports.push(app.port());
-        tokio::spawn(app.run_until_stopped());
+        let app = crunch_e2e::Gateway::start(cfg).await?;
+        ports.push(app.port);
+        gateways.push(app);
     }
     // No key with that name yet: nothing is submitted (and nothing breaks).
     tokio::time::sleep(Duration::from_millis(800)).await;

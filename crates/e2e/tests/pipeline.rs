@@ -551,9 +551,8 @@ async fn every_gateway_replica_delivers_every_event_to_its_own_clients() -> R {
     let env = TestEnv::start().await?;
     // A second replica on the same database and namespace.
     let cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 65536);
-    let second = crunch_gateway::Application::build(cfg).await?;
-    let second_base = format!("ws://127.0.0.1:{}/api/v1/events", second.port());
-    tokio::spawn(second.run_until_stopped());
+    let second = crunch_e2e::Gateway::start(cfg).await?;
+    let second_base = format!("ws://127.0.0.1:{}/api/v1/events", second.port);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (mut ws2, _) = tokio_tungstenite::connect_async(format!("{second_base}?access_token={}", env.key)).await?;
     let first_base = env.url("/api/v1/events").replace("http://", "ws://");
@@ -583,9 +582,8 @@ async fn the_admin_api_key_from_the_configuration_is_registered_at_start_up() ->
     let admin = crunch_gateway::auth::generate_key();
     let mut cfg = crunch_e2e::gateway_config(&env.database_url, &crunch_e2e::amqp_url(), &env.namespace, 65536);
     cfg.admin_api_key = Some(admin.clone().into());
-    let app = crunch_gateway::Application::build(cfg.clone()).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let app = crunch_e2e::Gateway::start(cfg.clone()).await?;
+    let base = app.base();
     let r = env.http.get(format!("{base}/api/v1/jobs")).bearer_auth(&admin).send().await?;
     assert_eq!(r.status(), 200);
     // A second start-up (another replica) finds it registered: no error, no duplicate.

@@ -90,7 +90,14 @@ pub struct Config {
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    /// One reference per app a worker built, plus this one.
+    apps: Arc<WorkerApp>,
 }
+
+/// Held by every app an HTTP worker builds (as app data, which lives as long
+/// as the app and its connections), so that its count says when the workers
+/// have dropped theirs.
+struct WorkerApp;
 
 impl Application {
     /// Checks the settings and binds the listener first (a bad setting ends
@@ -161,10 +168,13 @@ impl Application {
         let routes = web::Data::new(RouteTable::from_openapi(&openapi));
         let served = web::Bytes::from(serde_json::to_vec(&openapi::served(&state.limits, state.monitors.min_interval_s))?);
         let protect = cfg.protect.clone();
+        let apps = Arc::new(WorkerApp);
+        let held = web::Data::from(Arc::clone(&apps));
         let mut server = HttpServer::new(move || {
             let metrics = state.metrics.clone();
             let protect = protect.clone();
             App::new()
+                .app_data(held.clone())
                 .app_data(state.clone())
                 .app_data(ui_config.clone())
                 .app_data(routes.clone())
@@ -218,15 +228,32 @@ impl Application {
         if cfg.http_workers > 0 {
             server = server.workers(cfg.http_workers);
         }
-        Ok(Self { port, server: server.run() })
+        Ok(Self { port, server: server.run(), apps })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Stops the server from elsewhere ([`Self::run_until_stopped`] then
+    /// returns).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then waits (up to 10 s) until every HTTP worker
+    /// has dropped its app and with it its share of the state. The last share
+    /// then goes with the caller's runtime, on the caller's thread, so that
+    /// the process exits with nothing in flight: libpq's TLS and Kerberos
+    /// libraries tear themselves down at exit, and a thread that is still
+    /// closing a database connection then crashes the process.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.apps) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        served
     }
 }
 
