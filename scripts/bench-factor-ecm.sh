@@ -7,7 +7,9 @@
 #     and 300-digit composites without small factors, one thread, against
 #     GMP-ECM's `ecm -c K B1 B2` with our B2 (100 B1): median per curve.
 #  3. 200-digit numbers with a 25-digit factor (10 seeded): how many crunch
-#     factors completely within the default 60 s budget on every core.
+#     factors completely within the default 60 s budget on every core, and
+#     how many GMP-ECM finds a factor of within 60 s (its recommended levels,
+#     one process per core).
 #  4. With --long: a 300-digit number with a 30-digit factor, budget 600 s.
 #   scripts/bench-factor-ecm.sh [--long]
 source "$(dirname "$0")/lib.sh"
@@ -95,6 +97,45 @@ done25=$(check_complete "$WORK/p25")
 printf '\n200 digits with a 25-digit factor: %s of 10 factored within 60 s on %s cores; seconds:' "$done25" "$(nproc)"
 ms_of <"$WORK/p25" | awk '{printf " %.1f", $1 / 1000}'
 echo
+
+log "3b. the same numbers with GMP-ECM, 60 s, one process per core"
+# GMP-ECM as its README has a person run it: per factor size its B1 and
+# curve count (p15 2,000 x 25, p20 11,000 x 90, p25 50,000 x 300, p30 250,000
+# x 700) with its default B2, each process taking its share of the curves;
+# the first process to find a factor ends the number.
+gmp_ecm_levels() { # on $N, this process's share of $SHARE
+  local lv
+  for lv in "2000 25" "11000 90" "50000 300" "250000 700"; do
+    set -- $lv
+    echo "$N" | ecm -q -one -c "$(( ($2 + SHARE - 1) / SHARE ))" "$1" >/dev/null 2>&1
+    # Exit status: bit 1 set when a factor was found, 8 when the input was.
+    local rc=$?
+    if [ $((rc & 2)) -ne 0 ] || [ "$rc" = 8 ]; then return 0; fi
+  done
+  return 1
+}
+gmp_found=0
+gmp_secs=""
+while read -r N; do
+  export N SHARE="$(nproc)"
+  t0=$(date +%s%N)
+  set +e
+  timeout 60 bash -c "$(declare -f gmp_ecm_levels)"'
+    for _ in $(seq "$SHARE"); do gmp_ecm_levels & done
+    while true; do
+      wait -n; rc=$?
+      # The others stop (timeout signals the whole group, the others are
+      # stopped here and their ecm below).
+      if [ "$rc" = 0 ]; then kill $(jobs -p) 2>/dev/null; exit 0; fi
+      [ "$rc" = 127 ] && exit 1  # every process ended without a factor
+    done' </dev/null
+  rc=$?
+  set -e
+  pkill -x ecm 2>/dev/null || true
+  secs=$(echo "($(date +%s%N) - $t0) / 1000000000" | bc -l)
+  if [ "$rc" = 0 ]; then gmp_found=$((gmp_found + 1)); gmp_secs+=$(printf ' %.1f' "$secs"); else gmp_secs+=" stopped"; fi
+done <"$WORK/p25c200.txt"
+printf '\nGMP-ECM on the same numbers: %s of 10 within 60 s on %s processes; seconds:%s\n' "$gmp_found" "$(nproc)" "$gmp_secs"
 
 if [ "$LONG" = 1 ]; then
   log "4. a 300-digit number with a 30-digit factor, 600 s budget"

@@ -8,6 +8,9 @@ use num_traits::Zero;
 
 pub type Limbs<const L: usize> = [u64; L];
 
+/// The widest [`MontN`]: 1,024 bits.
+pub const MAX_LIMBS: usize = 16;
+
 /// Arithmetic modulo an odd `n < 2^(64 L)` in Montgomery form (`R = 2^(64 L)`).
 #[derive(Debug, Clone)]
 pub struct MontN<const L: usize> {
@@ -167,9 +170,62 @@ impl<const L: usize> MontN<L> {
         }
     }
 
+    /// `a^2 / R mod n`. From 8 to 13 limbs: the full square first, each cross
+    /// product once and doubled (`L (L - 1) / 2 + L` word products where
+    /// [`Self::mul`] takes `L^2`), then Montgomery's reduction (`L^2`); ECM
+    /// curves were 1-7% faster so (7% at 11 limbs), and 1-5% slower at 6, 7
+    /// and 14-16 limbs, where the square is [`Self::mul`]'s.
     #[inline(always)]
     pub fn sqr(&self, a: &Limbs<L>) -> Limbs<L> {
-        self.mul(a, a)
+        const { assert!(L <= MAX_LIMBS) };
+        if !(8..=13).contains(&L) {
+            return self.mul(a, a);
+        }
+        let mut t = [0u64; 2 * MAX_LIMBS];
+        for i in 0..L {
+            let mut c: u64 = 0;
+            for j in i + 1..L {
+                let s = t[i + j] as u128 + a[i] as u128 * a[j] as u128 + c as u128;
+                t[i + j] = s as u64;
+                c = (s >> 64) as u64;
+            }
+            t[i + L] = c;
+        }
+        // Doubled, plus the squares on the diagonal.
+        let mut top = 0u64;
+        let mut c: u64 = 0;
+        for i in 0..L {
+            let (lo, hi) = (t[2 * i], t[2 * i + 1]);
+            let d = a[i] as u128 * a[i] as u128;
+            let s = ((lo << 1 | top) as u128) + (d as u64) as u128 + c as u128;
+            t[2 * i] = s as u64;
+            let s = ((hi << 1 | lo >> 63) as u128) + (d >> 64) + (s >> 64);
+            t[2 * i + 1] = s as u64;
+            c = (s >> 64) as u64;
+            top = hi >> 63;
+        }
+        // Reduction: the word above t[i + L] is carried in `extra`.
+        let n = &self.n;
+        let mut extra: u64 = 0;
+        for i in 0..L {
+            let m = t[i].wrapping_mul(self.ninv);
+            let mut c: u64 = 0;
+            for j in 0..L {
+                let s = t[i + j] as u128 + m as u128 * n[j] as u128 + c as u128;
+                t[i + j] = s as u64;
+                c = (s >> 64) as u64;
+            }
+            let s = t[i + L] as u128 + c as u128 + extra as u128;
+            t[i + L] = s as u64;
+            extra = (s >> 64) as u64;
+        }
+        let mut out = [0u64; L];
+        out.copy_from_slice(&t[L..2 * L]);
+        if extra != 0 || geq(&out, n) {
+            sub_borrow(&out, n).0
+        } else {
+            out
+        }
     }
 
     #[inline(always)]
@@ -250,13 +306,16 @@ mod tests {
     #[test]
     fn arithmetic_matches_biguint_at_every_width() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        for bits in [129u64, 190, 255, 256, 333, 640, 1000, 1024] {
+        for bits in [129u64, 190, 255, 256, 333, 500, 640, 665, 830, 1000, 1024] {
             let n = rng.gen_biguint(bits) | BigUint::from(1u32) | (BigUint::from(1u32) << (bits - 1));
             match bits.div_ceil(64) {
                 3 => check::<3>(&n, &mut rng),
                 4 => check::<4>(&n, &mut rng),
                 6 => check::<6>(&n, &mut rng),
+                8 => check::<8>(&n, &mut rng),
                 10 => check::<10>(&n, &mut rng),
+                11 => check::<11>(&n, &mut rng),
+                13 => check::<13>(&n, &mut rng),
                 16 => check::<16>(&n, &mut rng),
                 other => panic!("no width {other} in the test"),
             }
