@@ -1,8 +1,8 @@
 //! End-to-end test harness: starts the real gateway (in-process, port 0, see
-//! [`Gateway`]) and
-//! real worker processes (the built `crunch-worker` binary, so tests can
-//! SIGKILL them) against the real PostgreSQL and RabbitMQ, each test with a
-//! fresh database and its own RabbitMQ namespace so tests run in parallel.
+//! [`Gateway`]) and real worker processes (the built `crunch-worker` binary,
+//! so tests can SIGKILL them) against the real PostgreSQL and RabbitMQ, each
+//! test with a fresh database and its own RabbitMQ namespace so tests run in
+//! parallel.
 //!
 //! Settings: `TEST_DATABASE_SERVER` (default `postgres://postgres@127.0.0.1:5432`)
 //! and `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`).
@@ -100,8 +100,6 @@ impl Default for Options {
     }
 }
 
-/// A running gateway plus worker processes, a fresh database, a namespace
-/// and an API key.
 /// A gateway serving in this process on a thread of its own, in its own
 /// actix system as `crunch-gateway serve` runs it, stopped and joined on
 /// drop: its database connections are closed before the test returns, never
@@ -151,6 +149,8 @@ impl Drop for Gateway {
     }
 }
 
+/// A running gateway plus worker processes, a fresh database, a namespace
+/// and an API key.
 pub struct TestEnv {
     pub base: String,
     pub database_url: String,

@@ -172,9 +172,9 @@ impl<const L: usize> MontN<L> {
 
     /// `a^2 / R mod n`. From 8 to 13 limbs: the full square first, each cross
     /// product once and doubled (`L (L - 1) / 2 + L` word products where
-    /// [`Self::mul`] takes `L^2`), then Montgomery's reduction (`L^2`); ECM
-    /// curves were 1-7% faster so (7% at 11 limbs), and 1-5% slower at 6, 7
-    /// and 14-16 limbs, where the square is [`Self::mul`]'s.
+    /// [`Self::mul`] takes `L^2`), then Montgomery's reduction (`L^2`). An ECM
+    /// curve measured 1-7% faster with it there (7% at 11 limbs) and 1-5%
+    /// slower at 6, 7 and 14-16 limbs, where the square is [`Self::mul`]'s.
     #[inline(always)]
     pub fn sqr(&self, a: &Limbs<L>) -> Limbs<L> {
         const { assert!(L <= MAX_LIMBS) };
