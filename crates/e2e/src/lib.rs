@@ -455,6 +455,8 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        // The gateway first, so that it is gone before its workers and its
+        // namespace's queues are.
         self.gateway.take();
         for w in self.workers.iter_mut().chain(self.persisters.iter_mut()) {
             let _ = w.kill();
