@@ -100,8 +100,9 @@ fn main() -> std::io::Result<()> {
     out.flush()
 }
 
-/// `--ecm-curve B1 CURVES N`: runs CURVES curves at B1 (B2 = 100 B1) on N one
-/// after another and prints the median milliseconds per curve, as GMP-ECM's
+/// `--ecm-curve B1 CURVES N`: runs CURVES curves at B1 (B2 = 100 B1) on N, a
+/// batch at a time (one curve, or eight side by side on AVX-512 IFMA) on one
+/// thread, and prints the median milliseconds per curve, as GMP-ECM's
 /// `ecm -c 1` is timed by `scripts/bench-factor-ecm.sh`.
 fn ecm_curves(args: &[String]) -> std::io::Result<()> {
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "usage: crunch-factor --ecm-curve B1 CURVES N");
@@ -109,14 +110,19 @@ fn ecm_curves(args: &[String]) -> std::io::Result<()> {
     let (Ok(b1), Ok(curves), Ok(n)) = (b1.parse::<u64>(), curves.parse::<u64>(), BigUint::from_str(n)) else { return Err(bad()) };
     let mut times: Vec<f64> = Vec::new();
     let mut found = 0;
-    // The first curve builds the tables of B1 (kept for the others): untimed.
-    crunch_compute::factor::ecm_mp::one_curve(&n, b1, 6);
-    for k in 7..7 + curves.max(1) {
+    // The first batch builds the tables of B1 (kept for the others): untimed.
+    crunch_compute::factor::ecm_mp::one_batch(&n, b1, 6);
+    let (mut k, mut ran) = (7, 0);
+    while ran < curves.max(1) {
         let started = std::time::Instant::now();
-        found += usize::from(crunch_compute::factor::ecm_mp::one_curve(&n, b1, k).is_some());
-        times.push(started.elapsed().as_secs_f64() * 1e3);
+        let (batch, factor) = crunch_compute::factor::ecm_mp::one_batch(&n, b1, k);
+        let ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(batch);
+        found += usize::from(factor.is_some());
+        times.extend(std::iter::repeat_n(ms, batch as usize));
+        k += u64::from(batch);
+        ran += u64::from(batch);
     }
     times.sort_by(f64::total_cmp);
-    println!("{:.3} ms per curve ({} curves, {found} found a factor)", times[times.len() / 2], times.len());
+    println!("{:.3} ms per curve ({} curves, {found} batches found a factor)", times[times.len() / 2], times.len());
     Ok(())
 }

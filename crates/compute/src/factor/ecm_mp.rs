@@ -29,7 +29,9 @@ use num_bigint::BigUint;
 use num_traits::One;
 use rayon::prelude::*;
 
-use super::mpn::{Limbs, MontN};
+use super::mpn::{proper, Field, MontN};
+#[cfg(target_arch = "x86_64")]
+use super::mpv::{MontV, LANES};
 use crate::control::{Control, Stop};
 
 /// One level of the plan: enough curves at `b1` (and `B2 = B2_PER_B1 * b1`)
@@ -52,13 +54,13 @@ pub const B2_PER_B1: u64 = 100;
 /// prints them). The Z/12 curves find as many: `scripts/ecm-curves.gp`
 /// counts their group orders beside Suyama's.
 pub const LEVELS: &[Level] = &[
-    Level { digits: 15, b1: 2_000, curves: 22 },
+    Level { digits: 15, b1: 2_000, curves: 24 },
     Level { digits: 20, b1: 11_000, curves: 80 },
-    Level { digits: 25, b1: 50_000, curves: 265 },
-    Level { digits: 30, b1: 250_000, curves: 635 },
-    Level { digits: 35, b1: 1_000_000, curves: 1_590 },
-    Level { digits: 40, b1: 3_000_000, curves: 4_610 },
-    Level { digits: 45, b1: 11_000_000, curves: 9_774 },
+    Level { digits: 25, b1: 50_000, curves: 272 },
+    Level { digits: 30, b1: 250_000, curves: 640 },
+    Level { digits: 35, b1: 1_000_000, curves: 1_592 },
+    Level { digits: 40, b1: 3_000_000, curves: 4_616 },
+    Level { digits: 45, b1: 11_000_000, curves: 9_776 },
 ];
 
 /// Stage 1's signed window: digits are odd and below `2^(WINDOW - 1)`.
@@ -164,60 +166,60 @@ fn signed_window(k: &BigUint, w: u32) -> Vec<i8> {
 
 /// A point `(X/Z, Y/Z)` of the Edwards curve `x^2 + y^2 = 1 + d x^2 y^2`.
 #[derive(Clone, Copy)]
-struct Ed<const L: usize> {
-    x: Limbs<L>,
-    y: Limbs<L>,
-    z: Limbs<L>,
+struct Ed<E> {
+    x: E,
+    y: E,
+    z: E,
 }
 
 /// The same in extended coordinates: also `T = XY/Z`, which additions need.
 #[derive(Clone, Copy)]
-struct EdExt<const L: usize> {
-    p: Ed<L>,
-    t: Limbs<L>,
+struct EdExt<E> {
+    p: Ed<E>,
+    t: E,
 }
 
 /// A point with `z = 1` and `d x y` at hand: what stage 1 adds.
 #[derive(Clone, Copy)]
-struct EdAffine<const L: usize> {
-    x: Limbs<L>,
-    y: Limbs<L>,
-    dxy: Limbs<L>,
+struct EdAffine<E> {
+    x: E,
+    y: E,
+    dxy: E,
 }
 
-struct Edwards<'m, const L: usize> {
-    m: &'m MontN<L>,
-    d: Limbs<L>,
+struct Edwards<'m, F: Field> {
+    m: &'m F,
+    d: F::E,
 }
 
-impl<const L: usize> Edwards<'_, L> {
+impl<F: Field> Edwards<'_, F> {
     /// The point `(EF : GH : FG)` of the formulas' `E, F, G, H`.
     #[inline(always)]
-    fn point(&self, [e, f, g, h]: &[Limbs<L>; 4]) -> Ed<L> {
+    fn point(&self, [e, f, g, h]: &[F::E; 4]) -> Ed<F::E> {
         Ed { x: self.m.mul(e, f), y: self.m.mul(g, h), z: self.m.mul(f, g) }
     }
 
     /// The same with `T = EH`.
     #[inline(always)]
-    fn point_ext(&self, terms: &[Limbs<L>; 4]) -> EdExt<L> {
+    fn point_ext(&self, terms: &[F::E; 4]) -> EdExt<F::E> {
         EdExt { p: self.point(terms), t: self.m.mul(&terms[0], &terms[3]) }
     }
 
     /// `2p` in projective coordinates: 3 multiplications and 4 squarings.
     #[inline(always)]
-    fn dbl(&self, p: &Ed<L>) -> Ed<L> {
+    fn dbl(&self, p: &Ed<F::E>) -> Ed<F::E> {
         self.point(&self.dbl_terms(p))
     }
 
     /// `2p` with its `T` (one multiplication more), for an addition next.
     #[inline(always)]
-    fn dbl_ext(&self, p: &Ed<L>) -> EdExt<L> {
+    fn dbl_ext(&self, p: &Ed<F::E>) -> EdExt<F::E> {
         self.point_ext(&self.dbl_terms(p))
     }
 
     /// The doubling's `E, F, G, H` (dbl-2008-hwcd, a = 1).
     #[inline(always)]
-    fn dbl_terms(&self, p: &Ed<L>) -> [Limbs<L>; 4] {
+    fn dbl_terms(&self, p: &Ed<F::E>) -> [F::E; 4] {
         let m = self.m;
         let a = m.sqr(&p.x);
         let b = m.sqr(&p.y);
@@ -231,12 +233,12 @@ impl<const L: usize> Edwards<'_, L> {
     /// `p + q` for `q` with `z = 1`, in projective coordinates: 7
     /// multiplications.
     #[inline(always)]
-    fn add_affine(&self, p: &EdExt<L>, q: &EdAffine<L>) -> Ed<L> {
+    fn add_affine(&self, p: &EdExt<F::E>, q: &EdAffine<F::E>) -> Ed<F::E> {
         self.point(&self.add_terms(p, &q.x, &q.y, p.p.z, self.m.mul(&p.t, &q.dxy)))
     }
 
     /// `p + q`, both extended (stage 1's table).
-    fn add(&self, p: &EdExt<L>, q: &EdExt<L>) -> EdExt<L> {
+    fn add(&self, p: &EdExt<F::E>, q: &EdExt<F::E>) -> EdExt<F::E> {
         let m = self.m;
         self.point_ext(&self.add_terms(p, &q.p.x, &q.p.y, m.mul(&p.p.z, &q.p.z), m.mul(&m.mul(&p.t, &q.t), &self.d)))
     }
@@ -244,7 +246,7 @@ impl<const L: usize> Edwards<'_, L> {
     /// The addition's `E, F, G, H` (add-2008-hwcd, a = 1) for `p + (x : y)`,
     /// given `zz = Z_p Z_q` and `c = d T_p T_q`.
     #[inline(always)]
-    fn add_terms(&self, p: &EdExt<L>, x: &Limbs<L>, y: &Limbs<L>, zz: Limbs<L>, c: Limbs<L>) -> [Limbs<L>; 4] {
+    fn add_terms(&self, p: &EdExt<F::E>, x: &F::E, y: &F::E, zz: F::E, c: F::E) -> [F::E; 4] {
         let m = self.m;
         let a = m.mul(&p.p.x, x);
         let b = m.mul(&p.p.y, y);
@@ -255,7 +257,7 @@ impl<const L: usize> Edwards<'_, L> {
     /// `[k](x, y)` for the scalar whose signed window digits are `digits`
     /// (most significant first); `Err` from `stop`, which is asked every
     /// [`CHECK_BITS`] digits, or the gcd of a failed inversion.
-    fn mul(&self, (x, y): &(Limbs<L>, Limbs<L>), digits: &[i8], stop: &dyn Fn() -> Result<(), Halt>) -> Result<Result<Ed<L>, BigUint>, Halt> {
+    fn mul(&self, (x, y): &(F::E, F::E), digits: &[i8], stop: &dyn Fn() -> Result<(), Halt>) -> Result<Result<Ed<F::E>, BigUint>, Halt> {
         let m = self.m;
         // The odd multiples 1p, 3p, ..., (2^(WINDOW - 1) - 1)p, with z = 1.
         let one = EdExt { p: Ed { x: *x, y: *y, z: m.one() }, t: m.mul(x, y) };
@@ -264,12 +266,12 @@ impl<const L: usize> Edwards<'_, L> {
         for i in 1..1 << (WINDOW - 2) {
             odd.push(self.add(&odd[i - 1], &twice));
         }
-        let mut zs: Vec<Limbs<L>> = odd.iter().map(|q| q.p.z).collect();
+        let mut zs: Vec<F::E> = odd.iter().map(|q| q.p.z).collect();
         if let Err(g) = m.batch_inv(&mut zs, &mut Vec::new()) {
             return Ok(Err(g));
         }
-        let zero = [0u64; L];
-        let table: Vec<[EdAffine<L>; 2]> = odd
+        let zero = m.zero();
+        let table: Vec<[EdAffine<F::E>; 2]> = odd
             .iter()
             .zip(&zs)
             .map(|(q, zi)| {
@@ -299,7 +301,7 @@ impl<const L: usize> Edwards<'_, L> {
 /// `x = 8 u^2 v (u^2 + 12) / ((v^2 + 4u^2) d1)`, `y = (w - d1 d2) / (w + d1 d2)`,
 /// and `d = (x^2 + y^2 - 1) / (x^2 y^2)` puts the point on its curve. (This is
 /// Montgomery's Z/12 family, `A + 2` a square times `B`, in Edwards form.)
-fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<((Limbs<L>, Limbs<L>), Limbs<L>), BigUint> {
+fn z12_curve<F: Field>(m: &F, k: u64) -> Result<((F::E, F::E), F::E), BigUint> {
     let (u, v) = z12_multiple(m, k)?;
     let c12 = m.from_u64(12);
     let uu = m.sqr(&u);
@@ -324,11 +326,11 @@ fn z12_curve<const L: usize>(m: &MontN<L>, k: u64) -> Result<((Limbs<L>, Limbs<L
 
 /// `[k](-2, 4)` on `v^2 = u^3 - 12u`, in Jacobian coordinates with one
 /// inversion at the end.
-fn z12_multiple<const L: usize>(m: &MontN<L>, k: u64) -> Result<(Limbs<L>, Limbs<L>), BigUint> {
+fn z12_multiple<F: Field>(m: &F, k: u64) -> Result<(F::E, F::E), BigUint> {
     let c12 = m.from_u64(12);
-    let (bx, by) = (m.sub(&[0u64; L], &m.from_u64(2)), m.from_u64(4));
+    let (bx, by) = (m.sub(&m.zero(), &m.from_u64(2)), m.from_u64(4));
     let (mut x, mut y, mut z) = (bx, by, m.one());
-    let twice = |a: &Limbs<L>| m.add(a, a);
+    let twice = |a: &F::E| m.add(a, a);
     for i in (0..63 - k.leading_zeros()).rev() {
         // dbl-2007-bl, a = -12.
         let (xx, yy, zz) = (m.sqr(&x), m.sqr(&y), m.sqr(&z));
@@ -362,20 +364,20 @@ fn z12_multiple<const L: usize>(m: &MontN<L>, k: u64) -> Result<(Limbs<L>, Limbs
 }
 
 #[derive(Clone, Copy)]
-struct Point<const L: usize> {
-    x: Limbs<L>,
-    z: Limbs<L>,
+struct Point<E> {
+    x: E,
+    z: E,
 }
 
-struct Curve<'m, const L: usize> {
-    m: &'m MontN<L>,
+struct Curve<'m, F: Field> {
+    m: &'m F,
     /// `(A + 2) / 4`.
-    a24: Limbs<L>,
+    a24: F::E,
 }
 
-impl<const L: usize> Curve<'_, L> {
+impl<F: Field> Curve<'_, F> {
     #[inline(always)]
-    fn dbl(&self, p: &Point<L>) -> Point<L> {
+    fn dbl(&self, p: &Point<F::E>) -> Point<F::E> {
         let m = self.m;
         let ss = m.sqr(&m.add(&p.x, &p.z));
         let dd = m.sqr(&m.sub(&p.x, &p.z));
@@ -385,7 +387,7 @@ impl<const L: usize> Curve<'_, L> {
 
     /// `p + q` given `p - q = (x_diff : 1)`.
     #[inline(always)]
-    fn add_unit(&self, p: &Point<L>, q: &Point<L>, x_diff: &Limbs<L>) -> Point<L> {
+    fn add_unit(&self, p: &Point<F::E>, q: &Point<F::E>, x_diff: &F::E) -> Point<F::E> {
         let m = self.m;
         let u = m.mul(&m.sub(&p.x, &p.z), &m.add(&q.x, &q.z));
         let v = m.mul(&m.add(&p.x, &p.z), &m.sub(&q.x, &q.z));
@@ -394,7 +396,7 @@ impl<const L: usize> Curve<'_, L> {
 
     /// `p + q` given `p - q = diff`.
     #[inline(always)]
-    fn add(&self, p: &Point<L>, q: &Point<L>, diff: &Point<L>) -> Point<L> {
+    fn add(&self, p: &Point<F::E>, q: &Point<F::E>, diff: &Point<F::E>) -> Point<F::E> {
         let m = self.m;
         let u = m.mul(&m.sub(&p.x, &p.z), &m.add(&q.x, &q.z));
         let v = m.mul(&m.add(&p.x, &p.z), &m.sub(&q.x, &q.z));
@@ -402,7 +404,7 @@ impl<const L: usize> Curve<'_, L> {
     }
 
     /// `[k](x : 1)` by the Montgomery ladder (`k >= 1`).
-    fn mul_small(&self, x: &Limbs<L>, k: u64) -> Point<L> {
+    fn mul_small(&self, x: &F::E, k: u64) -> Point<F::E> {
         let base = Point { x: *x, z: self.m.one() };
         let mut r0 = base;
         let mut r1 = self.dbl(&base);
@@ -422,21 +424,12 @@ impl<const L: usize> Curve<'_, L> {
 /// A curve's outcome: a divisor of `n` that is neither 1 nor `n`, or none.
 type Found = Option<BigUint>;
 
-/// A proper divisor, if `g` is one.
-fn proper(g: BigUint, n: &BigUint) -> Found {
-    (!g.is_one() && &g != n).then_some(g)
-}
-
-/// One curve (the Z/12 Edwards curve of `[k](-2, 4)`, `k >= 2`) through both
-/// stages.
-fn curve<const L: usize>(m: &MontN<L>, k: u64, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+/// Stage 1 and stage 2 of the curve (or the lanes of curves) through `start`
+/// with parameter `d`.
+fn stages<F: Field>(m: &F, start: &(F::E, F::E), d: F::E, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
     let n = m.modulus();
-    let (start, d) = match z12_curve(m, k) {
-        Ok(c) => c,
-        Err(g) => return Ok(proper(g, n)),
-    };
     let edwards = Edwards { m, d };
-    let q = match edwards.mul(&start, &plan.digits, stop)? {
+    let q = match edwards.mul(start, &plan.digits, stop)? {
         Ok(q) => q,
         Err(g) => return Ok(proper(g, n)),
     };
@@ -453,7 +446,7 @@ fn curve<const L: usize>(m: &MontN<L>, k: u64, plan: &Plan, stop: &dyn Fn() -> R
     stage2(&curve, &m.mul(&zpy, &both[0]), plan, stop)
 }
 
-fn stage2<const L: usize>(curve: &Curve<'_, L>, xq: &Limbs<L>, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+fn stage2<F: Field>(curve: &Curve<'_, F>, xq: &F::E, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
     let m = curve.m;
     let n = m.modulus();
     let mut scratch = Vec::new();
@@ -462,7 +455,7 @@ fn stage2<const L: usize>(curve: &Curve<'_, L>, xq: &Limbs<L>, plan: &Plan, stop
     let q2 = curve.dbl(&q);
     // [j]Q and [j + 2]Q.
     let (mut this, mut next) = (q, curve.add_unit(&q2, &q, xq));
-    let mut kept: Vec<Point<L>> = Vec::with_capacity(babies().len());
+    let mut kept: Vec<Point<F::E>> = Vec::with_capacity(babies().len());
     let mut wanted = babies().iter().peekable();
     for j in (1..D / 2).step_by(2) {
         if wanted.next_if_eq(&&j).is_some() {
@@ -472,19 +465,19 @@ fn stage2<const L: usize>(curve: &Curve<'_, L>, xq: &Limbs<L>, plan: &Plan, stop
         this = next;
         next = after;
     }
-    let mut zs: Vec<Limbs<L>> = kept.iter().map(|p| p.z).collect();
+    let mut zs: Vec<F::E> = kept.iter().map(|p| p.z).collect();
     if let Err(g) = m.batch_inv(&mut zs, &mut scratch) {
         return Ok(proper(g, n));
     }
-    let bx: Vec<Limbs<L>> = kept.iter().zip(&zs).map(|(p, zi)| m.mul(&p.x, zi)).collect();
+    let bx: Vec<F::E> = kept.iter().zip(&zs).map(|(p, zi)| m.mul(&p.x, zi)).collect();
 
     // Giant steps [mD]Q from m_lo on, normalised a batch at a time.
     let g = curve.mul_small(xq, D);
     let mut a = curve.mul_small(xq, plan.m_lo * D);
     let mut b = curve.mul_small(xq, (plan.m_lo + 1) * D);
     let mut acc = m.one();
-    let mut xs: Vec<Limbs<L>> = Vec::with_capacity(GIANT_BATCH);
-    let mut zs: Vec<Limbs<L>> = Vec::with_capacity(GIANT_BATCH);
+    let mut xs: Vec<F::E> = Vec::with_capacity(GIANT_BATCH);
+    let mut zs: Vec<F::E> = Vec::with_capacity(GIANT_BATCH);
     for chunk in plan.masks.chunks(GIANT_BATCH) {
         xs.clear();
         zs.clear();
@@ -511,7 +504,60 @@ fn stage2<const L: usize>(curve: &Curve<'_, L>, xq: &Limbs<L>, plan: &Plan, stop
         }
         stop()?;
     }
-    Ok(proper(m.gcd(&acc), n))
+    Ok(m.factor_in(&acc))
+}
+
+/// One curve (the Z/12 Edwards curve of `[k](-2, 4)`, `k >= 2`) through both
+/// stages.
+fn curve<const L: usize>(m: &MontN<L>, k: u64, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+    match z12_curve(m, k) {
+        Ok((start, d)) => stages(m, &start, d, plan, stop),
+        Err(g) => Ok(proper(g, m.modulus())),
+    }
+}
+
+/// The curves of `[k](-2, 4)` for the [`LANES`] `k` from `first_k` on, run
+/// side by side: the curves are made one by one on `m`, then run on the
+/// lanes of `n`'s width.
+#[cfg(target_arch = "x86_64")]
+fn lanes_from<const L: usize>(m: &MontN<L>, first_k: u64, plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+    let n = m.modulus();
+    let mut made: Vec<[BigUint; 3]> = Vec::with_capacity(LANES);
+    for k in first_k..first_k + LANES as u64 {
+        match z12_curve(m, k) {
+            Ok(((x, y), d)) => made.push([m.to_big(&x), m.to_big(&y), m.to_big(&d)]),
+            Err(g) => {
+                if let Some(f) = proper(g, n) {
+                    return Ok(Some(f));
+                }
+            }
+        }
+    }
+    // A curve that could not be made (its gcd was n: not seen in practice)
+    // leaves its lane to a copy of another.
+    let Some(first) = made.first().cloned() else { return Ok(None) };
+    made.resize(LANES, first);
+    lanes_of_width(n, &made, plan, stop)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn lanes_of_width(n: &BigUint, made: &[[BigUint; 3]], plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+    macro_rules! widths {
+        ($($w:literal)*) => {
+            match n.bits().div_ceil(52) {
+                $($w => lanes::<$w>(n, made, plan, stop),)*
+                _ => Ok(None),
+            }
+        };
+    }
+    widths!(3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn lanes<const N: usize>(n: &BigUint, made: &[[BigUint; 3]], plan: &Plan, stop: &dyn Fn() -> Result<(), Halt>) -> Result<Found, Halt> {
+    let Some(m) = MontV::<N>::new(n) else { return Ok(None) };
+    let part = |i: usize| m.to_mont(&std::array::from_fn(|lane| made[lane][i].clone()));
+    stages(&m, &(part(0), part(1)), part(2), plan, stop)
 }
 
 /// How far a level got.
@@ -521,14 +567,53 @@ pub enum LevelOutcome {
     Exhausted,
 }
 
-/// Runs `level.curves` curves on `n` (odd, composite, 129 to 1,024 bits), the
-/// first made from `first_k` (the multiple of (-2, 4) behind a curve, see
-/// [`z12_curve`]), in parallel; `progress(curves_done)` after each.
+/// How curves run: one at a time on [`MontN`], or eight side by side on
+/// [`MontV`] where the CPU has AVX-512 IFMA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Scalar,
+    Lanes,
+}
+
+impl Engine {
+    /// Lanes where the CPU has them, unless `CRUNCH_ECM_LANES=0` says
+    /// otherwise (benchmarks compare the two).
+    pub fn best() -> Engine {
+        static BEST: OnceLock<Engine> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if super::mpv::supported() && std::env::var("CRUNCH_ECM_LANES").as_deref() != Ok("0") {
+                return Engine::Lanes;
+            }
+            Engine::Scalar
+        })
+    }
+
+    /// Curves run at once by one thread.
+    pub fn batch(self) -> u32 {
+        match self {
+            Engine::Scalar => 1,
+            #[cfg(target_arch = "x86_64")]
+            Engine::Lanes => LANES as u32,
+            #[cfg(not(target_arch = "x86_64"))]
+            Engine::Lanes => 1,
+        }
+    }
+}
+
+/// Runs `level.curves` curves (rounded up to a whole batch of the engine) on
+/// `n` (odd, composite, 129 to 1,024 bits), the first made from `first_k`
+/// (the multiple of (-2, 4) behind a curve, see [`z12_curve`]), in parallel;
+/// `progress(curves_done)` after each batch.
 pub fn run_level(n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
+    run_level_on(Engine::best(), n, level, first_k, ctl, progress)
+}
+
+pub fn run_level_on(engine: Engine, n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
     macro_rules! widths {
         ($($l:literal)*) => {
             match n.bits().div_ceil(64) {
-                $($l => run_width::<$l>(n, level, first_k, ctl, progress),)*
+                $($l => run_width::<$l>(engine, n, level, first_k, ctl, progress),)*
                 _ => Ok(LevelOutcome::Exhausted),
             }
         };
@@ -539,7 +624,7 @@ pub fn run_level(n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progre
 /// The widest number [`run_level`] takes.
 pub const MAX_BITS: u64 = 1024;
 
-fn run_width<const L: usize>(n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
+fn run_width<const L: usize>(engine: Engine, n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
     let Some(m) = MontN::<L>::new(n) else { return Ok(LevelOutcome::Exhausted) };
     let plan = plan(level.b1, ctl)?;
     let abandon = AtomicBool::new(false);
@@ -550,13 +635,21 @@ fn run_width<const L: usize>(n: &BigUint, level: &Level, first_k: u64, ctl: &Con
         }
         ctl.check().map_err(Halt::Stop)
     };
-    let outcome = (0..level.curves as u64).into_par_iter().find_map_any(|c| match curve(&m, first_k + c, &plan, &stop) {
+    let batch = engine.batch();
+    let run = |k: u64| match engine {
+        Engine::Scalar => curve(&m, k, &plan, &stop),
+        #[cfg(target_arch = "x86_64")]
+        Engine::Lanes => lanes_from(&m, k, &plan, &stop),
+        #[cfg(not(target_arch = "x86_64"))]
+        Engine::Lanes => curve(&m, k, &plan, &stop),
+    };
+    let outcome = (0..level.curves.div_ceil(batch) as u64).into_par_iter().find_map_any(|c| match run(first_k + c * u64::from(batch)) {
         Ok(Some(f)) => {
             abandon.store(true, Ordering::Relaxed);
             Some(Ok(f))
         }
         Ok(None) => {
-            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            progress(done.fetch_add(batch, Ordering::Relaxed) + batch);
             None
         }
         Err(Halt::Stop(s)) => {
@@ -572,13 +665,15 @@ fn run_width<const L: usize>(n: &BigUint, level: &Level, first_k: u64, ctl: &Con
     }
 }
 
-/// Times one curve at `b1` on `n` (benchmarks and the per-curve comparison
-/// with GMP-ECM): the factor it found, if any.
-pub fn one_curve(n: &BigUint, b1: u64, k: u64) -> Option<BigUint> {
+/// One batch of curves at `b1` on `n` from the curve of `k` on (benchmarks
+/// and the per-curve comparison with GMP-ECM): how many curves ran, and the
+/// factor they found, if any.
+pub fn one_batch(n: &BigUint, b1: u64, k: u64) -> (u32, Option<BigUint>) {
+    let engine = Engine::best();
     let level = Level { digits: 0, b1, curves: 1 };
-    match run_level(n, &level, k, &Control::unlimited(), &|_| {}) {
-        Ok(LevelOutcome::Found(f)) => Some(f),
-        _ => None,
+    match run_level_on(engine, n, &level, k, &Control::unlimited(), &|_| {}) {
+        Ok(LevelOutcome::Found(f)) => (engine.batch(), Some(f)),
+        _ => (engine.batch(), None),
     }
 }
 
@@ -635,7 +730,7 @@ mod tests {
             assert_eq!(m.add(&xx, &yy), m.add(&m.one(), &m.mul(&d, &m.mul(&xx, &yy))), "on the curve");
             let edwards = Edwards { m: &m, d };
             let mont = Curve { m: &m, a24: m.inv(&m.sub(&m.one(), &d)).expect("invertible") };
-            let u_of = |q: &Ed<L>| m.mul(&m.add(&q.z, &q.y), &m.inv(&m.sub(&q.z, &q.y)).expect("invertible"));
+            let u_of = |q: &Ed<[u64; L]>| m.mul(&m.add(&q.z, &q.y), &m.inv(&m.sub(&q.z, &q.y)).expect("invertible"));
             let u0 = u_of(&Ed { x: start.0, y: start.1, z: m.one() });
             for scalar in [3u64, 1000, 0xdead_beef_1234, u64::MAX] {
                 let digits = signed_window(&BigUint::from(scalar), WINDOW);
@@ -711,9 +806,53 @@ mod tests {
         let p = prime("100000000003");
         let q = (BigUint::one() << 950u32) + 7u32; // odd, any cofactor will do
         let n = &p * &q;
-        let found = (6..60).find_map(|s| one_curve(&n, 2_000, s));
+        let found = (6..60).find_map(|s| one_batch(&n, 2_000, s).1);
         let f = found.expect("a factor within 54 curves");
         assert!(n.is_multiple_of(&f) && !f.is_one() && f != n);
+    }
+
+    /// The lanes run the curves the scalar code runs: stage 1 lands on the
+    /// same points, and levels find the same factor or none.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn lanes_run_the_same_curves_as_one_at_a_time() {
+        if !crate::factor::mpv::supported() {
+            eprintln!("this CPU has no AVX-512 IFMA: the lanes are not tested here");
+            return;
+        }
+        let p = prime("100000000003");
+        let n = &p * prime("69054429069287486672210540816423036187859288681522642757592834861726067084961693");
+        assert_eq!((n.bits().div_ceil(64), n.bits().div_ceil(52)), (5, 6));
+        let m = MontN::<5>::new(&n).expect("odd");
+        let v = MontV::<6>::new(&n).expect("odd, supported");
+        let plan = plan(2_000, &Control::unlimited()).expect("unlimited");
+        let no_stop = || Ok(());
+        let first_k = 6;
+        let mut made = Vec::new();
+        let mut want = Vec::new();
+        for k in first_k..first_k + LANES as u64 {
+            let ((x, y), d) = z12_curve(&m, k).expect("no factor shows up making the curve");
+            made.push([m.to_big(&x), m.to_big(&y), m.to_big(&d)]);
+            let Ok(Ok(q)) = (Edwards { m: &m, d }).mul(&(x, y), &plan.digits, &no_stop) else { panic!("no stop, no factor") };
+            want.push(m.to_big(&m.mul(&m.add(&q.z, &q.y), &m.inv(&m.sub(&q.z, &q.y)).expect("stage 1 alone finds nothing here"))));
+        }
+        let part = |i: usize| v.to_mont(&std::array::from_fn(|lane| made[lane][i].clone()));
+        let Ok(Ok(q)) = (Edwards { m: &v, d: part(2) }).mul(&(part(0), part(1)), &plan.digits, &no_stop) else { panic!("no stop, no factor") };
+        let got = v.to_big(&v.mul(&v.add(&q.z, &q.y), &v.inv(&v.sub(&q.z, &q.y)).expect("invertible")));
+        assert_eq!(got.to_vec(), want);
+
+        let mut found = 0;
+        for first_k in (6..100).step_by(LANES) {
+            let level = Level { digits: 15, b1: 2_000, curves: LANES as u32 };
+            let outcome = |engine| match run_level_on(engine, &n, &level, first_k, &Control::unlimited(), &|_| {}).expect("unlimited") {
+                LevelOutcome::Found(f) => Some(f),
+                LevelOutcome::Exhausted => None,
+            };
+            let scalar = outcome(Engine::Scalar);
+            assert_eq!(outcome(Engine::Lanes), scalar, "curves from {first_k}");
+            found += usize::from(scalar == Some(p.clone()));
+        }
+        assert!(found > 0, "no batch of 8 curves found the 12-digit factor");
     }
 
     #[test]

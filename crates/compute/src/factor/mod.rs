@@ -14,6 +14,8 @@ pub mod ecm;
 pub mod ecm_mp;
 pub mod mont;
 pub mod mpn;
+#[cfg(target_arch = "x86_64")]
+pub mod mpv;
 pub mod rho;
 pub mod siqs;
 pub mod small;

@@ -4,12 +4,57 @@
 //! no operation allocates.
 
 use num_bigint::BigUint;
-use num_traits::Zero;
+use num_traits::{One, Zero};
 
 pub type Limbs<const L: usize> = [u64; L];
 
 /// The widest [`MontN`]: 1,024 bits.
 pub const MAX_LIMBS: usize = 16;
+
+/// Arithmetic modulo an odd `n` on one value ([`MontN`]) or on lanes of
+/// values side by side (`super::mpv::MontV`): what ECM's curve formulas are
+/// written on. Elements are in Montgomery form and fully reduced.
+pub trait Field {
+    type E: Copy;
+    fn modulus(&self) -> &BigUint;
+    fn one(&self) -> Self::E;
+    fn zero(&self) -> Self::E;
+    fn from_u64(&self, v: u64) -> Self::E;
+    fn mul(&self, a: &Self::E, b: &Self::E) -> Self::E;
+    fn sqr(&self, a: &Self::E) -> Self::E;
+    fn add(&self, a: &Self::E, b: &Self::E) -> Self::E;
+    fn sub(&self, a: &Self::E, b: &Self::E) -> Self::E;
+    /// `a^-1`; else `Err(g)` with `g` a divisor of `n` above 1: a proper one
+    /// found in some lane, or `n` when no lane is left with an inverse.
+    fn inv(&self, a: &Self::E) -> Result<Self::E, BigUint>;
+    /// A divisor of `n` other than 1 and `n` that `gcd(a, n)` gives in some
+    /// lane.
+    fn factor_in(&self, a: &Self::E) -> Option<BigUint>;
+
+    /// Inverts every element of `xs` in place with one inversion (Montgomery's
+    /// trick: three multiplications per element); `Err` as [`Field::inv`]
+    /// says of their product.
+    fn batch_inv(&self, xs: &mut [Self::E], scratch: &mut Vec<Self::E>) -> Result<(), BigUint> {
+        scratch.clear();
+        let mut acc = self.one();
+        for x in xs.iter() {
+            scratch.push(acc);
+            acc = self.mul(&acc, x);
+        }
+        let mut inv = self.inv(&acc)?;
+        for (x, before) in xs.iter_mut().zip(scratch.iter()).rev() {
+            let xi = self.mul(&inv, before);
+            inv = self.mul(&inv, x);
+            *x = xi;
+        }
+        Ok(())
+    }
+}
+
+/// A divisor of `n` other than 1 and `n`, if `g` is one.
+pub fn proper(g: BigUint, n: &BigUint) -> Option<BigUint> {
+    (!g.is_one() && &g != n).then_some(g)
+}
 
 /// Arithmetic modulo an odd `n < 2^(64 L)` in Montgomery form (`R = 2^(64 L)`).
 #[derive(Debug, Clone)]
@@ -91,23 +136,10 @@ impl<const L: usize> MontN<L> {
         Some(Self { n: nl, ninv: inv.wrapping_neg(), one: limbs_of(&(&r % n)), r2: limbs_of(&((&r * &r) % n)), modulus: n.clone() })
     }
 
-    pub fn modulus(&self) -> &BigUint {
-        &self.modulus
-    }
-
-    #[inline(always)]
-    pub fn one(&self) -> Limbs<L> {
-        self.one
-    }
-
     /// `v mod n` in Montgomery form.
     pub fn to_mont(&self, v: &BigUint) -> Limbs<L> {
         let reduced = if v < &self.modulus { limbs_of(v) } else { limbs_of(&(v % &self.modulus)) };
         self.mul(&reduced, &self.r2)
-    }
-
-    pub fn from_u64(&self, v: u64) -> Limbs<L> {
-        self.to_mont(&BigUint::from(v))
     }
 
     /// The plain value of `a` (out of Montgomery form).
@@ -125,9 +157,30 @@ impl<const L: usize> MontN<L> {
         }
         num_integer::Integer::gcd(&v, &self.modulus)
     }
+}
 
-    /// `a^-1`, or `Err(gcd(a, n))` when `a` has no inverse.
-    pub fn inv(&self, a: &Limbs<L>) -> Result<Limbs<L>, BigUint> {
+impl<const L: usize> Field for MontN<L> {
+    type E = Limbs<L>;
+
+    fn modulus(&self) -> &BigUint {
+        &self.modulus
+    }
+
+    #[inline(always)]
+    fn one(&self) -> Limbs<L> {
+        self.one
+    }
+
+    #[inline(always)]
+    fn zero(&self) -> Limbs<L> {
+        [0; L]
+    }
+
+    fn from_u64(&self, v: u64) -> Limbs<L> {
+        self.to_mont(&BigUint::from(v))
+    }
+
+    fn inv(&self, a: &Limbs<L>) -> Result<Limbs<L>, BigUint> {
         let v = self.to_big(a);
         match v.modinv(&self.modulus) {
             Some(i) => Ok(self.to_mont(&i)),
@@ -135,9 +188,13 @@ impl<const L: usize> MontN<L> {
         }
     }
 
+    fn factor_in(&self, a: &Limbs<L>) -> Option<BigUint> {
+        proper(self.gcd(a), &self.modulus)
+    }
+
     /// `a b / R mod n` (coarsely integrated operand scanning).
     #[inline(always)]
-    pub fn mul(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+    fn mul(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         let n = &self.n;
         let mut t = [0u64; L];
         let mut t_hi: u64 = 0;
@@ -176,7 +233,7 @@ impl<const L: usize> MontN<L> {
     /// curve measured 1-7% faster with it there (7% at 11 limbs) and 1-5%
     /// slower at 6, 7 and 14-16 limbs, where the square is [`Self::mul`]'s.
     #[inline(always)]
-    pub fn sqr(&self, a: &Limbs<L>) -> Limbs<L> {
+    fn sqr(&self, a: &Limbs<L>) -> Limbs<L> {
         const { assert!(L <= MAX_LIMBS) };
         if !(8..=13).contains(&L) {
             return self.mul(a, a);
@@ -229,7 +286,7 @@ impl<const L: usize> MontN<L> {
     }
 
     #[inline(always)]
-    pub fn add(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+    fn add(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         let (s, carry) = add_carry(a, b);
         if carry || geq(&s, &self.n) {
             sub_borrow(&s, &self.n).0
@@ -239,32 +296,13 @@ impl<const L: usize> MontN<L> {
     }
 
     #[inline(always)]
-    pub fn sub(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
+    fn sub(&self, a: &Limbs<L>, b: &Limbs<L>) -> Limbs<L> {
         let (d, borrow) = sub_borrow(a, b);
         if borrow {
             add_carry(&d, &self.n).0
         } else {
             d
         }
-    }
-
-    /// Inverts every element of `xs` in place with one inversion (Montgomery's
-    /// trick: three multiplications per element); `Err(gcd)` when their
-    /// product has no inverse.
-    pub fn batch_inv(&self, xs: &mut [Limbs<L>], scratch: &mut Vec<Limbs<L>>) -> Result<(), BigUint> {
-        scratch.clear();
-        let mut acc = self.one;
-        for x in xs.iter() {
-            scratch.push(acc);
-            acc = self.mul(&acc, x);
-        }
-        let mut inv = self.inv(&acc)?;
-        for (x, before) in xs.iter_mut().zip(scratch.iter()).rev() {
-            let xi = self.mul(&inv, before);
-            inv = self.mul(&inv, x);
-            *x = xi;
-        }
-        Ok(())
     }
 }
 
