@@ -210,9 +210,8 @@ impl<const N: usize> Field for MontV<N> {
 #[target_feature(enable = "avx512f,avx512ifma")]
 fn mul<const N: usize>(m: &MontV<N>, a: &Lanes<N>, b: &Lanes<N>) -> Lanes<N> {
     let zero = _mm512_setzero_si512();
-    // t + top 2^(52 N): the running sum, shifted down a limb per step.
+    // The running sum, a limb shorter after each step.
     let mut t = [zero; N];
-    let mut top = zero;
     for &bi in b.iter() {
         for j in 0..N {
             t[j] = _mm512_madd52lo_epu64(t[j], a[j], bi);
@@ -220,23 +219,16 @@ fn mul<const N: usize>(m: &MontV<N>, a: &Lanes<N>, b: &Lanes<N>) -> Lanes<N> {
         for j in 0..N - 1 {
             t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a[j], bi);
         }
-        top = _mm512_madd52hi_epu64(top, a[N - 1], bi);
-        // u = t_0 (-n^-1) mod 2^52 clears limb 0.
+        let top = _mm512_madd52hi_epu64(zero, a[N - 1], bi);
+        // u = t_0 (-n^-1) mod 2^52 clears limb 0: t + u n, shifted down a
+        // limb as it is added.
         let u = _mm512_madd52lo_epu64(zero, t[0], m.ninv);
-        for j in 0..N {
-            t[j] = _mm512_madd52lo_epu64(t[j], u, m.n[j]);
-        }
-        for j in 0..N - 1 {
-            t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], u, m.n[j]);
-        }
-        top = _mm512_madd52hi_epu64(top, u, m.n[N - 1]);
-        let carry = _mm512_srli_epi64(t[0], 52);
-        for j in 0..N - 1 {
-            t[j] = t[j + 1];
+        let carry = _mm512_srli_epi64(_mm512_madd52lo_epu64(t[0], u, m.n[0]), 52);
+        for j in 1..N {
+            t[j - 1] = _mm512_madd52hi_epu64(_mm512_madd52lo_epu64(t[j], u, m.n[j]), u, m.n[j - 1]);
         }
         t[0] = _mm512_add_epi64(t[0], carry);
-        t[N - 1] = top;
-        top = zero;
+        t[N - 1] = _mm512_madd52hi_epu64(top, u, m.n[N - 1]);
     }
     let carry = normalise(&mut t);
     // Below 2n < 2R: the carry out is 0 or 1.
