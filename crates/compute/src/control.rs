@@ -89,7 +89,7 @@ impl Control {
     }
 
     /// Says, in words a person can follow, what the kernel is doing now
-    /// ("ECM p25: 120 of 265 curves").
+    /// ("ECM p25: 120 of 272 curves").
     pub fn stage(&self, text: &str) {
         if let Some(f) = &self.stage {
             f(text);

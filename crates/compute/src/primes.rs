@@ -11,8 +11,9 @@
 //! Miller-Rabin test, so memory stays bounded for any range of the 64-bit
 //! space (see [`memory_bound_bytes`]).
 //!
-//! The crossing loop indexes the segment without bounds checks (the one
-//! `unsafe` block of the workspace, with its invariant stated): the checks
+//! The crossing loop indexes the segment without bounds checks (an
+//! `unsafe` block with its invariant stated; the workspace's other `unsafe`
+//! code is ECM's AVX-512 arithmetic, `factor/mpv.rs`): the checks
 //! cost a quarter to a third of the sieve's time (measured with `scripts/bench-primes.sh`).
 //!
 //! [`count`] and [`for_each_prime`] are single-threaded; [`count_parallel`]

@@ -180,7 +180,7 @@ pub struct Job {
     #[schema(value_type = Option<String>, format = Uuid)]
     pub monitor_id: Option<Uuid>,
     /// What a running job is doing now, in words a person can follow (a
-    /// factorization's "ECM p25: 120 of 265 curves (B1 = 50000) on a
+    /// factorization's "ECM p25: 120 of 272 curves (B1 = 50000) on a
     /// 200-digit cofactor"); absent when the kernel says nothing or the job
     /// is not running. The same text comes as `data.stage` on `progress`
     /// events.

@@ -1,6 +1,11 @@
 //! Lenstra's elliptic-curve method on multi-precision integers (above 128
-//! bits, up to 1,024), on [`MontN`] limb arrays.
+//! bits, up to 1,024).
 //!
+//! - **Arithmetic**: the formulas are written once on [`Field`]. Where the
+//!   CPU has AVX-512 IFMA they run on `MontV` (`super::mpv`): eight curves
+//!   side by side, one per 64-bit lane, 52-bit limbs, five to seven times
+//!   the curves per second of one at a time. Elsewhere they run on
+//!   [`MontN`]'s 64-bit limb arrays, one curve at a time ([`Engine`]).
 //! - **Curves**: Edwards curves `x^2 + y^2 = 1 + d x^2 y^2` with rational
 //!   torsion Z/12 (the family of Bernstein, Birkner, Lange and Peters, "ECM
 //!   using Edwards curves", made from the multiples `[k](-2, 4)` of the
@@ -18,8 +23,9 @@
 //!   `B2 = 100 B1`: `D = 2310`, baby steps `[j]Q` for the 240 `j < D/2` prime
 //!   to `D`, giant steps `[mD]Q` normalised 256 at a time by one inversion,
 //!   so that each pair of primes `mD +- j` costs one multiplication.
-//! - **Levels**: B1 and curve counts per factor size ([`LEVELS`]); curves of a
-//!   level run in parallel on rayon and stop as soon as one finds a factor.
+//! - **Levels**: B1 and curve counts per factor size ([`LEVELS`]); the
+//!   batches of curves of a level (eight curves or one) run in parallel on
+//!   rayon and stop as soon as one finds a factor.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -51,8 +57,9 @@ pub const B2_PER_B1: u64 = 100;
 /// for a factor of that many digits with our B2, from Dickman's rho with the
 /// prime-to-B2 extension (`scripts/ecm-levels.py`, within 10% of what
 /// GMP-ECM's `-v` prints for Suyama's curves with the same B1 and B2 where it
-/// prints them). The Z/12 curves find as many: `scripts/ecm-curves.gp`
-/// counts their group orders beside Suyama's.
+/// prints them), rounded up to a multiple of 8 (a batch of lanes). The Z/12
+/// curves find as many: `scripts/ecm-curves.gp` counts their group orders
+/// beside Suyama's.
 pub const LEVELS: &[Level] = &[
     Level { digits: 15, b1: 2_000, curves: 24 },
     Level { digits: 20, b1: 11_000, curves: 80 },
@@ -163,6 +170,9 @@ fn signed_window(k: &BigUint, w: u32) -> Vec<i8> {
     digits.reverse();
     digits
 }
+
+/// A curve's starting point `(x, y)` and its `d`.
+type StartingCurve<E> = ((E, E), E);
 
 /// A point `(X/Z, Y/Z)` of the Edwards curve `x^2 + y^2 = 1 + d x^2 y^2`.
 #[derive(Clone, Copy)]
@@ -301,9 +311,9 @@ impl<F: Field> Edwards<'_, F> {
 /// `x = 8 u^2 v (u^2 + 12) / ((v^2 + 4u^2) d1)`, `y = (w - d1 d2) / (w + d1 d2)`,
 /// and `d = (x^2 + y^2 - 1) / (x^2 y^2)` puts the point on its curve. (This is
 /// Montgomery's Z/12 family, `A + 2` a square times `B`, in Edwards form.)
-fn z12_curve<F: Field>(m: &F, k: u64) -> Result<((F::E, F::E), F::E), BigUint> {
+fn z12_curve<F: Field>(m: &F, k: u64) -> Result<StartingCurve<F::E>, BigUint> {
     let (u, v) = z12_multiple(m, k)?;
-    let c12 = m.from_u64(12);
+    let c12 = m.of_u64(12);
     let uu = m.sqr(&u);
     let vv = m.sqr(&v);
     let uu4 = m.add(&m.add(&uu, &uu), &m.add(&uu, &uu));
@@ -311,7 +321,7 @@ fn z12_curve<F: Field>(m: &F, k: u64) -> Result<((F::E, F::E), F::E), BigUint> {
     let d2 = m.sub(&vv, &uu4);
     let s = m.add(&uu, &c12);
     let w = m.mul(&uu, &m.sqr(&s));
-    let x_num = m.mul(&m.from_u64(8), &m.mul(&m.mul(&uu, &v), &s));
+    let x_num = m.mul(&m.of_u64(8), &m.mul(&m.mul(&uu, &v), &s));
     let x_den = m.mul(&m.add(&vv, &uu4), &d1);
     let d12 = m.mul(&d1, &d2);
     let (y_num, y_den) = (m.sub(&w, &d12), m.add(&w, &d12));
@@ -327,8 +337,8 @@ fn z12_curve<F: Field>(m: &F, k: u64) -> Result<((F::E, F::E), F::E), BigUint> {
 /// `[k](-2, 4)` on `v^2 = u^3 - 12u`, in Jacobian coordinates with one
 /// inversion at the end.
 fn z12_multiple<F: Field>(m: &F, k: u64) -> Result<(F::E, F::E), BigUint> {
-    let c12 = m.from_u64(12);
-    let (bx, by) = (m.sub(&m.zero(), &m.from_u64(2)), m.from_u64(4));
+    let c12 = m.of_u64(12);
+    let (bx, by) = (m.sub(&m.zero(), &m.of_u64(2)), m.of_u64(4));
     let (mut x, mut y, mut z) = (bx, by, m.one());
     let twice = |a: &F::E| m.add(a, a);
     for i in (0..63 - k.leading_zeros()).rev() {

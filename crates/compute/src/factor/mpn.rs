@@ -19,7 +19,7 @@ pub trait Field {
     fn modulus(&self) -> &BigUint;
     fn one(&self) -> Self::E;
     fn zero(&self) -> Self::E;
-    fn from_u64(&self, v: u64) -> Self::E;
+    fn of_u64(&self, v: u64) -> Self::E;
     fn mul(&self, a: &Self::E, b: &Self::E) -> Self::E;
     fn sqr(&self, a: &Self::E) -> Self::E;
     fn add(&self, a: &Self::E, b: &Self::E) -> Self::E;
@@ -176,7 +176,7 @@ impl<const L: usize> Field for MontN<L> {
         [0; L]
     }
 
-    fn from_u64(&self, v: u64) -> Limbs<L> {
+    fn of_u64(&self, v: u64) -> Limbs<L> {
         self.to_mont(&BigUint::from(v))
     }
 
@@ -325,7 +325,7 @@ mod tests {
             assert_eq!(m.to_big(&m.sub(&ma, &mb)), (n + &a - &b) % n);
         }
         // Long chains stay right.
-        let (mut x, mut want) = (m.from_u64(3), BigUint::from(3u32));
+        let (mut x, mut want) = (m.of_u64(3), BigUint::from(3u32));
         let y = rng.gen_biguint_below(n);
         let my = m.to_mont(&y);
         for _ in 0..2000 {
@@ -333,7 +333,7 @@ mod tests {
             want = (&want * &want + &y + n - &want * &y % n) % n;
         }
         assert_eq!(m.to_big(&x), want);
-        let mut xs: Vec<Limbs<L>> = (1..40u64).filter(|&v| num_integer::Integer::gcd(&BigUint::from(v), n).is_one()).map(|v| m.from_u64(v * v)).collect();
+        let mut xs: Vec<Limbs<L>> = (1..40u64).filter(|&v| num_integer::Integer::gcd(&BigUint::from(v), n).is_one()).map(|v| m.of_u64(v * v)).collect();
         let orig = xs.clone();
         m.batch_inv(&mut xs, &mut Vec::new()).expect("n is prime to small values");
         for (x, o) in xs.iter().zip(&orig) {
@@ -365,7 +365,7 @@ mod tests {
         let p = BigUint::from(1_000_000_007u64);
         let n = &p * BigUint::from(340_282_366_920_938_463_463_374_607_431_768_211_297u128);
         let m = MontN::<3>::new(&n).expect("odd");
-        let x = m.from_u64(3 * 1_000_000_007);
+        let x = m.of_u64(3 * 1_000_000_007);
         assert_eq!(m.inv(&x), Err(p));
     }
 }
