@@ -5,7 +5,9 @@
 #     core; factors compared with PARI's; medians.
 #  2. Milliseconds per curve at B1 = 11,000 / 50,000 / 250,000 on 100-, 200-
 #     and 300-digit composites without small factors, one thread, against
-#     GMP-ECM's `ecm -c K B1 B2` with our B2 (100 B1): median per curve.
+#     GMP-ECM's `ecm -c K B1 B2` with our B2 (100 B1): median per curve;
+#     crunch both with eight curves side by side (where the CPU has AVX-512
+#     IFMA) and one at a time (CRUNCH_ECM_LANES=0).
 #  3. 200-digit numbers with a 25-digit factor (10 seeded): how many crunch
 #     factors completely within the default 60 s budget on every core, and
 #     how many GMP-ECM finds a factor of within 60 s (its recommended levels,
