@@ -5,7 +5,7 @@
 //!   CPU has AVX-512 IFMA they run on `MontV` (`super::mpv`): eight curves
 //!   side by side, one per 64-bit lane, 52-bit limbs, five to seven times
 //!   the curves per second of one at a time. Elsewhere they run on
-//!   [`MontN`]'s 64-bit limb arrays, one curve at a time ([`Engine`]).
+//!   [`MontN`]'s 64-bit limb arrays, one curve at a time (`Engine`).
 //! - **Curves**: Edwards curves `x^2 + y^2 = 1 + d x^2 y^2` with rational
 //!   torsion Z/12 (the family of Bernstein, Birkner, Lange and Peters, "ECM
 //!   using Edwards curves", made from the multiples `[k](-2, 4)` of the
@@ -580,15 +580,16 @@ pub enum LevelOutcome {
 /// How curves run: one at a time on [`MontN`], or eight side by side on
 /// [`MontV`] where the CPU has AVX-512 IFMA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+enum Engine {
     Scalar,
+    #[cfg(target_arch = "x86_64")]
     Lanes,
 }
 
 impl Engine {
     /// Lanes where the CPU has them, unless `CRUNCH_ECM_LANES=0` says
     /// otherwise (benchmarks compare the two).
-    pub fn best() -> Engine {
+    fn best() -> Engine {
         static BEST: OnceLock<Engine> = OnceLock::new();
         *BEST.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
@@ -600,13 +601,11 @@ impl Engine {
     }
 
     /// Curves run at once by one thread.
-    pub fn batch(self) -> u32 {
+    fn batch(self) -> u32 {
         match self {
             Engine::Scalar => 1,
             #[cfg(target_arch = "x86_64")]
             Engine::Lanes => LANES as u32,
-            #[cfg(not(target_arch = "x86_64"))]
-            Engine::Lanes => 1,
         }
     }
 }
@@ -619,7 +618,7 @@ pub fn run_level(n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progre
     run_level_on(Engine::best(), n, level, first_k, ctl, progress)
 }
 
-pub fn run_level_on(engine: Engine, n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
+fn run_level_on(engine: Engine, n: &BigUint, level: &Level, first_k: u64, ctl: &Control, progress: &(dyn Fn(u32) + Sync)) -> Result<LevelOutcome, Stop> {
     macro_rules! widths {
         ($($l:literal)*) => {
             match n.bits().div_ceil(64) {
@@ -650,8 +649,6 @@ fn run_width<const L: usize>(engine: Engine, n: &BigUint, level: &Level, first_k
         Engine::Scalar => curve(&m, k, &plan, &stop),
         #[cfg(target_arch = "x86_64")]
         Engine::Lanes => lanes_from(&m, k, &plan, &stop),
-        #[cfg(not(target_arch = "x86_64"))]
-        Engine::Lanes => curve(&m, k, &plan, &stop),
     };
     let outcome = (0..level.curves.div_ceil(batch) as u64).into_par_iter().find_map_any(|c| match run(first_k + c * u64::from(batch)) {
         Ok(Some(f)) => {

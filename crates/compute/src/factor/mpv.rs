@@ -85,14 +85,17 @@ impl<const N: usize> MontV<N> {
         }
         let r = BigUint::one() << (52 * N);
         let r_inv = r.modinv(n)?;
-        let mut v = Self { n: [splat(0); N], ninv: splat(inv.wrapping_neg() & MASK), one: [splat(0); N], modulus: n.clone(), r_inv };
-        v.n = v.pack_plain(&std::array::from_fn(|_| n.clone()));
-        v.one = v.pack_plain(&std::array::from_fn(|_| &r % n));
-        Some(v)
+        Some(Self {
+            n: Self::pack_plain(&std::array::from_fn(|_| n.clone())),
+            ninv: splat(inv.wrapping_neg() & MASK),
+            one: Self::pack_plain(&std::array::from_fn(|_| &r % n)),
+            modulus: n.clone(),
+            r_inv,
+        })
     }
 
     /// Lane `i` holds `vals[i]` as it is (each below `2^(52 N)`).
-    fn pack_plain(&self, vals: &[BigUint; LANES]) -> Lanes<N> {
+    fn pack_plain(vals: &[BigUint; LANES]) -> Lanes<N> {
         let limbs: Vec<[u64; N]> = vals.iter().map(limbs52::<N>).collect();
         std::array::from_fn(|k| from_lanes(std::array::from_fn(|i| limbs[i][k])))
     }
@@ -105,7 +108,7 @@ impl<const N: usize> MontV<N> {
 
     /// `vals[i] mod n` in Montgomery form, in lane `i`.
     pub fn to_mont(&self, vals: &[BigUint; LANES]) -> Lanes<N> {
-        self.pack_plain(&std::array::from_fn(|i| (&vals[i] << (52 * N)) % &self.modulus))
+        Self::pack_plain(&std::array::from_fn(|i| (&vals[i] << (52 * N)) % &self.modulus))
     }
 
     /// The plain value of every lane of `a`.
